@@ -1,0 +1,63 @@
+"""Options shared by the commands that run a style network."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..runtime.stylizer import Stylizer
+
+DEFAULT_STYLE = "starry-night"
+
+
+def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False) -> None:
+    """Add ``-s/--style``, device, precision, strength and colour options to ``p``."""
+    g = p.add_argument_group("engine")
+    g.add_argument(
+        "-s",
+        "--style",
+        required=style_required,
+        default=None,
+        help=f"style name (see `stylize-video styles`) or checkpoint path (default: {DEFAULT_STYLE} when shipped)",
+    )
+    g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N (default: auto)")
+    g.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="auto: fp16 on CUDA, fp32 on CPU"
+    )
+    g.add_argument("--strength", type=float, default=1.0, help="blend with the original, 0..1 (default: 1)")
+    g.add_argument("--preserve-color", action="store_true", help="keep the original colours, stylize luminance only")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the network (faster on CUDA after warm-up)")
+
+
+def default_style() -> str:
+    """The style used when ``-s`` is not given: the default if shipped, else the first one."""
+    from ..errors import CheckpointError
+    from ..models.checkpoint import available_styles
+
+    styles = available_styles()
+    if DEFAULT_STYLE in styles:
+        return DEFAULT_STYLE
+    if styles:
+        return sorted(styles)[0]
+    raise CheckpointError("no styles installed: pass -s PATH.safetensors (train one with `stylize-video train`)")
+
+
+def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
+    """Build the engine from the shared options."""
+    from ..errors import StylizeError
+    from ..runtime.stylizer import Stylizer
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise StylizeError(f"--strength must be within 0..1, got {args.strength}")
+    return Stylizer(
+        args.style or default_style(),
+        device=args.device,
+        precision=args.precision,
+        strength=args.strength,
+        preserve_color=args.preserve_color,
+        threads=args.threads,
+        compile=args.compile,
+        bgr=bgr,
+    )

@@ -1,0 +1,1 @@
+"""Frame sources, sinks, images and safe output paths."""

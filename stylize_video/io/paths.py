@@ -1,0 +1,63 @@
+"""Output-path safety shared by every command that writes files.
+
+Rules: never write over an input; refuse an existing output unless asked to
+overwrite; write under a temporary name in the same folder and rename into place
+only when complete, so a crash or Ctrl-C never leaves a truncated file under the
+final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..errors import OutputError
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = False) -> Path:
+    """Validate an output path against the inputs and the overwrite rule.
+
+    Raises:
+        OutputError: the output is an input, is a directory, or exists without
+            ``overwrite``.
+    """
+    out = Path(output)
+    for src in inputs:
+        if out.resolve() == Path(src).resolve() or _same_file(out, Path(src)):
+            raise OutputError(f"output {str(out)!r} is also an input; refusing to overwrite it")
+    if out.is_dir():
+        raise OutputError(f"output {str(out)!r} is a directory")
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {str(out)!r} exists (pass --overwrite to replace it)")
+    return out
+
+
+def partial_path(final: Path) -> Path:
+    """Temporary sibling of ``final`` that keeps its extension (encoders guess formats from it)."""
+    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to ``final``, on error remove it.
+
+    ``KeyboardInterrupt`` is an error here: callers that want Ctrl-C to keep a valid
+    file must catch it inside the block, finish the file, and leave normally.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)

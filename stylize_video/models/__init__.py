@@ -1,0 +1,1 @@
+"""Pure neural network modules and the checkpoint format."""

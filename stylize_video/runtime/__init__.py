@@ -1,0 +1,1 @@
+"""Inference runtime: device transfers, the stylizer, smoothing and the pipeline."""

@@ -1,0 +1,122 @@
+"""Moving frames between host memory (uint8 HxWx3 BGR, OpenCV's layout) and device
+tensors ((1, 3, H, W) float RGB in [0, 1]).
+
+On CUDA the host side goes through pinned staging buffers that are reused across
+frames, and uploads run on a side stream: pinned + ``non_blocking`` lets the copy of
+frame N+1 overlap the kernels of frame N. The BGR->RGB swap, the layout change and
+the scaling happen on the device, where they are almost free. On the CPU the same
+calls are plain tensor views and one conversion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+_BGR = [2, 1, 0]
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    """Validate a host frame: uint8, HxWx3 (HxW grayscale and HxWx4 are converted)."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"expected a numpy frame, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"expected a uint8 frame, got {frame.dtype}")
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InputError(f"expected an HxWx3 frame, got shape {frame.shape}")
+    return frame
+
+
+class FrameTransfer:
+    """Upload/download stage between numpy frames and device tensors.
+
+    Args:
+        device: where tensors live.
+        dtype: float dtype of uploaded tensors.
+        channels_last: return uploads in channels_last memory format.
+        bgr: host frames are BGR (OpenCV); set False for RGB frames.
+    """
+
+    def __init__(
+        self, device: torch.device, dtype: torch.dtype = torch.float32, channels_last: bool = False, bgr: bool = True
+    ) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self.bgr = bgr
+        self._cuda = device.type == "cuda"
+        self._copy_stream = torch.cuda.Stream(device) if self._cuda else None
+        # Two pinned upload slots: while one is being copied to the device the
+        # other can be refilled, without waiting for the first copy.
+        self._up_slots: list[tuple[torch.Tensor, Any]] = []
+        self._up_next = 0
+        self._down: torch.Tensor | None = None
+        self._down_event: Any = torch.cuda.Event() if self._cuda else None
+
+    def _stream_ctx(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.cuda.stream(self._copy_stream) if self._copy_stream is not None else contextlib.nullcontext()
+
+    def _pinned_slot(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, Any]:
+        if not self._up_slots or tuple(self._up_slots[0][0].shape) != shape:
+            self._up_slots = [
+                (torch.empty(shape, dtype=torch.uint8, pin_memory=True), torch.cuda.Event()) for _ in range(2)
+            ]
+        slot = self._up_slots[self._up_next]
+        self._up_next = (self._up_next + 1) % len(self._up_slots)
+        slot[1].synchronize()  # the copy that last read this buffer must be done
+        return slot
+
+    def upload_uint8(self, frame: np.ndarray) -> torch.Tensor:
+        """Copy a host frame to the device as uint8 (1, H, W, 3), channel order kept."""
+        frame = check_frame(frame)
+        if not self._cuda:
+            return torch.from_numpy(np.ascontiguousarray(frame)).unsqueeze(0).to(self.device)
+        buf, event = self._pinned_slot(tuple(frame.shape))
+        buf.numpy()[...] = frame  # the slot is ours: in-place fill of the staging buffer
+        with self._stream_ctx():
+            dev = buf.to(self.device, non_blocking=True)
+            event.record()
+        current = torch.cuda.current_stream(self.device)
+        current.wait_stream(self._copy_stream)  # type: ignore[arg-type]
+        dev.record_stream(current)
+        return dev.unsqueeze(0)
+
+    def to_float(self, u8: torch.Tensor) -> torch.Tensor:
+        """(1, H, W, 3) uint8 on the device -> (1, 3, H, W) float RGB in [0, 1]."""
+        if self.bgr:
+            u8 = u8[..., _BGR]
+        x = u8.permute(0, 3, 1, 2)  # a channels_last view of the HWC data: no copy
+        x = x.to(self.dtype).mul_(1.0 / 255.0)  # fresh tensor from .to(): ours to scale in place
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
+
+    def upload(self, frame: np.ndarray) -> torch.Tensor:
+        """Host uint8 HxWx3 frame -> device (1, 3, H, W) float RGB in [0, 1]."""
+        return self.to_float(self.upload_uint8(frame))
+
+    def download(self, x: torch.Tensor) -> np.ndarray:
+        """Device (1, 3, H, W) float RGB in [0, 1] -> new host uint8 HxWx3 frame."""
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise ValueError(f"expected (1, 3, H, W), got {tuple(x.shape)}")
+        y = (x.float() * 255.0 + 0.5).clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)[0]
+        if self.bgr:
+            y = y[..., _BGR]
+        y = y.contiguous()
+        if not self._cuda:
+            return y.numpy()
+        if self._down is None or self._down.shape != y.shape:
+            self._down = torch.empty(y.shape, dtype=torch.uint8, pin_memory=True)
+        self._down.copy_(y, non_blocking=True)
+        self._down_event.record()
+        self._down_event.synchronize()
+        # Copy out of the reused pinned buffer: callers may queue the frame.
+        return self._down.numpy().copy()

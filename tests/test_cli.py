@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from stylize_video.cli import main
+
+from .conftest import make_image
+
+
+def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "image" in out and "styles" in out
+
+
+def test_image_stylizes_one_file(image_file: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jpg"
+    assert main(["image", str(image_file), "-s", str(tiny_checkpoint), "-o", str(out), "--device", "cpu"]) == 0
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape == cv2.imread(str(image_file)).shape
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_image_refuses_existing_output(
+    image_file: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    assert main(["image", str(image_file), "-s", str(tiny_checkpoint), "-o", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    assert main(["image", str(image_file), "-s", str(tiny_checkpoint), "-o", str(out), "--overwrite"]) == 0
+    assert cv2.imread(str(out)) is not None
+
+
+def test_image_never_overwrites_input(
+    image_file: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = image_file.read_bytes()
+    code = main(["image", str(image_file), "-s", str(tiny_checkpoint), "-o", str(image_file), "--overwrite"])
+    assert code == 1 and "also an input" in capsys.readouterr().err
+    assert image_file.read_bytes() == before
+
+
+def test_image_folder_and_glob(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), make_image(20 + i, 30, seed=i))
+    (src / "notes.txt").write_text("not an image")
+    assert main(["image", str(src), "-s", str(tiny_checkpoint), "-o", str(tmp_path / "out"), "--max-size", "16"]) == 0
+    outs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outs] == ["p0.png", "p1.png", "p2.png"]
+    assert max(cv2.imread(str(outs[0])).shape[:2]) == 16
+    assert main(["image", str(src / "p*.png"), "-s", str(tiny_checkpoint), "-o", str(tmp_path / "g")]) == 0
+    assert len(list((tmp_path / "g").iterdir())) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["image", "missing.png", "-o", "x.png"], "does not exist"),
+        (["image", "{img}", "-s", "no-such-style", "-o", "{tmp}/x.png"], "unknown style"),
+        (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.png", "--device", "cuda:7"], "cuda"),
+        (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.png", "--strength", "2"], "strength"),
+        (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.gif"], "unsupported image extension"),
+        (["image", "{notimg}", "-s", "{ck}", "-o", "{tmp}/x.png"], "not a readable image"),
+    ],
+)
+def test_user_errors_are_one_line(
+    args: list[str],
+    message: str,
+    image_file: Path,
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notimg = tmp_path / "fake.jpg"
+    notimg.write_text("hello")
+    fmt = {"img": str(image_file), "ck": str(tiny_checkpoint), "tmp": str(tmp_path), "notimg": str(notimg)}
+    assert main([a.format(**fmt) for a in args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_styles_lists_installed(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(tiny_checkpoint.parent))
+    assert main(["styles"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "Nobody" in out
+
+
+def test_console_script_runs() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "stylize_video", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "stylize-video" in r.stdout

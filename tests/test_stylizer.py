@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stylize_video.errors import DeviceError, InputError
+from stylize_video.models.transform_net import TransformNet
+from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance
+from stylize_video.runtime.transfer import FrameTransfer
+
+from .conftest import make_image
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (243, 321), (5, 7)])
+def test_uint8_frame_in_same_size_out(tiny_net: TransformNet, shape: tuple[int, int]) -> None:
+    st = Stylizer(tiny_net, device="cpu")
+    frame = make_image(*shape)
+    out = st(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.array_equal(out, st(frame))
+
+
+def test_bgr_swap_matches_model_on_rgb(tiny_net: TransformNet) -> None:
+    frame = make_image()
+    out = Stylizer(tiny_net, device="cpu")(frame)
+    rgb = torch.from_numpy(frame[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        ref = (tiny_net(rgb)[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_strength_zero_returns_original(tiny_net: TransformNet) -> None:
+    frame = make_image()
+    out = Stylizer(tiny_net, device="cpu", strength=0.0)(frame)
+    assert np.abs(out.astype(int) - frame.astype(int)).max() <= 1
+
+
+def test_strength_is_a_linear_blend(tiny_net: TransformNet) -> None:
+    frame = make_image()
+    full = Stylizer(tiny_net, device="cpu")(frame).astype(float)
+    half = Stylizer(tiny_net, device="cpu", strength=0.5)(frame).astype(float)
+    assert np.abs(half - (full + frame) / 2).max() <= 1.5
+    with pytest.raises(ValueError):
+        Stylizer(tiny_net, device="cpu", strength=1.5)
+
+
+def test_preserve_color_keeps_chroma_takes_luma() -> None:
+    orig = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    styl = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    out = _transfer_luminance(orig, styl)
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    luma = lambda t: (t * w).sum(1)  # noqa: E731
+    torch.testing.assert_close(luma(out), luma(styl), atol=1e-5, rtol=0)
+    # chroma = RGB minus luma, per channel
+    torch.testing.assert_close(out - luma(out)[:, None], orig - luma(orig)[:, None], atol=1e-5, rtol=0)
+
+
+def test_bf16_close_to_fp32(tiny_net: TransformNet) -> None:
+    frame = make_image()
+    a = Stylizer(tiny_net, device="cpu", precision="fp32")(frame).astype(int)
+    b = Stylizer(tiny_net, device="cpu", precision="bf16")(frame).astype(int)
+    assert np.abs(a - b).mean() < 3
+
+
+class _NanInHalf(torch.nn.Module):
+    """Stands for a net whose half-precision activations overflow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale * (float("nan") if x.dtype != torch.float32 else 1.0)
+
+
+def test_nonfinite_half_output_falls_back_to_fp32(tiny_net: TransformNet) -> None:
+    st = Stylizer(tiny_net, device="cpu", precision="bf16")
+    st._models[st.style_name] = st._model = _NanInHalf().to(torch.bfloat16)
+    frame = make_image()
+    with pytest.warns(RuntimeWarning, match="falling back to fp32"):
+        out = st(frame)
+    assert st.dtype == torch.float32
+    assert np.abs(out.astype(int) - frame.astype(int)).max() <= 1  # the fp32 result, not a black frame
+
+
+def test_fp16_refused_on_cpu(tiny_net: TransformNet) -> None:
+    with pytest.raises(DeviceError, match="fp16"):
+        Stylizer(tiny_net, device="cpu", precision="fp16")
+
+
+def test_bad_frames_are_rejected(tiny_net: TransformNet) -> None:
+    st = Stylizer(tiny_net, device="cpu")
+    with pytest.raises(InputError, match="uint8"):
+        st(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(InputError, match="HxWx3"):
+        st(np.zeros((8, 8, 2), np.uint8))
+
+
+def test_style_switching_and_preload(tiny_checkpoint: Path, tiny_net: TransformNet) -> None:
+    st = Stylizer(tiny_checkpoint, device="cpu")
+    st.preload(tiny_net)
+    assert len(st.styles) == 2
+    frame = make_image()
+    a = st(frame)
+    st.set_style(tiny_net)
+    b = st(frame)
+    assert not np.array_equal(a, b)
+
+
+def test_transfer_round_trip_is_lossless() -> None:
+    t = FrameTransfer(torch.device("cpu"))
+    frame = make_image(31, 17)
+    x = t.upload(frame)
+    assert x.shape == (1, 3, 31, 17) and x.dtype == torch.float32
+    assert np.array_equal(t.download(x), frame)
+    assert np.array_equal(frame[:, :, 2], (x[0, 0] * 255).round().byte().numpy())  # R first on the device
+
+
+def test_input_not_mutated(tiny_net: TransformNet) -> None:
+    frame = make_image()
+    copy = frame.copy()
+    Stylizer(tiny_net, device="cpu", preserve_color=True, strength=0.7)(frame)
+    assert np.array_equal(frame, copy)
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = "import stylize_video, sys; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
+@pytest.mark.needs_cuda
+def test_cuda_fp16_agrees_with_fp32(tiny_net: TransformNet) -> None:
+    frame = make_image(240, 320)
+    a = Stylizer(tiny_net, device="cpu")(frame).astype(int)
+    b = Stylizer(tiny_net, device="cuda", precision="fp16")(frame).astype(int)
+    assert np.abs(a - b).mean() < 2
