@@ -1,0 +1,214 @@
+"""``stylize-video run``: camera, video file, URL or demo scene -> window, file or stream.
+
+Also what plain ``stylize-video`` (no arguments) does: the camera in a window when a
+camera and a display exist, else a short demo scene rendered to a fresh file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import add_engine_options, make_stylizer
+
+log = logging.getLogger(__name__)
+
+DEMO_SOURCE = "synthetic:640x360@30:3s"
+DEMO_NAME = "stylize-video-demo.mp4"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="stylize a camera, video file or URL live or into a file",
+        description=(
+            "Stylize video. Inputs: a camera index (0) or device (/dev/video0), a file or URL, "
+            "or the demo scene (synthetic[:WxH][@FPS][:SECONDSs]). Outputs (-o, repeatable): "
+            "window, a video file (audio copied), null, or a stream URL/virtualcam."
+        ),
+        epilog=(
+            "examples:\n"
+            "  stylize-video run -i 0 -s great-wave\n"
+            "  stylize-video run -i holiday.mp4 -s starry-night -o holiday-starry.mp4\n"
+            "  stylize-video run -i 0 -o window -o take1.mp4\n"
+            "window keys: q/Esc quit, n/p style, +/- strength, t smoothing, s snapshot, space pause, "
+            "f fullscreen, o overlay"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-i", "--input", default=None, help="camera index/device, video file, URL or synthetic")
+    p.add_argument(
+        "-o", "--output", action="append", default=None, help="window, FILE, null, URL or virtualcam (repeatable)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
+    cam = p.add_argument_group("camera")
+    cam.add_argument("--width", type=int, default=None, help="requested capture width")
+    cam.add_argument("--height", type=int, default=None, help="requested capture height")
+    cam.add_argument("--fps", type=float, default=None, help="requested capture frame rate")
+    enc = p.add_argument_group("encoding")
+    enc.add_argument("--codec", default="h264", help="h264 (default), hevc, av1, vp9 or an FFmpeg encoder name")
+    enc.add_argument("--crf", type=int, default=None, help="constant quality (x264 default 18; lower is better)")
+    enc.add_argument("--bitrate", default=None, help="target bitrate, e.g. 4M or 800k (instead of --crf)")
+    enc.add_argument("--preset", default=None, help="encoder speed preset (x264: ultrafast..veryslow; NVENC: p1..p7)")
+    tmp = p.add_argument_group("temporal")
+    tmp.add_argument("--smooth", default="none", choices=["none", "ema", "flow"], help="temporal smoothing")
+    tmp.add_argument("--smooth-strength", type=float, default=0.5, help="smoothing strength, 0..1 (default 0.5)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--queue-size", type=int, default=4, help="frames buffered between threads (default 4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--default", action="store_true", help=argparse.SUPPRESS)  # what bare `stylize-video` runs
+    add_engine_options(p)
+    p.set_defaults(func=run)
+
+
+def parse_bitrate(text: str | None) -> int | None:
+    """``4M`` -> 4000000, ``800k`` -> 800000, ``1500000`` -> 1500000."""
+    if text is None:
+        return None
+    from ..errors import StylizeError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise StylizeError(f"--bitrate {text!r}: use a number with an optional k/M suffix, e.g. 4M")
+    scale = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def _camera_available(index: int = 0) -> bool:
+    import cv2
+
+    cap = cv2.VideoCapture(index)
+    try:
+        return bool(cap.isOpened())
+    finally:
+        cap.release()
+
+
+def _apply_default(args: argparse.Namespace) -> None:
+    """Fill in what bare ``stylize-video`` does, depending on this machine."""
+    from ..io.sinks import fresh_path, has_display
+
+    if args.input is None and has_display() and _camera_available(0):
+        args.input, args.output = "0", ["window"]
+        return
+    args.input = args.input or DEMO_SOURCE
+    if not args.output:
+        args.output = [str(fresh_path(Path.cwd() / DEMO_NAME))]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import StylizeError
+    from ..io.media import is_url
+    from ..io.sinks import WindowSink, open_sink
+    from ..io.sources import VideoFileSource, open_source
+    from ..runtime.pipeline import Pipeline
+    from ..runtime.smoothing import make_smoother
+
+    if args.default:
+        from .common import default_style
+
+        args.style = args.style or default_style()  # fail before opening anything when none is installed
+        _apply_default(args)
+    if args.input is None:
+        raise StylizeError("no input: pass -i CAMERA|FILE|URL|synthetic (or run `stylize-video` alone for a demo)")
+    if not 0.0 <= args.smooth_strength < 1.0:
+        raise StylizeError(f"--smooth-strength must be within [0, 1), got {args.smooth_strength}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise StylizeError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.queue_size < 1:
+        raise StylizeError(f"--queue-size must be >= 1, got {args.queue_size}")
+    outputs = args.output or ["window"]
+    bitrate = parse_bitrate(args.bitrate)
+    if args.crf is not None and not 0 <= args.crf <= 63:
+        raise StylizeError(f"--crf must be within 0..63, got {args.crf}")
+
+    source = open_source(args.input, width=args.width, height=args.height, fps=args.fps)
+    sinks: list[Any] = []
+    try:
+        is_file = isinstance(source, VideoFileSource) and not is_url(args.input)
+        inputs = [args.input] if is_file else []
+        audio_from = args.input if isinstance(source, VideoFileSource) and source.has_audio else None
+        for spec in outputs:
+            sinks.append(
+                open_sink(
+                    spec,
+                    inputs=inputs,
+                    overwrite=args.overwrite,
+                    audio_from=audio_from,
+                    codec=args.codec,
+                    crf=args.crf,
+                    bitrate=bitrate,
+                    preset=args.preset,
+                    fps=getattr(source, "fps", None),
+                )
+            )
+        stylizer = make_stylizer(args)
+        styles: list[str] = []
+        if any(isinstance(s, WindowSink) for s in sinks):
+            styles = _preload_styles(stylizer)
+        smoother = None if args.smooth == "none" else make_smoother(args.smooth, args.smooth_strength)
+    except BaseException:
+        for sink in sinks:
+            abort = getattr(sink, "abort", None)
+            (abort or sink.close)()
+        source.close()
+        raise
+
+    total = getattr(source, "frame_count", None)
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total else args.max_frames
+    progress = _progress(total, disable=args.no_progress or bool(getattr(source, "live", False)))
+    pipeline = Pipeline(
+        source,
+        stylizer,
+        sinks,
+        smoother=smoother,
+        queue_size=args.queue_size,
+        max_frames=args.max_frames,
+        progress=progress,
+        styles=styles,
+    )
+    try:
+        stats = pipeline.run()
+    finally:
+        if progress is not None:
+            progress.close()
+        source.close()
+    for spec, sink in zip(outputs, sinks, strict=True):
+        path = getattr(sink, "path", None)
+        if path is not None and Path(path).exists():
+            print(f"wrote {path}" if spec == str(path) else f"wrote {path} ({spec})")
+    print(stats.summary())
+    if stats.error is not None:
+        raise stats.error
+    return 130 if stats.interrupted else 0
+
+
+def _preload_styles(stylizer: Any) -> list[str]:
+    """Load every installed style so n/p switch instantly; the current one first."""
+    from ..errors import StylizeError
+    from ..models.checkpoint import available_styles
+
+    names = [stylizer.style_name]
+    for name in sorted(available_styles()):
+        try:
+            key = stylizer.preload(name)[0]
+        except StylizeError as exc:
+            log.warning("style %s not loaded: %s", name, exc)
+            continue
+        if key not in names:
+            names.append(key)
+    return names
+
+
+def _progress(total: int | None, disable: bool) -> Any:
+    if disable:
+        return None
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, CI).
+    return tqdm(total=total, unit="frame", dynamic_ncols=True, disable=None, file=sys.stderr)

@@ -1,0 +1,203 @@
+"""PyAV helpers shared by the file source and the file sink.
+
+Kept apart from ``sources.py``/``sinks.py`` so neither imports the other: the
+sink re-reads the input's audio on its own, the source never knows about outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from ..errors import DependencyError, InputError, OutputError
+
+log = logging.getLogger(__name__)
+
+#: Audio codecs that MP4/MOV players handle when copied as-is. FFmpeg's muxer
+#: accepts more (vorbis is "experimental" there), but players do not.
+_MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+
+#: Video encoders tried in order for each ``--codec`` (NVENC first when CUDA is present).
+VIDEO_CODECS: dict[str, tuple[str, ...]] = {
+    "h264": ("h264_nvenc", "libx264", "h264"),
+    "hevc": ("hevc_nvenc", "libx265", "hevc"),
+    "av1": ("av1_nvenc", "libsvtav1", "libaom-av1", "av1"),
+    "vp9": ("libvpx-vp9",),
+}
+
+URL_SCHEMES = ("rtmp", "rtmps", "srt", "udp", "rtp", "rtsp", "http", "https", "tcp")
+
+
+def import_av() -> Any:
+    """Import PyAV, or fail with the extra to install."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a core dependency
+        raise DependencyError("video files need PyAV: pip install 'av>=12'") from exc
+    return av
+
+
+def is_url(spec: str) -> bool:
+    """True for ``scheme://...`` specs with a streaming scheme."""
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and scheme.lower() in URL_SCHEMES
+
+
+def open_input(spec: str | os.PathLike[str], options: dict[str, str] | None = None) -> Any:
+    """Open a media file or URL for reading, with errors a user can act on.
+
+    Raises:
+        InputError: missing, a directory, unreadable, or not a media file.
+    """
+    av = import_av()
+    text = os.fspath(spec)
+    if not is_url(text):
+        if not os.path.exists(text):
+            raise InputError(f"input {text!r} does not exist")
+        if os.path.isdir(text):
+            raise InputError(f"input {text!r} is a directory, not a video")
+        if not os.access(text, os.R_OK):
+            raise InputError(f"input {text!r} is not readable (permission denied)")
+    try:
+        return av.open(text, mode="r", options=options or {}, timeout=10.0 if is_url(text) else None)
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"input {text!r} is not a readable video ({_reason(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def even_pad(image: np.ndarray) -> np.ndarray:
+    """Pad an odd width/height by one replicated pixel so yuv420 encoders accept it.
+
+    Replicating the edge changes the picture by at most one row/column, which no
+    player shows differently; cropping would lose real content instead.
+    """
+    h, w = image.shape[:2]
+    ph, pw = h % 2, w % 2
+    if not (ph or pw):
+        return image
+    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+
+
+def rotate(image: np.ndarray, degrees: int | float) -> np.ndarray:
+    """Apply a display-matrix rotation (counter-clockwise degrees, as ``VideoFrame.rotation``)."""
+    k = round(float(degrees) / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def audio_codec_name(stream: Any) -> str:
+    """Canonical codec name of a stream (``mp3``, not the decoder's ``mp3float``)."""
+    return str(stream.codec_context.codec.canonical_name)
+
+
+def can_copy_audio(container: Any, codec: str) -> bool:
+    """Whether an output container takes ``codec`` audio without transcoding."""
+    fmt = container.format.name
+    if "mp4" in fmt or "mov" in fmt:
+        return codec in _MP4_AUDIO
+    try:
+        return codec in container.supported_codecs
+    except AttributeError:  # pragma: no cover - PyAV < 12
+        return False
+
+
+def transcode_audio_codec(container: Any) -> str:
+    """The audio codec to transcode to for ``container`` (AAC for MP4/MOV)."""
+    fmt = container.format.name
+    if "mp4" in fmt or "mov" in fmt or "matroska" in fmt.split(",")[0] or "flv" in fmt:
+        return "aac"
+    if "webm" in fmt:
+        return "libopus"
+    return str(container.default_audio_codec or "aac")
+
+
+def open_video_encoder(
+    container: Any,
+    codec: str,
+    width: int,
+    height: int,
+    *,
+    rate: Any,
+    time_base: Any,
+    crf: int | None = None,
+    bitrate: int | None = None,
+    preset: str | None = None,
+    allow_nvenc: bool = True,
+) -> Any:
+    """Add a video stream with the first encoder of ``codec``'s family that opens.
+
+    Args:
+        codec: ``h264``, ``hevc``, ``av1``, ``vp9`` or an FFmpeg encoder name.
+        rate: nominal frame rate (a hint for rate control; timestamps decide timing).
+        time_base: the stream's time base (the source's, so pts are copied unchanged).
+        allow_nvenc: try NVENC encoders (callers pass ``torch.cuda.is_available()``).
+
+    Raises:
+        OutputError: no encoder of the family is available or opens with these options.
+    """
+    av = import_av()
+    candidates = VIDEO_CODECS.get(codec, (codec,))
+    if "webm" in container.format.name and codec == "h264":
+        candidates = VIDEO_CODECS["vp9"]  # WebM takes only VP8/VP9/AV1
+    errors: list[str] = []
+    for name in candidates:
+        if name.endswith("_nvenc") and not allow_nvenc:
+            continue
+        options = _encoder_options(name, crf, preset)
+        # Open a throwaway context first: PyAV cannot remove a stream whose encoder
+        # then fails to open (NVENC without a free session, missing library, ...).
+        try:
+            probe = av.CodecContext.create(name, "w")
+            probe.width, probe.height, probe.pix_fmt = width, height, "yuv420p"
+            probe.time_base = time_base
+            probe.framerate = rate
+            probe.options = dict(options)
+            probe.open()
+        except (av.FFmpegError, ValueError) as exc:
+            errors.append(f"{name}: {_first_line(exc)}")
+            continue
+        stream = container.add_stream(name, rate=rate, options=options)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        if bitrate:
+            stream.bit_rate = int(bitrate)
+        log.info("video encoder %s (%dx%d, options %s)", name, width, height, options)
+        return stream
+    raise OutputError(f"no {codec!r} video encoder opens here ({'; '.join(errors) or 'unknown codec'})")
+
+
+def _encoder_options(name: str, crf: int | None, preset: str | None) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if name.endswith("_nvenc"):
+        if crf is not None:
+            opts["cq"] = str(crf)
+            opts["rc"] = "vbr"
+        opts["preset"] = preset or "p4"
+    elif name in ("libx264", "libx265"):
+        opts["crf"] = str(18 if crf is None else crf)
+        opts["preset"] = preset or "veryfast"
+        if name == "libx265":
+            opts["x265-params"] = "log-level=error"
+    elif name == "libsvtav1":
+        opts["crf"] = str(32 if crf is None else crf)
+        opts["preset"] = preset or "10"
+    elif name == "libvpx-vp9":
+        opts["crf"] = str(32 if crf is None else crf)
+        opts["b"] = "0"
+        opts["deadline"] = "realtime" if preset in (None, "realtime") else preset
+        opts["cpu-used"] = "8"
+    elif crf is not None or preset is not None:
+        log.warning("encoder %s: --crf/--preset ignored", name)
+    return opts
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's own words without PyAV's errno prefix and repeated file name."""
+    return str(getattr(exc, "strerror", None) or _first_line(exc))

@@ -1,0 +1,338 @@
+"""The threaded pipeline: decode thread -> model in the main thread -> encode thread.
+
+Only this module knows every stage. Bounded queues sit between the threads: a
+file source blocks when the model falls behind (files never drop a frame); a live
+source replaces the oldest waiting frame instead (stale frames are dropped and
+counted, so latency stays low). Sinks marked ``threaded`` run in the encoder
+thread, the others (the window) in the main thread right after the model.
+
+On Ctrl-C, on a quit key, and when a source fails mid-run (camera unplugged), the
+frames already stylized are written and every sink is finalized; only a bug
+(an unexpected exception) discards file outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import StylizeError
+from ..io.base import Frame, Sink, Source
+from .smoothing import NoSmoother, Smoother
+from .stylizer import Stylizer
+
+log = logging.getLogger(__name__)
+
+_END = object()
+_POLL_S = 0.1  # queue waits wake up this often to notice a stop request
+
+
+@dataclass
+class PipelineStats:
+    """What happened in a run. ``latencies`` are capture -> written, in seconds."""
+
+    frames: int = 0
+    dropped: int = 0
+    corrupt: int = 0
+    wall: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    interrupted: bool = False
+    stopped: bool = False
+    error: StylizeError | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall if self.wall > 0 else 0.0
+
+    def latency_percentile(self, q: float) -> float:
+        """Latency percentile ``q`` (0..100) in seconds; 0 without frames."""
+        return float(np.percentile(self.latencies, q)) if self.latencies else 0.0
+
+    def summary(self) -> str:
+        """One line for the end of a run."""
+        text = (
+            f"{self.frames} frames in {self.wall:.1f}s ({self.fps:.1f} fps), "
+            f"latency p50 {self.latency_percentile(50) * 1000:.0f} ms / p95 {self.latency_percentile(95) * 1000:.0f} ms, "
+            f"{self.dropped} dropped"
+        )
+        if self.corrupt:
+            text += f", {self.corrupt} corrupt packets skipped"
+        if self.interrupted:
+            text += " (interrupted)"
+        return text
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Pipeline:
+    """Run ``source -> stylizer -> smoother -> sinks`` with a decoder and an encoder thread.
+
+    Args:
+        source: frames in; ``source.live`` selects drop-stale behaviour.
+        stylizer: the engine (its ``transfer`` moves frames to and from the device).
+        sinks: outputs; each gets every stylized frame.
+        smoother: temporal smoothing (reset on ``Frame.cut`` and on toggling).
+        queue_size: frames waiting between threads (each direction).
+        max_frames: stop after this many frames (None: until the source ends).
+        progress: ``tqdm``-like object with ``update(n)`` (or None).
+        styles: style names to cycle with n/p (preloaded on the stylizer).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        stylizer: Stylizer,
+        sinks: Sequence[Sink],
+        *,
+        smoother: Smoother | None = None,
+        queue_size: int = 4,
+        max_frames: int | None = None,
+        progress: Any = None,
+        styles: Sequence[str] = (),
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        self.source = source
+        self.stylizer = stylizer
+        self.sinks = list(sinks)
+        self.smoother: Smoother = smoother or NoSmoother()
+        self._smoothing_on = smoother is not None
+        self.max_frames = max_frames
+        self.progress = progress
+        self.styles = list(styles)
+        self.on_frame = on_frame
+        self.stats = PipelineStats()
+        self._in: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._writer_error: BaseException | None = None
+        self._threaded = [s for s in self.sinks if getattr(s, "threaded", True)]
+        self._inline = [s for s in self.sinks if not getattr(s, "threaded", True)]
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ threads
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        """Blocking put that gives up when a stop is requested."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        live = bool(getattr(self.source, "live", False))
+        try:
+            for frame in self.source:
+                if self._stop.is_set():
+                    break
+                if live:
+                    # Newest frame wins: drop the oldest waiting one instead of blocking.
+                    while True:
+                        try:
+                            self._in.put_nowait(frame)
+                            break
+                        except queue.Full:
+                            try:
+                                self._in.get_nowait()
+                                with self._lock:
+                                    self.stats.dropped += 1
+                            except queue.Empty:
+                                pass
+                elif not self._put(self._in, frame):
+                    break
+            self._put(self._in, _END)
+        except BaseException as exc:  # handed to the main thread, which decides
+            self._put(self._in, _Failure(exc))
+
+    def _write(self) -> None:
+        while True:
+            try:
+                item = self._out.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self._writer_error is not None:
+                    return
+                continue
+            if item is _END:
+                return
+            if self._writer_error is not None:
+                continue  # drain so the main thread never blocks on a dead writer
+            try:
+                for sink in self._threaded:
+                    sink.write(item)
+                self._record(item)
+            except BaseException as exc:
+                self._writer_error = exc
+                self._stop.set()
+
+    def _record(self, frame: Frame) -> None:
+        with self._lock:
+            self.stats.frames += 1
+            if frame.captured:
+                self.stats.latencies.append(time.perf_counter() - frame.captured)
+        if self.progress is not None:
+            self.progress.update(1)
+
+    # --------------------------------------------------------------- main loop
+    def _status(self) -> str:
+        smooth = "on" if self._smoothing_on else "off"
+        return f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
+
+    def _apply(self, action: str) -> None:
+        st = self.stylizer
+        if action in ("next_style", "prev_style") and len(self.styles) > 1:
+            i = self.styles.index(st.style_name) if st.style_name in self.styles else -1
+            step = 1 if action == "next_style" else -1
+            st.set_style(self.styles[(i + step) % len(self.styles)])
+            self.smoother.reset()
+        elif action == "strength_up":
+            st.strength = min(1.0, round(st.strength + 0.1, 2))
+        elif action == "strength_down":
+            st.strength = max(0.0, round(st.strength - 0.1, 2))
+        elif action == "toggle_smoothing":
+            self._smoothing_on = not self._smoothing_on
+            self.smoother.reset()
+        elif action == "quit":
+            self.stats.stopped = True
+            self._stop.set()
+
+    def _controls(self) -> None:
+        for sink in self._inline:
+            poll = getattr(sink, "poll_actions", None)
+            if poll is not None:
+                for action in poll():
+                    self._apply(action)
+            set_status = getattr(sink, "set_status", None)
+            if set_status is not None:
+                set_status(self._status())
+
+    def process(self, frame: Frame) -> Frame:
+        """Stylize (and smooth) one frame; no threads involved."""
+        transfer = self.stylizer.transfer
+        x = transfer.upload(frame.image)
+        y = self.stylizer.stylize(x)
+        if frame.cut:
+            self.smoother.reset()
+        if self._smoothing_on:
+            y = self.smoother(y, x, frame.image)
+        return dataclasses.replace(frame, image=transfer.download(y))
+
+    def run(self) -> PipelineStats:
+        """Run to the end of the source, a quit, Ctrl-C or a source failure.
+
+        Returns:
+            The stats; ``interrupted`` after Ctrl-C, ``error`` when the source failed
+            mid-run (its outputs are finalized first).
+
+        Raises:
+            StylizeError: a sink failed (outputs discarded where possible), or the
+                source failed before the first frame.
+            Exception: anything unexpected, after discarding file outputs.
+        """
+        reader = threading.Thread(target=self._read, name="stylize-decode", daemon=True)
+        writer = threading.Thread(target=self._write, name="stylize-encode", daemon=True)
+        t0 = time.perf_counter()
+        reader.start()
+        writer.start()
+        ended = False
+        failure: BaseException | None = None
+        processed = 0
+        try:
+            self._controls()
+            while not self._stop.is_set():
+                if self._writer_error is not None:
+                    break
+                try:
+                    item = self._in.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    ended = True
+                    break
+                if isinstance(item, _Failure):
+                    failure = item.exc
+                    break
+                out = self.process(item)
+                processed += 1
+                for sink in self._inline:
+                    sink.write(out)
+                if self._threaded:
+                    self._put(self._out, out)
+                else:
+                    self._record(out)
+                if self.on_frame is not None:
+                    self.on_frame(out)
+                self._controls()
+                if self.max_frames is not None and processed >= self.max_frames:
+                    ended = True
+                    break
+        except KeyboardInterrupt:
+            self.stats.interrupted = True
+        except BaseException as exc:
+            failure = exc
+        # Let the encoder drain what was stylized, then stop the decoder.
+        if self._threaded:
+            self._writer_done(writer)
+        self._stop.set()
+        reader.join(timeout=2.0)
+        self.stats.wall = time.perf_counter() - t0
+        self.stats.corrupt = int(getattr(self.source, "corrupt", 0))
+        return self._finalize(ended, failure)
+
+    def _writer_done(self, writer: threading.Thread) -> None:
+        while writer.is_alive():
+            try:
+                self._out.put(_END, timeout=_POLL_S)
+                break
+            except queue.Full:
+                continue
+            except KeyboardInterrupt:
+                # A second Ctrl-C while finishing: keep finishing, the file must stay valid.
+                continue
+        while writer.is_alive():
+            try:
+                writer.join(timeout=_POLL_S)
+            except KeyboardInterrupt:
+                continue
+
+    def _finalize(self, ended: bool, failure: BaseException | None) -> PipelineStats:
+        writer_error = self._writer_error
+        keep = writer_error is None and (failure is None or isinstance(failure, StylizeError))
+        if keep and failure is not None and self.stats.frames == 0 and not self._inline:
+            keep = False  # nothing was written: a failing input leaves no empty file behind
+        close_error: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                if keep:
+                    if ended and hasattr(sink, "finish"):
+                        sink.finish()
+                    sink.close()
+                elif hasattr(sink, "abort"):
+                    sink.abort()
+                else:
+                    sink.close()
+            except BaseException as exc:  # close every sink even if one fails
+                close_error = close_error or exc
+        if writer_error is not None:
+            raise writer_error
+        if failure is not None:
+            if isinstance(failure, StylizeError) and self.stats.frames > 0:
+                self.stats.error = failure
+            else:
+                raise failure
+        if close_error is not None:
+            raise close_error
+        return self.stats
