@@ -108,6 +108,7 @@ class Probe:
     audio_streams: int = 0
     audio_codecs: list[str] = field(default_factory=list)
     audio_duration: float = 0.0
+    audio_end: float = 0.0
     average_rate: Fraction | None = None
     images: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -141,4 +142,5 @@ def probe(path: str | Path, keep_images: bool = False) -> Probe:
                 first = t if first is None else min(first, t)
                 last_end = max(last_end, t + float((p.duration or 0) * p.time_base))
             out.audio_duration = last_end - (first or 0.0)
+            out.audio_end = last_end
     return out

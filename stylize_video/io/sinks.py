@@ -70,8 +70,10 @@ class _AudioCopier:
             else:
                 target = transcode_audio_codec(container)
                 out = container.add_stream(target, rate=ins.codec_context.sample_rate or 48000)
-                if ins.codec_context.layout is not None:
-                    out.layout = ins.codec_context.layout.name
+                # By channel count: decoders may report an unordered layout ("1 channels")
+                # that encoders refuse.
+                channels = ins.codec_context.channels or 2
+                out.layout = {1: "mono", 2: "stereo"}.get(channels) or self._av.AudioLayout(channels).name
                 self._tracks[ins.index] = (out, ins, False)
                 log.info(
                     "audio stream %d: %s cannot go into %s, transcoding to %s",
