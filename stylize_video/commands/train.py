@@ -1,0 +1,108 @@
+"""``stylize-video train``: train a style network on a painting and a folder of photos."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    from ..training.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+
+    p = sub.add_parser(
+        "train",
+        help="train a style network on a painting",
+        description=(
+            "Train a feed-forward style network (Johnson et al. 2016) with a VGG16 perceptual loss. "
+            "State is saved every --checkpoint-every iterations and on Ctrl-C; --resume continues exactly."
+        ),
+        epilog=(
+            "example: stylize-video train --style-image starry.jpg --data photos/ -o starry-night.safetensors "
+            "--vgg-weights vgg16.safetensors --preset lite --image-size 128 --iterations 2000"
+        ),
+    )
+    p.add_argument("--style-image", required=True, help="the painting")
+    p.add_argument("--data", required=True, help="folder of photos (recursive) or an uncompressed .tar of them")
+    p.add_argument("-o", "--output", required=True, help="checkpoint to write (NAME.safetensors)")
+    p.add_argument("--preset", default="full", choices=["full", "lite"], help="architecture (default: full)")
+    p.add_argument(
+        "--vgg-weights",
+        default=None,
+        help="VGG16 weights (.safetensors/.pth, torchvision key layout); default: torchvision's, downloaded once",
+    )
+    p.add_argument("--image-size", type=int, default=256, help="training crop size (default: 256)")
+    p.add_argument(
+        "--style-size", type=int, default=512, help="painting's longer side in px; smaller = bigger strokes (512)"
+    )
+    p.add_argument("--batch-size", type=int, default=4, help="default: 4")
+    p.add_argument("--iterations", type=int, default=20000, help="optimizer steps in total (default: 20000)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--content-weight", type=float, default=DEFAULT_CONTENT_WEIGHT, help="default: %(default)s")
+    p.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, help="default: %(default)s")
+    p.add_argument("--tv-weight", type=float, default=DEFAULT_TV_WEIGHT, help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="fixes initialisation and data order (default: 0)")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="save resumable state every N its (500)")
+    p.add_argument("--sample-every", type=int, default=500, help="save sample stylizations every N its, 0: never")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT.train-state.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
+    p.add_argument("--teacher", default=None, help="distil from this checkpoint (e.g. a trained full model)")
+    p.add_argument("--distill-weight", type=float, default=50.0, help="weight of the teacher MSE (default: 50)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="mixed precision (auto: bf16 on CUDA and on CPUs with native bf16)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 8 on CUDA)")
+    g = p.add_argument_group("painting credit (stored in the checkpoint)")
+    g.add_argument("--name", default=None, help="style name (default: output file stem)")
+    g.add_argument("--title", default=None)
+    g.add_argument("--artist", default=None)
+    g.add_argument("--year", default=None)
+    g.add_argument("--credit", default=None, help="source / license line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.train import TrainConfig, train
+
+    config = TrainConfig(
+        style_image=args.style_image,
+        data=args.data,
+        output=args.output,
+        preset=args.preset,
+        vgg_weights=args.vgg_weights,
+        image_size=args.image_size,
+        style_size=args.style_size if args.style_size > 0 else None,
+        batch_size=args.batch_size,
+        iterations=args.iterations,
+        lr=args.lr,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        sample_every=args.sample_every,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        threads=args.threads,
+        device=args.device,
+        amp=args.amp,
+        workers=args.workers,
+        teacher=args.teacher,
+        distill_weight=args.distill_weight,
+        name=args.name,
+        title=args.title,
+        artist=args.artist,
+        year=args.year,
+        credit=args.credit,
+    )
+    result = train(config)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.val_losses.items())
+    skipped = f", {len(result.skipped)} unreadable image(s) skipped" if result.skipped else ""
+    print(f"wrote {result.checkpoint} ({result.iterations} iterations, {result.images_per_s:.2f} img/s{skipped})")
+    if losses:
+        print(f"validation: {losses}")
+    return 0

@@ -1,0 +1,98 @@
+"""Content and style loss of a style network on held-out photos: numbers to compare runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from ..models.transform_net import TransformNet
+from .losses import PerceptualLoss
+
+
+def validation_losses(
+    model: torch.nn.Module, loss_fn: PerceptualLoss, images: torch.Tensor, batch_size: int = 4
+) -> dict[str, float]:
+    """Mean weighted loss terms of ``model`` over ``images`` (N, 3, H, W) in [0, 1].
+
+    Runs on the model's device, without gradients, in batches of ``batch_size``.
+    """
+    device = next(model.parameters()).device
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i : i + batch_size].to(device)
+            terms = loss_fn(model(x).float(), loss_fn.content_targets(x))
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(x)
+    return {k: v / max(len(images), 1) for k, v in sums.items()}
+
+
+@dataclass
+class StyleEvaluation:
+    """Result of :func:`evaluate_checkpoint` (losses are weighted as in training)."""
+
+    checkpoint: str
+    style_image: str
+    images: int
+    image_size: int
+    losses: dict[str, float]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    style_image: str | os.PathLike[str] | None = None,
+    vgg_weights: str | os.PathLike[str] | None = None,
+    image_size: int = 256,
+    max_images: int = 64,
+    device: str = "auto",
+    val_fraction: float = 0.05,
+) -> StyleEvaluation:
+    """Loss terms of a checkpoint on the held-out split of ``data``.
+
+    The style image defaults to ``style_dir/<training.style_image>`` recorded in the
+    checkpoint when ``style_image`` is a folder, and the loss weights and style size
+    to those the checkpoint was trained with, so numbers compare with its
+    ``val_*`` metrics.
+
+    Raises:
+        InputError: no style image can be found, or the data has no validation images.
+    """
+    from ..devices import resolve_device
+    from ..models.checkpoint import load_checkpoint
+    from ..models.vgg import VGGFeatures, load_vgg_state
+    from .data import PhotoSet, load_fixed
+    from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+    from .train import load_style_image
+
+    ck = load_checkpoint(checkpoint)
+    training = ck.meta.training
+    style_path = Path(style_image) if style_image else None
+    if style_path is not None and style_path.is_dir() and training.get("style_image"):
+        style_path = style_path / str(training["style_image"])
+    if style_path is None or not style_path.is_file():
+        raise InputError(
+            f"style image {str(style_path) if style_path else None!r} not found "
+            f"(the checkpoint was trained on {training.get('style_image', 'an unrecorded image')!r}; pass --style-image)"
+        )
+    dev = resolve_device(device)
+    photos = PhotoSet.scan(data, val_fraction)
+    if not photos.val:
+        raise InputError(f"{str(data)!r} has no held-out validation images")
+    images = load_fixed(photos.val[:max_images], image_size)
+    vgg = VGGFeatures(load_vgg_state(vgg_weights)).to(dev)
+    style = load_style_image(style_path, training.get("style_size", 512)).to(dev)
+    loss_fn = PerceptualLoss(
+        vgg,
+        style,
+        content_weight=float(training.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
+        style_weight=float(training.get("style_weight", DEFAULT_STYLE_WEIGHT)),
+        tv_weight=float(training.get("tv_weight", DEFAULT_TV_WEIGHT)),
+    )
+    model: TransformNet = ck.model.to(dev)
+    losses = validation_losses(model, loss_fn, images)
+    return StyleEvaluation(str(ck.path), str(style_path), len(images), image_size, losses)

@@ -1,0 +1,239 @@
+"""Training: losses, data split, a tiny end-to-end run, exact resume, skipped files, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tarfile
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from stylize_video.cli import main
+from stylize_video.errors import InputError, OutputError
+from stylize_video.models.checkpoint import load_checkpoint
+from stylize_video.models.vgg import VGGFeatures, _select_features
+from stylize_video.training.data import PhotoSet, PositionDataset, is_validation, list_images
+from stylize_video.training.losses import PerceptualLoss, gram_matrix
+from stylize_video.training.train import TrainConfig, train
+
+from .conftest import TINY, make_image
+
+
+def small_vgg(seed: int = 1) -> VGGFeatures:
+    torch.manual_seed(seed)
+    return VGGFeatures(width_div=16)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    d = tmp_path / "photos" / "nested"
+    d.mkdir(parents=True)
+    for i in range(8):
+        cv2.imwrite(str(d / f"p{i}.jpg"), make_image(40 + i, 52, seed=i))
+    return d.parent
+
+
+@pytest.fixture
+def style_file(tmp_path: Path) -> Path:
+    p = tmp_path / "painting.png"
+    cv2.imwrite(str(p), make_image(40, 60, seed=99))
+    return p
+
+
+def _config(photos: Path, style: Path, out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = {
+        "style_image": str(style),
+        "data": str(photos),
+        "output": str(out),
+        "image_size": 32,
+        "style_size": 48,
+        "batch_size": 2,
+        "iterations": 3,
+        "checkpoint_every": 100,
+        "sample_every": 2,
+        "amp": "off",
+        "threads": 1,
+        "device": "cpu",
+        "val_fraction": 0.2,
+        "title": "Test Painting",
+        "artist": "Nobody",
+    }
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_gram_is_fp32_and_size_normalised() -> None:
+    f = torch.rand(2, 4, 8, 8)
+    g = gram_matrix(f.bfloat16())
+    assert g.dtype == torch.float32 and g.shape == (2, 4, 4)
+    # Tiling the map 2x2 keeps the per-position statistics, so the normalised Gram is unchanged.
+    assert torch.allclose(gram_matrix(f.repeat(1, 1, 2, 2)), gram_matrix(f), rtol=1e-5)
+
+
+def test_loss_is_invariant_to_vgg_activation_scale() -> None:
+    # Scaling the first conv and every bias by k scales every ReLU activation by k
+    # (ReLU and max-pool are positively homogeneous): a stand-in for Caffe-scale VGG.
+    vgg = small_vgg()
+    scaled = small_vgg()
+    with torch.no_grad():
+        for i, layer in enumerate(scaled.features):
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.bias.mul_(50.0)
+                if i == 0:
+                    layer.weight.mul_(50.0)
+    style, x, y = torch.rand(1, 3, 40, 40), torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    a = PerceptualLoss(vgg, style)
+    b = PerceptualLoss(scaled, style)
+    la, lb = a(y, a.content_targets(x)), b(y, b.content_targets(x))
+    for k in ("content", "style", "total"):
+        assert math.isclose(la[k].item(), lb[k].item(), rel_tol=1e-3), k
+    # ... while the raw features really are 50x larger.
+    assert scaled(x, ["relu4_3"])["relu4_3"].abs().mean() > 40 * vgg(x, ["relu4_3"])["relu4_3"].abs().mean()
+
+
+def test_vgg_accepts_torchvision_layout_and_reports_missing() -> None:
+    full = {f"features.{k}": v for k, v in VGGFeatures().features.state_dict().items()}
+    full["classifier.0.weight"] = torch.zeros(1)  # ignored
+    assert set(_select_features(full)) == set(VGGFeatures().features.state_dict())
+    del full["features.21.weight"]
+    with pytest.raises(InputError, match=r"21\.weight"):
+        _select_features(full)
+
+
+def test_validation_split_is_by_name_and_tar_matches_folder(photos: Path, tmp_path: Path) -> None:
+    names = [f"img_{i}.jpg" for i in range(400)]
+    val = [n for n in names if is_validation(n, 0.05)]
+    assert 5 <= len(val) <= 40 and val == [n for n in names if is_validation(n, 0.05)]
+    tar_path = tmp_path / "photos.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(photos, arcname=".")
+    from_dir, from_tar = list_images(photos), list_images(tar_path)
+    assert [r.name for r in from_dir] == [r.name.removeprefix("./") for r in from_tar]
+    assert from_dir[3].read_bytes() == from_tar[3].read_bytes()
+
+
+def test_data_order_is_a_function_of_position(photos: Path) -> None:
+    records = PhotoSet.scan(photos, 0.0).train
+    a, b = PositionDataset(records, 24, seed=3), PositionDataset(records, 24, seed=3)
+    assert torch.equal(a[13], b[13]) and a[13].shape == (3, 24, 24)
+    assert not torch.equal(a[13], a[14])
+    assert float(a[5].min()) >= 0.0 and float(a[5].max()) <= 1.0
+
+
+def test_corrupt_images_are_skipped_and_counted(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (photos / "empty.png").write_bytes(b"")
+    scanned = PhotoSet.scan(photos, 0.2)
+    assert sorted(scanned.skipped) == ["broken.jpg", "empty.png"]
+    assert len(scanned.train) + len(scanned.val) == 8
+    result = train(
+        _config(photos, style_file, tmp_path / "s.safetensors", iterations=1),
+        vgg=small_vgg(),
+        arch=TINY,
+        progress=False,
+    )
+    assert sorted(result.skipped) == ["broken.jpg", "empty.png"]
+    assert load_checkpoint(result.checkpoint).meta.training["skipped_images"] == 2
+
+
+def test_three_iteration_run_writes_checkpoint_samples_and_metadata(
+    photos: Path, style_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out" / "mine.safetensors"
+    config = _config(photos, style_file, out)
+    result = train(config, vgg=small_vgg(), arch=TINY, progress=False)
+    assert result.iterations == 3 and len(result.history) == 3
+    assert all(math.isfinite(h["total"]) and h["style"] > 0 for h in result.history)
+    ck = load_checkpoint(out)
+    assert ck.meta.title == "Test Painting" and ck.meta.artist == "Nobody" and ck.meta.arch == TINY
+    assert ck.meta.training["iterations_done"] == 3 and ck.meta.training["lr"] == 1e-3
+    assert ck.meta.training["vgg"] == {"source": "provided"}
+    assert set(ck.meta.metrics) >= {"val_content", "val_style", "val_tv", "val_total"}
+    assert (config.samples_dir / "iter_000002.jpg").is_file() and (config.samples_dir / "final.jpg").is_file()
+    assert config.state_path.is_file()
+    # A second run must not silently replace the first.
+    with pytest.raises(OutputError, match="exists"):
+        train(config, vgg=small_vgg(), arch=TINY, progress=False)
+
+
+def test_training_lowers_the_loss(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    config = _config(photos, style_file, tmp_path / "l.safetensors", iterations=25, lr=1e-2, sample_every=0)
+    hist = train(config, vgg=small_vgg(), arch=TINY, progress=False).history
+    assert sum(h["total"] for h in hist[-5:]) < 0.9 * sum(h["total"] for h in hist[:5])
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    straight = train(
+        _config(photos, style_file, tmp_path / "a.safetensors", iterations=4),
+        vgg=small_vgg(),
+        arch=TINY,
+        progress=False,
+    )
+
+    cfg = _config(photos, style_file, tmp_path / "b.safetensors", iterations=4)
+
+    def stop_at_two(it: int, losses: dict[str, float]) -> None:
+        if it == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, vgg=small_vgg(), arch=TINY, progress=False, on_step=stop_at_two)
+    assert cfg.state_path.is_file() and not Path(cfg.output).exists()
+    torch.manual_seed(12345)  # resume must not depend on the global RNG
+    resumed = train(dataclasses.replace(cfg, resume=True), vgg=small_vgg(), arch=TINY, progress=False)
+
+    assert len(resumed.history) == 4
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        for k in a:
+            assert math.isclose(a[k], b[k], rel_tol=1e-6, abs_tol=1e-9), (k, a, b)
+    wa = load_checkpoint(straight.checkpoint).model.state_dict()
+    wb = load_checkpoint(resumed.checkpoint).model.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_changed_settings(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    cfg = _config(photos, style_file, tmp_path / "c.safetensors", iterations=1, sample_every=0)
+    train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    with pytest.raises(InputError, match="lr"):
+        train(dataclasses.replace(cfg, resume=True, iterations=2, lr=5e-3), vgg=small_vgg(), arch=TINY, progress=False)
+
+
+def test_distillation_adds_a_teacher_term(
+    photos: Path, style_file: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    cfg = _config(photos, style_file, tmp_path / "d.safetensors", iterations=2, teacher=str(tiny_checkpoint))
+    result = train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    assert all(h["distill"] > 0 for h in result.history)
+    assert load_checkpoint(result.checkpoint).meta.training["teacher"] == str(tiny_checkpoint)
+
+
+def test_cli_train_reports_missing_vgg_file(
+    photos: Path, style_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "--style-image",
+            str(style_file),
+            "--data",
+            str(photos),
+            "-o",
+            str(tmp_path / "x.safetensors"),
+            "--vgg-weights",
+            str(tmp_path / "nope.safetensors"),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 1
+    assert "nope.safetensors" in capsys.readouterr().err
+
+
+def test_config_validation_names_the_bad_value(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="-3"):
+        _config(photos, style_file, tmp_path / "v.safetensors", batch_size=-3)
+    with pytest.raises(OutputError, match=r"\.safetensors"):
+        _config(photos, style_file, tmp_path / "v.pth")
