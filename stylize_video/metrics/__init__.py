@@ -1,0 +1,1 @@
+"""Quality metrics for stylized video (temporal stability, fidelity)."""
