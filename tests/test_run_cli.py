@@ -200,3 +200,31 @@ def test_sigint_leaves_a_playable_file_with_audio(tmp_path: Path, tiny_checkpoin
     assert p.audio_codecs == ["aac"]
     assert abs(p.audio_end - p.video_duration) < 0.07  # audio stops with the last frame
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_camera_unplugged_mid_run_finalizes_the_recording(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    import cv2
+
+    from tests.test_sources import FakeCapture
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda device: FakeCapture(frames=6, size=(48, 32)))
+    out = tmp_path / "cam.mp4"
+    assert _run("-i", "0", "-o", out, "-s", tiny_checkpoint, "--width", "48", "--height", "32") == 1
+    captured = capsys.readouterr()
+    assert "camera 0 stopped delivering frames after 6 (unplugged?)" in captured.err
+    m = re.search(r"(\d+) frames in .* (\d+) dropped", captured.out)
+    assert m is not None and int(m.group(1)) + int(m.group(2)) == 6
+    p = probe(out)  # finalized and playable
+    assert p.frames == int(m.group(1)) >= 1 and (p.width, p.height) == (48, 32)
+
+
+def test_flow_smoothing_option(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    pytest.importorskip("stylize_video.runtime.flow_smoother")
+    src = write_clip(tmp_path / "in.mp4", n_frames=3, audio=False)
+    out = tmp_path / "flow.mp4"
+    assert _run("-i", src, "-o", out, "-s", tiny_checkpoint, "--smooth", "flow") == 0
+    assert probe(out).frames == 3

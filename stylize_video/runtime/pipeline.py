@@ -13,12 +13,14 @@ frames already stylized are written and every sink is finalized; only a bug
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,26 @@ class PipelineStats:
         if self.interrupted:
             text += " (interrupted)"
         return text
+
+
+@contextlib.contextmanager
+def _deferred_sigint() -> Iterator[None]:
+    """Hold Ctrl-C while outputs are finalized: a second one must not leave a broken file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def _hold(signum: int, frame: object) -> None:
+        if not pending:
+            log.warning("finishing the output files, one moment...")
+        pending.append(signum)
+
+    previous = signal.signal(signal.SIGINT, _hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Failure:
@@ -277,20 +299,20 @@ class Pipeline:
                     self.on_frame(out)
                 self._controls()
                 if self.max_frames is not None and processed >= self.max_frames:
-                    ended = True
-                    break
+                    break  # not the input's end: audio stops with the last frame
         except KeyboardInterrupt:
             self.stats.interrupted = True
         except BaseException as exc:
             failure = exc
-        # Let the encoder drain what was stylized, then stop the decoder.
-        if self._threaded:
-            self._writer_done(writer)
-        self._stop.set()
-        reader.join(timeout=2.0)
-        self.stats.wall = time.perf_counter() - t0
-        self.stats.corrupt = int(getattr(self.source, "corrupt", 0))
-        return self._finalize(ended, failure)
+        with _deferred_sigint():
+            # Let the encoder drain what was stylized, then stop the decoder.
+            if self._threaded:
+                self._writer_done(writer)
+            self._stop.set()
+            reader.join(timeout=2.0)
+            self.stats.wall = time.perf_counter() - t0
+            self.stats.corrupt = int(getattr(self.source, "corrupt", 0))
+            return self._finalize(ended, failure)
 
     def _writer_done(self, writer: threading.Thread) -> None:
         while writer.is_alive():
@@ -299,14 +321,7 @@ class Pipeline:
                 break
             except queue.Full:
                 continue
-            except KeyboardInterrupt:
-                # A second Ctrl-C while finishing: keep finishing, the file must stay valid.
-                continue
-        while writer.is_alive():
-            try:
-                writer.join(timeout=_POLL_S)
-            except KeyboardInterrupt:
-                continue
+        writer.join()
 
     def _finalize(self, ended: bool, failure: BaseException | None) -> PipelineStats:
         writer_error = self._writer_error

@@ -1,0 +1,216 @@
+"""End-to-end file conversion throughput against model-only throughput.
+
+For each preset (lite, full) and resolution (640x480, 1280x720): a clip is generated
+(the built-in synthetic scene, h264 + AAC), then
+
+* ``model``   the engine alone on a frame already on the device (``Stylizer.stylize``);
+* ``model+io`` upload + stylize + download per frame (numpy BGR in and out);
+* ``file``    the whole ``stylize-video run`` path: PyAV decode thread -> model ->
+  encode thread (libx264, or NVENC on CUDA) with the audio copied, timed from the
+  first decoded frame to the renamed output.
+
+The ratio ``file / model`` is what the pipeline costs; the target is >= 0.90.
+Random weights: speed does not depend on what a style looks like.
+
+    python benchmarks/end_to_end.py                      # CPU, both presets, both sizes
+    python benchmarks/end_to_end.py --device cuda --frames 300
+    python benchmarks/end_to_end.py --quick              # lite at 640x480 only
+
+Writes ``benchmarks/results/end_to_end-<device>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stylize_video.io.sinks import VideoFileSink  # noqa: E402
+from stylize_video.io.sources import SyntheticSource, VideoFileSource  # noqa: E402
+from stylize_video.models.transform_net import PRESETS, TransformNet  # noqa: E402
+from stylize_video.runtime.pipeline import Pipeline  # noqa: E402
+from stylize_video.runtime.stylizer import Stylizer  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -> Path:
+    """The synthetic scene as h264 with a silent-ish AAC track, written with the project's own sink."""
+    import av
+
+    src = SyntheticSource(width, height, fps, frames=frames)
+    sink = VideoFileSink(path, fps=fps, crf=23, preset="ultrafast", allow_nvenc=False, overwrite=True)
+    for frame in src:
+        sink.write(frame)
+    sink.finish()
+    sink.close()
+    # Add an audio track by remuxing: the end-to-end run must copy audio too.
+    with_audio = path.with_name(path.stem + "-a" + path.suffix)
+    with av.open(str(path)) as inp, av.open(str(with_audio), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream("aac", rate=48000)
+        aout.layout = "stereo"
+        for packet in inp.demux(vin):
+            if packet.dts is None:
+                continue
+            packet.stream = vout
+            out.mux(packet)
+        n = int(frames / fps * 48000)
+        t = np.arange(n) / 48000
+        tone = np.tile((0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (2, 1))
+        for start in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp")
+            af.sample_rate, af.pts = 48000, start
+            out.mux(aout.encode(af))
+        out.mux(aout.encode(None))
+    return with_audio
+
+
+def time_model(stylizer: Stylizer, width: int, height: int, frames: int) -> tuple[float, float]:
+    """fps of the model alone and of upload + model + download."""
+    image = SyntheticSource(width, height).render(0)
+    x = stylizer.transfer.upload(image)
+    for _ in range(2):
+        stylizer.stylize(x)
+    _sync(stylizer.device)
+    t0 = time.perf_counter()
+    for _ in range(frames):
+        stylizer.stylize(x)
+    _sync(stylizer.device)
+    model = frames / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in range(frames):
+        stylizer(image)
+    io = frames / (time.perf_counter() - t0)
+    return model, io
+
+
+def time_file(stylizer: Stylizer, clip: Path, out: Path) -> tuple[float, int, str]:
+    """fps of the threaded file-to-file pipeline, and the encoder it used."""
+    source = VideoFileSource(clip)
+    sink = VideoFileSink(out, audio_from=clip, fps=source.fps, inputs=[clip], overwrite=True)
+    t0 = time.perf_counter()
+    stats = Pipeline(source, stylizer, [sink]).run()
+    wall = time.perf_counter() - t0
+    source.close()
+    return stats.frames / wall, stats.frames, sink.encoder or "?"
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": platform.processor() or platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        info["load_avg_1m"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    lines = [
+        f"End-to-end file conversion vs model-only, {info['device']} "
+        f"({info.get('gpu') or info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, "
+        f"{info['torch_threads']} threads, load {info.get('load_avg_1m', '?')}), {info['date_utc']}.",
+        "",
+        "| preset | size | precision | frames | model fps | model+io fps | file fps | file / model | encoder |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} | {r['size']} | {r['precision']} | {r['frames']} | {r['model_fps']:.2f} | "
+            f"{r['model_io_fps']:.2f} | {r['file_fps']:.2f} | {r['ratio']:.0%} | {r['encoder']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's)")
+    ap.add_argument("--frames", type=int, default=None, help="frames per measurement (default 12 CPU, 300 CUDA)")
+    ap.add_argument("--presets", nargs="+", default=["lite", "full"], choices=sorted(PRESETS))
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--quick", action="store_true", help="lite at 640x480 only")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.presets, args.sizes = ["lite"], ["640x480"]
+
+    rows: list[dict[str, Any]] = []
+    device: torch.device | None = None
+    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+        for size in args.sizes:
+            w, h = SIZES[size]
+            for name in args.presets:
+                torch.manual_seed(0)
+                net = TransformNet(PRESETS[name]).eval()
+                stylizer = Stylizer(net, device=args.device, precision=args.precision, threads=args.threads)
+                device = stylizer.device
+                frames = args.frames or (300 if device.type == "cuda" else 12)
+                clip = make_clip(Path(tmp) / f"in-{size}-{frames}.mp4", w, h, frames)
+                model_fps, io_fps = time_model(stylizer, w, h, frames)
+                file_fps, done, encoder = time_file(stylizer, clip, Path(tmp) / f"out-{name}-{size}.mp4")
+                row = {
+                    "preset": name,
+                    "size": size,
+                    "precision": str(stylizer.dtype).removeprefix("torch."),
+                    "frames": done,
+                    "model_fps": model_fps,
+                    "model_io_fps": io_fps,
+                    "file_fps": file_fps,
+                    "ratio": file_fps / model_fps,
+                    "encoder": encoder,
+                }
+                rows.append(row)
+                print(
+                    f"{name:5s} {size:9s} model {model_fps:7.2f} fps  model+io {io_fps:7.2f}  "
+                    f"file {file_fps:7.2f}  ratio {row['ratio']:.0%}  ({encoder})",
+                    flush=True,
+                )
+    assert device is not None
+    info = machine(device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"end_to_end-{device.type}"
+    stem.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+    md = to_markdown(rows, info)
+    stem.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
