@@ -152,7 +152,7 @@ def test_three_iteration_run_writes_checkpoint_samples_and_metadata(
     assert ck.meta.training["iterations_done"] == 3 and ck.meta.training["lr"] == 1e-3
     assert ck.meta.training["vgg"] == {"source": "provided"}
     assert set(ck.meta.metrics) >= {"val_content", "val_style", "val_tv", "val_total"}
-    assert (config.samples_dir / "iter_000002.jpg").is_file() and (config.samples_dir / "final.jpg").is_file()
+    assert (config.samples_dir / "iter_000002.png").is_file() and (config.samples_dir / "final.png").is_file()
     assert config.state_path.is_file()
     # A second run must not silently replace the first.
     with pytest.raises(OutputError, match="exists"):

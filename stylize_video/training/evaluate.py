@@ -51,13 +51,14 @@ def evaluate_checkpoint(
     max_images: int = 64,
     device: str = "auto",
     val_fraction: float = 0.05,
+    vgg: torch.nn.Module | None = None,
 ) -> StyleEvaluation:
     """Loss terms of a checkpoint on the held-out split of ``data``.
 
     The style image defaults to ``style_dir/<training.style_image>`` recorded in the
     checkpoint when ``style_image`` is a folder, and the loss weights and style size
     to those the checkpoint was trained with, so numbers compare with its
-    ``val_*`` metrics.
+    ``val_*`` metrics. ``vgg`` overrides ``vgg_weights`` (tests pass a random stand-in).
 
     Raises:
         InputError: no style image can be found, or the data has no validation images.
@@ -84,10 +85,11 @@ def evaluate_checkpoint(
     if not photos.val:
         raise InputError(f"{str(data)!r} has no held-out validation images")
     images = load_fixed(photos.val[:max_images], image_size)
-    vgg = VGGFeatures(load_vgg_state(vgg_weights)).to(dev)
+    loss_net = vgg if isinstance(vgg, VGGFeatures) else VGGFeatures(load_vgg_state(vgg_weights))
+    loss_net = loss_net.to(dev)
     style = load_style_image(style_path, training.get("style_size", 512)).to(dev)
     loss_fn = PerceptualLoss(
-        vgg,
+        loss_net,
         style,
         content_weight=float(training.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
         style_weight=float(training.get("style_weight", DEFAULT_STYLE_WEIGHT)),

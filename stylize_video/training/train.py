@@ -237,7 +237,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def _save_samples(model: TransformNet, images: torch.Tensor, path: Path) -> None:
-    """Originals on top, stylizations below, as one JPEG."""
+    """Originals on top, stylizations below, as one PNG."""
     import cv2
 
     with torch.no_grad():
@@ -246,7 +246,7 @@ def _save_samples(model: TransformNet, images: torch.Tensor, path: Path) -> None
     rgb = (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]))
     os.replace(tmp, path)
 
 
@@ -435,7 +435,7 @@ def train(
                     flush()
                     save_state(done)
                 if config.sample_every and done % config.sample_every == 0 and len(sample_images):
-                    _save_samples(model, sample_images, config.samples_dir / f"iter_{done:06d}.jpg")
+                    _save_samples(model, sample_images, config.samples_dir / f"iter_{done:06d}.png")
                 if on_step is not None or done % 10 == 0 or done == config.iterations:
                     flush()
                     elapsed = time.perf_counter() - t_start
@@ -471,7 +471,7 @@ def train(
     val = load_fixed(photos.val[: config.val_images], config.image_size)
     val_losses = validation_losses(model, loss_fn, val, batch_size=config.batch_size) if len(val) else {}
     if config.sample_every and len(sample_images):
-        _save_samples(model, sample_images, config.samples_dir / "final.jpg")
+        _save_samples(model, sample_images, config.samples_dir / "final.png")
     elapsed = time.perf_counter() - t_start
     images_per_s = (done - start) * config.batch_size / max(elapsed, 1e-9)
     training = {k: v for k, v in config.to_dict().items() if k not in ("resume", "overwrite", "output")}
