@@ -32,6 +32,7 @@ def write_clip(
     codec: str = "libx264",
     audio_codec: str = "aac",
     audio_rate: int = 16000,
+    audio_streams: int = 1,
 ) -> Path:
     """Write a short clip: a moving gradient, optionally a 440 Hz tone as long as the video.
 
@@ -41,6 +42,7 @@ def write_clip(
         vfr: irregular frame durations (alternating 1 and 3 ticks of 1/(2*fps)).
         codec: video encoder name.
         audio_codec: audio encoder (``aac``, ``libopus``, ``mp3``...).
+        audio_streams: number of audio tracks (tones of 440, 660, ... Hz).
 
     Returns:
         The path written.
@@ -58,10 +60,12 @@ def write_clip(
         pts_list = _vfr_pts(n_frames) if vfr else list(range(n_frames))
         last_ticks = 3 if vfr and (n_frames - 1) % 2 == 1 else 1
         duration_s = float((pts_list[-1] + last_ticks) * tb)
-        as_ = None
+        audio_out = []
         if audio:
-            as_ = out.add_stream(audio_codec, rate=audio_rate)
-            as_.layout = "mono"
+            for _ in range(audio_streams):
+                a = out.add_stream(audio_codec, rate=audio_rate)
+                a.layout = "mono"
+                audio_out.append(a)
         for i, pts in enumerate(pts_list):
             vf = av.VideoFrame.from_ndarray(clip_frame(i, w, h), format="rgb24")
             vf.pts = pts
@@ -70,10 +74,10 @@ def write_clip(
                 out.mux(p)
         for p in vs.encode(None):
             out.mux(p)
-        if as_ is not None:
+        for k, as_ in enumerate(audio_out):
             n = round(duration_s * audio_rate)
             t = np.arange(n) / audio_rate
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            tone = (0.2 * np.sin(2 * np.pi * 220 * (k + 2) * t)).astype(np.float32)
             chunk = 1024
             for start in range(0, n, chunk):
                 part = tone[start : start + chunk]
@@ -107,6 +111,7 @@ class Probe:
     video_duration: float = 0.0
     audio_streams: int = 0
     audio_codecs: list[str] = field(default_factory=list)
+    audio_packets: list[int] = field(default_factory=list)
     audio_duration: float = 0.0
     audio_end: float = 0.0
     average_rate: Fraction | None = None
@@ -132,6 +137,8 @@ def probe(path: str | Path, keep_images: bool = False) -> Probe:
             step = ts[-1] - ts[-2] if len(ts) > 1 else 0.0
             out.video_duration = ts[-1] - ts[0] + step
     if out.audio_streams:
+        with av.open(str(path)) as c:
+            out.audio_packets = [sum(1 for p in c.demux(a) if p.size) for a in c.streams.audio]
         with av.open(str(path)) as c:
             a = c.streams.audio[0]
             first, last_end = None, 0.0

@@ -248,3 +248,30 @@ def test_open_sink_dispatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert [c[0] for c in calls] == ["virtualcam", "srt://host:9000"] and calls[0][1]["crf"] == 20
     with pytest.raises(OutputError, match="unsupported URL"):
         open_sink("gopher://x")
+
+
+def test_bitrate_replaces_constant_quality(tmp_path: Path) -> None:
+    from stylize_video.io.media import _encoder_options
+
+    assert _encoder_options("libx264", None, None, 500_000) == {"preset": "veryfast"}
+    assert _encoder_options("libx264", 20, "slow", 500_000) == {"crf": "20", "preset": "slow"}
+    assert _encoder_options("libx264", None, None)["crf"] == "18"
+    frames = [Frame(np.random.default_rng(i).integers(0, 256, (48, 64, 3), np.uint8), i) for i in range(10)]
+    for i, f in enumerate(frames):
+        f.pts, f.time_base, f.time = i, Fraction(1, 25), i / 25
+    sizes = {}
+    for name, kw in {"crf": {}, "low": {"bitrate": 20_000}}.items():
+        out = tmp_path / f"{name}.mp4"
+        with VideoFileSink(out, allow_nvenc=False, **kw) as sink:  # type: ignore[arg-type]
+            for f in frames:
+                sink.write(f)
+        sizes[name] = out.stat().st_size
+    assert sizes["low"] < sizes["crf"] / 3
+
+
+def test_every_audio_stream_is_kept(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "two.mkv", n_frames=10, audio=True, audio_codec="aac", audio_streams=2)
+    _copy(src, tmp_path / "two.mp4")
+    a, b = probe(src), probe(tmp_path / "two.mp4")
+    assert a.audio_streams == b.audio_streams == 2 and b.audio_codecs == ["aac", "aac"]
+    assert b.audio_packets == a.audio_packets  # copied packet for packet

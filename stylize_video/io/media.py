@@ -148,7 +148,7 @@ def open_video_encoder(
     for name in candidates:
         if name.endswith("_nvenc") and not allow_nvenc:
             continue
-        options = _encoder_options(name, crf, preset)
+        options = _encoder_options(name, crf, preset, bitrate)
         # Open a throwaway context first: PyAV cannot remove a stream whose encoder
         # then fails to open (NVENC without a free session, missing library, ...).
         try:
@@ -173,29 +173,41 @@ def open_video_encoder(
     raise OutputError(f"no {codec!r} video encoder opens here ({'; '.join(errors) or 'unknown codec'})")
 
 
-def _encoder_options(name: str, crf: int | None, preset: str | None) -> dict[str, str]:
+def _encoder_options(name: str, crf: int | None, preset: str | None, bitrate: int | None = None) -> dict[str, str]:
     opts: dict[str, str] = {}
+    if bitrate and crf is None:
+        # A target bitrate replaces the default constant-quality mode (x264 would ignore it otherwise).
+        crf_default: dict[str, str] = {}
+    else:
+        crf_default = {"libx264": "18", "libx265": "24", "libsvtav1": "32", "libvpx-vp9": "32"}
     if name.endswith("_nvenc"):
         if crf is not None:
             opts["cq"] = str(crf)
             opts["rc"] = "vbr"
         opts["preset"] = preset or "p4"
     elif name in ("libx264", "libx265"):
-        opts["crf"] = str(18 if crf is None else crf)
+        _set_crf(opts, crf, crf_default.get(name))
         opts["preset"] = preset or "veryfast"
         if name == "libx265":
             opts["x265-params"] = "log-level=error"
     elif name == "libsvtav1":
-        opts["crf"] = str(32 if crf is None else crf)
+        _set_crf(opts, crf, crf_default.get(name))
         opts["preset"] = preset or "10"
     elif name == "libvpx-vp9":
-        opts["crf"] = str(32 if crf is None else crf)
-        opts["b"] = "0"
+        _set_crf(opts, crf, crf_default.get(name))
+        if "crf" in opts:
+            opts["b"] = "0"  # constant quality in libvpx needs a zero target bitrate
         opts["deadline"] = "realtime" if preset in (None, "realtime") else preset
         opts["cpu-used"] = "8"
     elif crf is not None or preset is not None:
         log.warning("encoder %s: --crf/--preset ignored", name)
     return opts
+
+
+def _set_crf(opts: dict[str, str], crf: int | None, default: str | None) -> None:
+    value = str(crf) if crf is not None else default
+    if value is not None:
+        opts["crf"] = value
 
 
 def _reason(exc: BaseException) -> str:
