@@ -275,3 +275,18 @@ def test_every_audio_stream_is_kept(tmp_path: Path) -> None:
     a, b = probe(src), probe(tmp_path / "two.mp4")
     assert a.audio_streams == b.audio_streams == 2 and b.audio_codecs == ["aac", "aac"]
     assert b.audio_packets == a.audio_packets  # copied packet for packet
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_full_disk_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "full.mp4"
+    sink = VideoFileSink(out, allow_nvenc=False)
+    os.symlink("/dev/full", sink.tmp)  # every write to the temporary file fails with ENOSPC
+    with pytest.raises(OutputError, match=r"disk full while writing '.*full\.mp4'"):
+        for f in _frames(30):
+            sink.write(f)
+        sink.close()
+    sink.abort()
+    assert not os.path.lexists(sink.tmp) and not out.exists()
