@@ -99,9 +99,11 @@ def test_temporal_score_tracks_fidelity_and_skips_unscored_pairs() -> None:
 def test_psnr_and_interpolation() -> None:
     assert psnr(1e-3) == pytest.approx(30.0)
     assert math.isinf(psnr(0.0))
-    curve = [(0.3, 1.0), (0.1, 3.0), (0.2, 2.0)]
+    curve = [(0.3, 1.0), (0.2, 2.0), (0.1, 3.0)]
     assert interpolate_at(curve, 0.15) == pytest.approx(2.5)
     assert interpolate_at(curve, 0.5) is None
+    # A curve that turns back: the lower reading wins.
+    assert interpolate_at([(0.3, 1.0), (0.1, 2.0), (0.2, 4.0)], 0.15) == pytest.approx(1.75)
 
 
 # ---------------------------------------------------------------- evaluate

@@ -187,10 +187,14 @@ def interpolate_at(points: Sequence[tuple[float, float]], x: float) -> float | N
     """Linear interpolation of y at ``x`` on a curve given as (x, y) points.
 
     Used to read an EMA sweep's fidelity at the warping error a flow smoother
-    reached. Returns None when ``x`` lies outside the points' range.
+    reached. The points are joined in the order given (e.g. by increasing strength);
+    where the curve passes ``x`` more than once (a strong EMA lags so much that its
+    warping error rises again) the smallest y is returned: the reading most
+    favourable to the curve. Returns None when the curve never reaches ``x``.
     """
-    pts = sorted(p for p in points if not (math.isnan(p[0]) or math.isnan(p[1])))
+    pts = [p for p in points if not (math.isnan(p[0]) or math.isnan(p[1]))]
+    found = []
     for (x0, y0), (x1, y1) in itertools.pairwise(pts):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return None
+        if min(x0, x1) <= x <= max(x0, x1):
+            found.append(y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+    return min(found) if found else None

@@ -48,7 +48,7 @@ class FlowSmoother:
         *,
         flow_side: int = 320,
         preset: str = "fast",
-        change_threshold: float = 0.05,
+        change_threshold: float = 0.1,
         cut_residual: float = 0.15,
         cut_valid: float = 0.2,
     ) -> None:
