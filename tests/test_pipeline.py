@@ -117,7 +117,7 @@ def test_live_source_drops_stale_frames_and_counts_them(tiny_net: TransformNet) 
     slow = SlowStylizer(tiny_net, device="cpu")
     source = ListSource(40, live=True, interval=0.002)
     sink = ListSink()
-    stats = Pipeline(source, slow, [sink], queue_size=1).run()
+    stats = Pipeline(source, slow, [sink], queue_size=8).run()  # live input waits in a queue of one anyway
     assert stats.dropped > 0
     assert stats.frames + stats.dropped == source.produced == 40
     indices = [f.index for f in sink.frames]

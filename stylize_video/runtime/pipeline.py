@@ -105,7 +105,7 @@ class Pipeline:
         stylizer: the engine (its ``transfer`` moves frames to and from the device).
         sinks: outputs; each gets every stylized frame.
         smoother: temporal smoothing (reset on ``Frame.cut`` and on toggling).
-        queue_size: frames waiting between threads (each direction).
+        queue_size: frames waiting between threads (each direction; one for live input).
         max_frames: stop after this many frames (None: until the source ends).
         progress: ``tqdm``-like object with ``update(n)`` (or None).
         styles: style names to cycle with n/p (preloaded on the stylizer).
@@ -136,7 +136,9 @@ class Pipeline:
         self.styles = list(styles)
         self.on_frame = on_frame
         self.stats = PipelineStats()
-        self._in: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # A live source keeps one frame waiting: anything older is latency, not throughput.
+        live = bool(getattr(source, "live", False))
+        self._in: queue.Queue[Any] = queue.Queue(maxsize=1 if live else queue_size)
         self._out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._writer_error: BaseException | None = None
