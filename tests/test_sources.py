@@ -197,3 +197,21 @@ def test_even_pad_and_rotate() -> None:
     assert np.array_equal(rotate(img, 180), img[::-1, ::-1])
     # -90 (a phone's "rotate=90" tag) turns the picture clockwise: the top-left goes top-right.
     assert np.array_equal(rotate(img, -90)[0, -1], img[0, 0])
+
+
+def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
+    import struct
+
+    clip = write_clip(tmp_path / "c.mp4", n_frames=2, size=(64, 48), audio=False)
+    data = bytearray(clip.read_bytes())
+    matrix = data.index(b"tkhd") + 44  # the track header's 3x3 display matrix (16.16 fixed point)
+    # A phone's "rotate=90": display the stored landscape picture turned clockwise.
+    data[matrix : matrix + 36] = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
+    rotated = _write(tmp_path / "rot.mp4", bytes(data))
+    with VideoFileSource(rotated) as src:
+        image = next(iter(src)).image.astype(int)
+    assert image.shape == (64, 48, 3)
+    # The clip's red grows left to right and its green top to bottom; turned clockwise,
+    # red grows top to bottom and green right to left.
+    assert image[:8, :, 2].mean() + 150 < image[-8:, :, 2].mean()
+    assert image[:, :8, 1].mean() > image[:, -8:, 1].mean() + 150
