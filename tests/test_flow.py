@@ -236,6 +236,15 @@ def test_flow_smoother_keeps_disoccluded_content_fresh() -> None:
     assert float((out - stylized[1])[uncovered].abs().max()) < 0.02
 
 
+def test_flow_smoother_keeps_the_engine_dtype() -> None:
+    frames = [_texture(48, 64), _shift(_texture(48, 64), 2, 0)]
+    stylized = [torch.rand(1, 3, 48, 64) for _ in frames]
+    ref = _run(FlowSmoother(0.8), frames, stylized)[-1]
+    low = _run(FlowSmoother(0.8), frames, [s.bfloat16() for s in stylized])[-1]
+    assert low.dtype == torch.bfloat16
+    assert torch.allclose(low.float(), ref, atol=1e-2)
+
+
 @pytest.mark.needs_cuda
 def test_flow_smoother_on_cuda_fp16() -> None:
     frames = [_texture(48, 64), _shift(_texture(48, 64), 2, 0)]

@@ -253,10 +253,13 @@ def warp_normalized(image: torch.Tensor, nflow: torch.Tensor) -> torch.Tensor:
     hw = tuple(image.shape[-2:])
     if tuple(nflow.shape[-2:]) != hw:
         nflow = F.interpolate(nflow, size=hw, mode="bilinear", align_corners=False)
-    grid = base_grid(hw[0], hw[1], image.device, image.dtype) + nflow.to(image.dtype).permute(0, 2, 3, 1)
+    # The grid stays fp32: in fp16 a normalized coordinate near 1 is only good to
+    # ~1/1000, half a pixel at 1280 px wide.
+    grid = base_grid(hw[0], hw[1], image.device, torch.float32) + nflow.float().permute(0, 2, 3, 1)
     # border padding: pixels that came from outside the frame get the edge colour, and
     # the valid mask already excludes them.
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(image.dtype)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -104,15 +104,17 @@ class FlowSmoother:
             return stylized
         self.last_valid = est.valid_fraction
         grid, weight = self._grid_and_weight(est.flow, est.valid, stylized)
-        warped = F.grid_sample(prev_out, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        out = torch.lerp(stylized, warped, weight)
+        # Sampling and blending in fp32 (free on the CPU, where the engine is fp32
+        # anyway): an fp16 grid is only good to about half a pixel at 1280 px wide.
+        warped = F.grid_sample(prev_out.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out = torch.lerp(stylized.float(), warped, weight).to(stylized.dtype)
         self._prev_out = out
         return out
 
     def _grid_and_weight(
         self, flow: np.ndarray, valid: np.ndarray, like: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampling grid (1, H, W, 2) and blend weight (1, 1, H, W) at ``like``'s size, device and dtype."""
+        """Sampling grid (1, H, W, 2) and blend weight (1, 1, H, W), fp32, at ``like``'s size and device."""
         h, w = flow.shape[:2]
         H, W = like.shape[-2:]
         # Flow in grid_sample units is resolution-free: resize it without rescaling.
@@ -127,11 +129,11 @@ class FlowSmoother:
 
             if (h, w) != (H, W):
                 packed = np.asarray(cv2.resize(packed, (W, H), interpolation=cv2.INTER_LINEAR), np.float32)
-            full = torch.from_numpy(packed).unsqueeze(0).to(like.dtype)
+            full = torch.from_numpy(packed).unsqueeze(0)
         else:
             small = torch.from_numpy(packed).to(like.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0)
             full = F.interpolate(small, size=(H, W), mode="bilinear", align_corners=False)
-            full = full.permute(0, 2, 3, 1).to(like.dtype)
-        grid = base_grid(H, W, like.device, like.dtype) + full[..., :2]
+            full = full.permute(0, 2, 3, 1)
+        grid = base_grid(H, W, like.device, torch.float32) + full[..., :2]
         weight = full[..., 2].unsqueeze(1)
         return grid, weight
