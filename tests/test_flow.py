@@ -236,6 +236,22 @@ def test_flow_smoother_keeps_disoccluded_content_fresh() -> None:
     assert float((out - stylized[1])[uncovered].abs().max()) < 0.02
 
 
+def test_prepare_computes_the_same_result_on_a_worker_thread() -> None:
+    frames = [_shift(_texture(48, 64), 2 * i, 0) for i in range(4)]
+    stylized = [torch.rand(1, 3, 48, 64) for _ in frames]
+    plain = _run(FlowSmoother(0.8), frames, stylized)
+    sm = FlowSmoother(0.8)
+    early = []
+    for i, (f, s) in enumerate(zip(frames, stylized, strict=True)):
+        if i != 2:  # a frame without prepare falls back to the inline flow
+            sm.prepare(f)
+        early.append(sm(s, s, f))
+    sm.prepare(frames[0])
+    sm.close()
+    assert all(torch.equal(a, b) for a, b in zip(plain, early, strict=True))
+    assert not torch.equal(early[-1], stylized[-1])
+
+
 def test_flow_smoother_keeps_the_engine_dtype() -> None:
     frames = [_texture(48, 64), _shift(_texture(48, 64), 2, 0)]
     stylized = [torch.rand(1, 3, 48, 64) for _ in frames]

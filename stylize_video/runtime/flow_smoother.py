@@ -17,12 +17,13 @@ stylized frame's device.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .flow import DisFlow, base_grid, estimate_flow, small_gray
+from .flow import DisFlow, FlowEstimate, base_grid, estimate_flow, small_gray
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class FlowSmoother:
         self._dis = DisFlow(preset)
         self._prev_out: torch.Tensor | None = None
         self._prev_gray: np.ndarray | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: tuple[np.ndarray, Future[tuple[np.ndarray, FlowEstimate | None]]] | None = None
         #: Scene cuts detected since construction (resets by ``reset()`` not counted).
         self.cuts = 0
         #: Fraction of pixels that took history in the last call (0 after a reset or cut).
@@ -73,7 +76,33 @@ class FlowSmoother:
         """Forget the history: the next frame is shown as stylized."""
         self._prev_out = None
         self._prev_gray = None
+        self._pending = None
         self.last_valid = 0.0
+
+    def close(self) -> None:
+        """Stop the worker thread started by :meth:`prepare` (if any)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._pending = None
+
+    def prepare(self, source_u8: np.ndarray) -> None:
+        """Start the flow for the next frame on a worker thread (optional).
+
+        Call it with the host frame *before* stylizing that frame, then call the
+        smoother with the same array: the flow (CPU, OpenCV releases the GIL) then
+        overlaps the network instead of following it. Without it, ``__call__``
+        computes the flow itself. One ``prepare`` per call; ``close`` ends the thread.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow")
+        self._pending = (source_u8, self._executor.submit(self._estimate, source_u8, self._prev_gray))
+
+    def _estimate(self, source_u8: np.ndarray, prev_gray: np.ndarray | None) -> tuple[np.ndarray, FlowEstimate | None]:
+        gray = small_gray(source_u8, self.flow_side)
+        if prev_gray is None or prev_gray.shape != gray.shape:
+            return gray, None
+        return gray, estimate_flow(gray, prev_gray, self._dis, change_threshold=self.change_threshold)
 
     @torch.inference_mode()
     def __call__(self, stylized: torch.Tensor, source: torch.Tensor, source_u8: np.ndarray) -> torch.Tensor:
@@ -82,21 +111,26 @@ class FlowSmoother:
         Shape: stylized and source (1, 3, H, W) float RGB in [0, 1] on the engine's
         device; source_u8 uint8 HxWx3 BGR, the host frame -> (1, 3, H, W) like ``stylized``.
         """
-        gray = small_gray(source_u8, self.flow_side)
-        prev_out, prev_gray = self._prev_out, self._prev_gray
+        pending, self._pending = self._pending, None
+        # Always collect a pending result first: the DIS instance is not shared between threads.
+        done = pending[1].result() if pending is not None else None
+        if done is not None and pending is not None and pending[0] is source_u8:
+            gray, maybe = done
+        else:
+            gray, maybe = self._estimate(source_u8, self._prev_gray)
+        prev_out = self._prev_out
         self._prev_gray = gray
         self.last_valid = 0.0
         if (
-            prev_out is None
-            or prev_gray is None
+            maybe is None
+            or prev_out is None
             or prev_out.shape != stylized.shape
             or prev_out.dtype != stylized.dtype
             or prev_out.device != stylized.device
-            or prev_gray.shape != gray.shape
         ):
             self._prev_out = stylized
             return stylized
-        est = estimate_flow(gray, prev_gray, self._dis, change_threshold=self.change_threshold)
+        est = maybe
         if est.residual > self.cut_residual or est.valid_fraction < self.cut_valid:
             log.debug("scene cut (residual %.3f, valid %.2f): resetting", est.residual, est.valid_fraction)
             self.cuts += 1
