@@ -1,0 +1,247 @@
+"""Low-latency H.264 network stream sink (rtmp, srt, udp, tcp, rtsp) through PyAV.
+
+The pipeline only ever hands a frame over: ``write`` puts it into a latest-frame
+slot (1-2 deep) and returns. A writer thread encodes and sends; when the server
+goes away it tears the connection down and retries with exponential backoff,
+while newer frames keep replacing older ones in the slot (counted as dropped),
+so a dead server never blocks or stops the pipeline.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import OutputError
+from .backoff import Backoff
+from .base import Frame
+
+log = logging.getLogger(__name__)
+
+#: Container format per URL scheme: FLV is what RTMP carries; MPEG-TS is made for
+#: lossy byte pipes (udp, srt, tcp) because a receiver can join at any packet.
+STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtsp": "rtsp"}
+
+_TIME_BASE = Fraction(1, 1000)  # wall-clock milliseconds: dropped frames leave real gaps, not a sped-up stream
+
+
+@dataclass
+class StreamStats:
+    """Counters of a streaming sink (read them any time; updated by the writer thread)."""
+
+    sent: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    errors: int = 0
+
+
+def _default_url(url: str, scheme: str) -> str:
+    # 1316 = 7 TS packets: fits one Ethernet MTU, the size every TS-over-UDP receiver expects.
+    if scheme in ("udp", "srt") and "pkt_size=" not in url:
+        return url + ("&" if "?" in url else "?") + "pkt_size=1316"
+    return url
+
+
+class NetworkStreamSink:
+    """Encode frames as H.264 and push them to a streaming URL, reconnecting as needed.
+
+    Args:
+        url: ``rtmp://``, ``rtmps://``, ``srt://``, ``udp://``, ``tcp://`` or ``rtsp://``.
+        fps: nominal frame rate (encoder rate control and GOP length).
+        preset: x264 preset; ``ultrafast`` or ``veryfast`` keep encoding well under a frame.
+        gop: keyframe interval in frames (default: one second's worth), so a viewer
+            joining or recovering from loss waits at most that long.
+        bitrate: target bits per second (default: x264's constant-quality mode).
+        format: container override (default: by scheme, see :data:`STREAM_FORMATS`).
+        queue_size: frames waiting for the writer (1-2); older ones are dropped.
+        codec: encoder name.
+        backoff: reconnect delays (default 0.25 s doubling up to 8 s).
+        on_sent: called from the writer thread with each frame once its packets
+            were handed to the network (latency measurements).
+        container_options: extra muxer/protocol options (e.g. ``{"rtsp_transport": "tcp"}``).
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        fps: float = 30.0,
+        preset: str = "ultrafast",
+        gop: int | None = None,
+        bitrate: int | None = None,
+        format: str | None = None,
+        queue_size: int = 1,
+        codec: str = "libx264",
+        backoff: Backoff | None = None,
+        on_sent: Callable[[Frame], None] | None = None,
+        container_options: dict[str, str] | None = None,
+    ) -> None:
+        scheme = urlsplit(url).scheme.lower()
+        if format is None and scheme not in STREAM_FORMATS:
+            raise OutputError(f"unsupported stream URL {url!r} (schemes: {', '.join(sorted(STREAM_FORMATS))})")
+        if not 1 <= queue_size <= 2:
+            raise ValueError(f"queue_size must be 1 or 2, got {queue_size}")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.url = _default_url(url, scheme)
+        self.format = format or STREAM_FORMATS[scheme]
+        self.fps = float(fps)
+        self.preset = preset
+        self.gop = gop if gop is not None else max(1, round(self.fps))
+        self.bitrate = bitrate
+        self.codec = codec
+        self.container_options = dict(container_options or {})
+        if self.format == "rtsp":
+            # TCP interleaving: no firewall/NAT trouble and no UDP loss for the stream's setup.
+            self.container_options.setdefault("rtsp_transport", "tcp")
+        self.on_sent = on_sent
+        self.stats = StreamStats()
+        self._backoff = backoff or Backoff()
+        self._slot: collections.deque[Frame] = collections.deque(maxlen=queue_size)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._size: tuple[int, int] | None = None  # (width, height) fixed by the first frame
+        self.connected = threading.Event()
+
+    # ------------------------------------------------------------ pipeline side
+    def write(self, frame: Frame) -> None:
+        """Hand a frame over without blocking; replaces the oldest waiting frame if the slot is full."""
+        if self._closed:
+            raise OutputError(f"stream {self.url!r} is closed")
+        if self._size is None:
+            h, w = frame.image.shape[:2]
+            # 4:2:0 chroma needs even dimensions; drop the odd row/column rather than fail.
+            self._size = (w - w % 2, h - h % 2)
+            if min(self._size) < 2:
+                raise OutputError(f"frame {w}x{h} is too small to encode")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="stream-writer", daemon=True)
+            self._thread.start()
+        with self._cond:
+            if len(self._slot) == self._slot.maxlen:
+                self.stats.dropped += 1
+            self._slot.append(frame)
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is waiting, flush the encoder and disconnect (waits at most ``timeout`` s)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("stream writer for %s did not stop within %.1f s (network stalled?)", self.url, timeout)
+
+    def __enter__(self) -> NetworkStreamSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- writer side
+    def _take(self) -> Frame | None:
+        with self._cond:
+            while not self._slot and not self._stop.is_set():
+                self._cond.wait()
+            return self._slot.popleft() if self._slot else None
+
+    def _run(self) -> None:
+        import av
+
+        out: Any = None
+        stream: Any = None
+        t0 = 0.0
+        last_pts = -1
+        failures = 0
+        try:
+            while (frame := self._take()) is not None:
+                try:
+                    if out is None:
+                        out, stream = self._open(av)
+                        t0, last_pts = frame.captured or time.perf_counter(), -1
+                    pts = max(last_pts + 1, round(((frame.captured or time.perf_counter()) - t0) * 1000))
+                    self._send(av, out, stream, frame, pts)
+                    last_pts = pts
+                except (OSError, av.FFmpegError) as exc:
+                    # PyAV connects on the first mux, so refusals surface here too.
+                    self.stats.errors += 1
+                    self.stats.dropped += 1
+                    self.connected.clear()
+                    _abandon(out)
+                    out = stream = None
+                    failures += 1
+                    level = logging.WARNING if failures == 1 else logging.DEBUG
+                    log.log(level, "stream %s: %s; reconnecting with backoff", self.url, exc)
+                    if self._backoff.wait(self._stop):
+                        break
+                    self.stats.reconnects += 1
+                    continue
+                if failures:
+                    log.warning("stream %s: reconnected after %d failed attempts", self.url, failures)
+                    failures = 0
+                self._backoff.reset()
+                self.connected.set()
+                self.stats.sent += 1
+                if self.on_sent is not None:
+                    self.on_sent(frame)
+        finally:
+            if out is not None:
+                try:
+                    for packet in stream.encode():
+                        out.mux(packet)
+                    out.close()
+                except (OSError, av.FFmpegError) as exc:
+                    log.warning("stream %s: error while finishing: %s", self.url, exc)
+                    _abandon(out)
+            self.connected.clear()
+
+    def _open(self, av: Any) -> tuple[Any, Any]:
+        assert self._size is not None
+        out = av.open(self.url, "w", format=self.format, options=self.container_options)
+        try:
+            opts = {"tune": "zerolatency", "preset": self.preset, "g": str(self.gop), "bf": "0"}
+            stream = out.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1001), options=opts)
+            stream.width, stream.height = self._size
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.time_base = _TIME_BASE
+            if self.bitrate:
+                stream.bit_rate = int(self.bitrate)
+        except BaseException:
+            _abandon(out)
+            raise
+        return out, stream
+
+    def _send(self, av: Any, out: Any, stream: Any, frame: Frame, pts: int) -> None:
+        assert self._size is not None
+        w, h = self._size
+        vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+        # A live stream cannot change size; scale later frames (e.g. after a source reconnect) to fit.
+        vf = vf.reformat(width=w, height=h, format="yuv420p")
+        vf.pts, vf.time_base = pts, _TIME_BASE
+        for packet in stream.encode(vf):
+            out.mux(packet)
+
+
+def _abandon(container: Any) -> None:
+    """Close a container whose connection failed; its own errors are expected and ignored."""
+    if container is None:
+        return
+    try:
+        container.close()
+    except Exception as exc:  # the peer is gone: closing may raise anything FFmpeg reports
+        log.debug("ignoring error while closing a failed stream: %s", exc)

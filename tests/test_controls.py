@@ -1,0 +1,76 @@
+"""LiveControls: merged requests, text commands, stdin reader and signal handlers."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+
+import pytest
+
+from stylize_video.runtime.controls import ControlChanges, LiveControls, install_signal_handlers, start_stdin_reader
+
+
+def test_requests_merge_between_polls() -> None:
+    c = LiveControls()
+    assert not c.poll()
+    for _ in range(3):
+        c.next_style()
+    c.prev_style()
+    c.set_strength(0.2)
+    c.set_strength(0.6)
+    c.toggle_smoothing()
+    c.toggle_smoothing()
+    c.toggle_smoothing()
+    changes = c.poll()
+    assert changes == ControlChanges(style_step=2, strength=0.6, smoothing=True)
+    assert not c.poll()
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        c.set_strength(1.2)
+
+
+def test_toggle_is_relative_to_reported_state() -> None:
+    c = LiveControls(smoothing=False)
+    c.report(smoothing=True)
+    c.toggle_smoothing()
+    assert c.poll().smoothing is False
+    with pytest.raises(TypeError, match="colour"):
+        c.report(colour="red")
+
+
+def test_pick_style_cycles() -> None:
+    styles = ["a", "b", "c"]
+    assert ControlChanges(style_step=1).pick_style(styles, "c") == "a"
+    assert ControlChanges(style_step=-1).pick_style(styles, "a") == "c"
+    assert ControlChanges(style="b", style_step=1).pick_style(styles, "a") == "c"
+    assert ControlChanges().pick_style([], "x") == "x"
+    with pytest.raises(ValueError, match="unknown style 'z'"):
+        ControlChanges(style="z").pick_style(styles, "a")
+
+
+def test_text_commands_and_stdin_reader() -> None:
+    c = LiveControls()
+    assert not c.apply_command("fly away")
+    assert not c.apply_command("strength lots")
+    assert not c.poll()
+    thread = start_stdin_reader(c, io.StringIO("style candy\nnext\nn\np\n0.25\nsmooth on\nsnap\nbogus\n"))
+    thread.join(5)
+    assert not thread.is_alive()  # ends at end of input
+    assert c.poll() == ControlChanges(style_step=1, style="candy", strength=0.25, smoothing=True, snapshot=True)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_signals_switch_styles() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    c = LiveControls()
+    before = signal.getsignal(signal.SIGUSR1)
+    restore = install_signal_handlers(c)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert c.poll().style_step == 1
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGUSR1) is before

@@ -1,0 +1,372 @@
+"""Live outputs and network input on loopback: udp/tcp streams, reconnects, virtual camera errors."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from stylize_video.errors import DependencyError, InputError, OutputError
+from stylize_video.io.backoff import Backoff
+from stylize_video.io.base import Frame
+from stylize_video.io.mjpeg import MjpegSink
+from stylize_video.io.network_sink import NetworkStreamSink
+from stylize_video.io.network_source import NetworkSource
+from stylize_video.io.streaming import open_streaming_sink, parse_http_spec
+from tests.conftest import make_image
+
+FAST = Backoff(initial=0.05, maximum=0.2)
+
+
+def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _frame(i: int, h: int = 48, w: int = 64) -> Frame:
+    return Frame(make_image(h, w, seed=i % 4), i, time=i / 30, captured=time.perf_counter())
+
+
+def _decode_ts(data: bytes) -> list[tuple[int, int]]:
+    """Sizes of the frames an MPEG-TS byte string decodes to."""
+    sizes = []
+    with av.open(io.BytesIO(data), "r", format="mpegts") as c:
+        for vf in c.decode(video=0):
+            sizes.append((vf.width, vf.height))
+    return sizes
+
+
+class _TcpReceiver:
+    """A TCP listener on 127.0.0.1 collecting each connection's bytes; stoppable and restartable."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: list[bytearray] = []
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self._stop.clear()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(1)
+        sock.settimeout(0.1)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
+        self._thread.start()
+
+    def _run(self, sock: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            buf = bytearray()
+            self.received.append(buf)
+            with conn:
+                conn.settimeout(0.1)
+                while not self._stop.is_set():
+                    try:
+                        chunk = conn.recv(65536)
+                    except TimeoutError:
+                        continue
+                    if not chunk:
+                        break
+                    buf += chunk
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            assert not self._thread.is_alive()
+        if self._sock is not None:
+            self._sock.close()
+
+
+def _feed_until(sink: NetworkStreamSink, cond: Callable[[], bool], deadline: float, start: int) -> int:
+    """Write frames at ~50 fps until ``cond()`` holds or the deadline passes; returns the next index."""
+    i = start
+    end = time.monotonic() + deadline
+    while time.monotonic() < end and not cond():
+        sink.write(_frame(i))
+        i += 1
+        time.sleep(0.02)
+    return i
+
+
+# --------------------------------------------------------------------- udp sink
+@pytest.mark.parametrize(("h", "w", "expect"), [(48, 64, (64, 48)), (49, 65, (64, 48))])
+def test_udp_stream_reads_back_with_pyav(h: int, w: int, expect: tuple[int, int]) -> None:
+    port = _free_port(socket.SOCK_DGRAM)
+    sizes: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        try:
+            with av.open(f"udp://127.0.0.1:{port}", format="mpegts", timeout=(5.0, 5.0)) as c:
+                opened.set()
+                for vf in c.decode(video=0):
+                    sizes.append((vf.width, vf.height))
+                    if len(sizes) >= 8:
+                        return
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.2)  # let the reader bind before anything is sent (UDP does not wait)
+    with NetworkStreamSink(f"udp://127.0.0.1:{port}", fps=30, gop=5) as sink:
+        i = 0
+        end = time.monotonic() + 10
+        while reader.is_alive() and time.monotonic() < end:
+            sink.write(_frame(i, h, w))
+            i += 1
+            time.sleep(0.02)
+    reader.join(5)
+    assert not reader.is_alive()
+    assert not errors, errors
+    assert len(sizes) >= 8
+    assert set(sizes) == {expect}
+    assert sink.stats.sent >= 8 and sink.stats.errors == 0
+
+
+# --------------------------------------------------------------- reconnecting
+def test_stream_reconnects_when_receiver_restarts() -> None:
+    port = _free_port()
+    rx = _TcpReceiver(port)
+    rx.start()
+    sink = NetworkStreamSink(f"tcp://127.0.0.1:{port}", fps=30, gop=5, backoff=FAST)
+    try:
+        i = _feed_until(sink, lambda: sum(map(len, rx.received)) > 4000, 10, 0)
+        assert rx.received, "first connection never arrived"
+        rx.stop()  # the receiving side goes away
+        i = _feed_until(sink, lambda: sink.stats.errors > 0, 10, i)
+        assert sink.stats.errors > 0
+        # While nobody listens the pipeline keeps writing without blocking: ~10 writes in well under a second.
+        t = time.perf_counter()
+        for _ in range(10):
+            sink.write(_frame(i))
+            i += 1
+        assert time.perf_counter() - t < 0.5
+        rx.start()
+        _feed_until(sink, lambda: len(rx.received) >= 2 and len(rx.received[1]) > 4000, 10, i)
+    finally:
+        sink.close()
+        rx.stop()
+    assert len(rx.received) >= 2, "sink did not reconnect"
+    assert sink.stats.reconnects >= 1
+    assert sink.stats.dropped >= 1
+    first, second = _decode_ts(bytes(rx.received[0])), _decode_ts(bytes(rx.received[1]))
+    assert len(first) >= 3 and len(second) >= 3
+    assert set(first) == set(second) == {(64, 48)}
+
+
+def test_sink_never_blocks_without_server() -> None:
+    port = _free_port()  # nothing listens: every connection attempt is refused
+    with NetworkStreamSink(f"tcp://127.0.0.1:{port}", backoff=FAST) as sink:
+        t = time.perf_counter()
+        for i in range(50):
+            sink.write(_frame(i))
+        elapsed = time.perf_counter() - t
+        deadline = time.monotonic() + 5
+        while sink.stats.errors < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert elapsed < 0.5
+    assert sink.stats.sent == 0
+    assert sink.stats.errors >= 2  # it kept retrying
+    assert sink.stats.dropped >= 48  # a 1-deep slot keeps only the newest frame
+
+
+# ------------------------------------------------------------- network source
+def _ts_clip(n: int, h: int = 48, w: int = 64) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as c:
+        s = c.add_stream("libx264", rate=30, options={"preset": "ultrafast", "tune": "zerolatency", "g": "5"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(make_image(h, w, seed=i), format="bgr24")
+            vf.pts, vf.time_base = i, Fraction(1, 30)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return buf.getvalue()
+
+
+class _TcpServer:
+    """Serves the same bytes to each connection, then hangs up (a live server that restarts)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.connections = 0
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(4)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.sendall(self.data)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+@pytest.fixture
+def ts_server() -> Iterator[_TcpServer]:
+    server = _TcpServer(_ts_clip(6))
+    yield server
+    server.stop()
+
+
+def test_network_source_reconnects_and_marks_cut(ts_server: _TcpServer) -> None:
+    src = NetworkSource(f"tcp://127.0.0.1:{ts_server.port}", format="mpegts", timeout=3, backoff=FAST)
+    assert src.live and (src.width, src.height) == (64, 48)
+    frames: list[Frame] = []
+    watchdog = threading.Timer(15, src.close)  # bounds the loop even if no frame ever arrives
+    watchdog.start()
+    try:
+        with src:
+            for f in src:
+                frames.append(f)
+                if len(frames) >= 14:
+                    break
+    finally:
+        watchdog.cancel()
+    assert len(frames) >= 14
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 for f in frames)
+    cuts = [f.index for f in frames if f.cut]
+    assert cuts[:2] == [6, 12]  # the first frame of each new connection
+    assert src.reconnects >= 2 and ts_server.connections >= 3
+
+
+def test_network_source_bad_url_fails_at_once() -> None:
+    with pytest.raises(InputError, match="cannot open stream"):
+        NetworkSource(f"tcp://127.0.0.1:{_free_port()}", format="mpegts", timeout=2)
+    with pytest.raises(InputError, match="not a network stream"):
+        NetworkSource("/tmp/file.mp4")
+
+
+def test_network_source_gives_up_after_max_reconnects(ts_server: _TcpServer) -> None:
+    src = NetworkSource(f"tcp://127.0.0.1:{ts_server.port}", format="mpegts", max_reconnects=2, backoff=FAST)
+    ts_server.stop()  # gone after the first connection
+    frames = []
+    with pytest.raises(InputError, match="2 reconnect attempts failed"):
+        for f in src:
+            frames.append(f)
+    assert len(frames) == 6
+
+
+# ------------------------------------------------------------- virtual camera
+def test_virtualcam_without_pyvirtualcam_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import raises ImportError
+    with pytest.raises(DependencyError, match=r"pip install 'stylize-video\[virtualcam\]'"):
+        open_streaming_sink("virtualcam", fps=30)
+
+
+class _FakeCamera:
+    sent: list[tuple[float, tuple[int, ...]]]
+
+    def __init__(self, width: int, height: int, fps: float, **kw: object) -> None:
+        self.size, self.fps, self.kw, self.device = (width, height), fps, kw, kw.get("device") or "/dev/video9"
+        self.sent = []
+        self.closed = False
+
+    def send(self, image: np.ndarray) -> None:
+        self.sent.append((time.perf_counter(), image.shape))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _fake_pyvirtualcam(camera: type) -> types.ModuleType:
+    mod = types.ModuleType("pyvirtualcam")
+    mod.Camera = camera  # type: ignore[attr-defined]
+    mod.PixelFormat = types.SimpleNamespace(BGR="BGR", RGB="RGB")  # type: ignore[attr-defined]
+    return mod
+
+
+def test_virtualcam_without_backend_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_backend(*args: object, **kw: object) -> None:
+        # What pyvirtualcam raises on Linux without the kernel module.
+        raise RuntimeError("'v4l2loopback' backend: No v4l2 loopback device found at /dev/video[0-99].")
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", _fake_pyvirtualcam(no_backend))  # type: ignore[arg-type]
+    monkeypatch.setattr(sys, "platform", "linux")
+    sink = open_streaming_sink("virtualcam", fps=30)
+    with pytest.raises(OutputError, match=r"sudo modprobe v4l2loopback devices=1"):
+        sink.write(_frame(0))
+
+
+def test_virtualcam_paces_to_source_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    cams: list[_FakeCamera] = []
+
+    class Recording(_FakeCamera):
+        def __init__(self, width: int, height: int, fps: float, **kw: object) -> None:
+            super().__init__(width, height, fps, **kw)
+            cams.append(self)
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", _fake_pyvirtualcam(Recording))
+    with open_streaming_sink("virtualcam:/dev/video7", fps=20) as sink:  # type: ignore[attr-defined]
+        for i in range(6):  # a file source: frames arrive at once, stamped 50 ms apart
+            f = _frame(i, 49 if i == 3 else 48, 64)
+            f.time = i * 0.05
+            sink.write(f)
+    cam = cams[0]
+    assert cam.kw["device"] == "/dev/video7" and cam.fps == 20 and cam.closed
+    times = [t for t, _ in cam.sent]
+    assert {shape for _, shape in cam.sent} == {(48, 64, 3)}  # the odd-sized frame was scaled
+    # Never early (a late frame may be followed by a quick one: the clock catches up, it does not drift).
+    offsets = np.array(times) - times[0]
+    assert (offsets >= np.arange(6) * 0.05 - 0.005).all()
+    assert offsets[-1] < 0.25 + 0.15
+
+
+# ------------------------------------------------------------------ dispatch
+def test_dispatch_by_spec() -> None:
+    assert parse_http_spec("http://:0/") == ("127.0.0.1", 0)
+    assert parse_http_spec("http://0.0.0.0:9000") == ("0.0.0.0", 9000)
+    sink = open_streaming_sink("http://127.0.0.1:0/", fps=30, quality=70, overwrite=True)
+    try:
+        assert isinstance(sink, MjpegSink) and sink.quality == 70 and sink.host == "127.0.0.1" and sink.port > 0
+    finally:
+        sink.close()
+    stream = open_streaming_sink("rtmp://127.0.0.1/live/key", fps=25, preset="veryfast")
+    assert isinstance(stream, NetworkStreamSink)
+    assert (stream.format, stream.gop, stream.preset) == ("flv", 25, "veryfast")
+    stream.close()
+    udp = open_streaming_sink("udp://127.0.0.1:1234")
+    assert isinstance(udp, NetworkStreamSink)
+    assert udp.format == "mpegts" and udp.url.endswith("?pkt_size=1316")
+    with pytest.raises(OutputError, match="not a live output"):
+        open_streaming_sink("out.mp4")
+    with pytest.raises(OutputError, match="plain HTTP"):
+        open_streaming_sink("https://127.0.0.1:8443/")
