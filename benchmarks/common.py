@@ -114,9 +114,12 @@ def machine_line(info: dict[str, Any]) -> str:
 
 @dataclass
 class Timing:
-    """Wall-clock samples of one repeated operation, in milliseconds."""
+    """Wall-clock samples of one repeated operation, in milliseconds, and the CPU time
+    this process (all its threads) spent in each: on a shared machine the CPU time
+    barely moves with other processes' load while the wall time does."""
 
     samples_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -137,6 +140,10 @@ class Timing:
         return min(self.samples_ms) if self.samples_ms else float("nan")
 
     @property
+    def cpu_median_ms(self) -> float:
+        return statistics.median(self.cpu_ms) if self.cpu_ms else float("nan")
+
+    @property
     def fps(self) -> float:
         """Frames per second from the median latency (one frame per call)."""
         m = self.median_ms
@@ -149,6 +156,7 @@ class Timing:
             "p95_ms": round(self.p95_ms, 3),
             "min_ms": round(self.min_ms, 3),
             "fps": round(self.fps, 2),
+            "cpu_ms": round(self.cpu_median_ms, 3),
         }
 
 
@@ -183,10 +191,11 @@ def time_fn(
     timing = Timing()
     start_all = time.perf_counter()
     for i in range(iters):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         sync()
         timing.samples_ms.append((time.perf_counter() - t0) * 1e3)
+        timing.cpu_ms.append((time.process_time() - c0) * 1e3)
         if i + 1 >= min_iters and time.perf_counter() - start_all > max_seconds:
             break
     return timing

@@ -319,6 +319,7 @@ def run_grid(spec: GridSpec, device: torch.device, log: Callable[[str], None] = 
                             sync=sync,
                         )
                         timings[(mode, nthreads)].samples_ms += t.samples_ms
+                        timings[(mode, nthreads)].cpu_ms += t.cpu_ms
                     loads.append(os.getloadavg()[0])
                 torch.set_num_threads(default_threads)
                 elem = DTYPE_BYTES[dtypes[precision]]
@@ -336,6 +337,7 @@ def run_grid(spec: GridSpec, device: torch.device, log: Callable[[str], None] = 
                         "fps": round(t.fps, 2),
                         "p50 ms": round(t.median_ms, 2),
                         "p95 ms": round(t.p95_ms, 2),
+                        "cpu ms": round(t.cpu_median_ms, 2),
                         "n": t.n,
                         "first call s": round(runners[mode].first_call_s, 2),
                         "peak MiB": mems[mode].peak_mib,
@@ -520,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fps",
                 "p50 ms",
                 "p95 ms",
+                "cpu ms",
                 "n",
                 "first call s",
                 "peak MiB",
@@ -557,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     notes = [
         f"total benchmark wall time {time.perf_counter() - t0:.0f} s",
+        "cpu ms = median CPU time of this process per frame (all threads): other processes' load inflates "
+        "p50 but hardly cpu ms, so with 1 thread 1000 / cpu ms estimates the fps of an idle core",
         "fps = 1000 / p50; each config timed in interleaved rounds with the other modes of the same "
         "preset x resolution x precision",
         "peak MiB: CPU = process peak RSS during one call (VmHWM reset per config), delta = above the RSS "
