@@ -370,3 +370,19 @@ def test_dispatch_by_spec() -> None:
         open_streaming_sink("out.mp4")
     with pytest.raises(OutputError, match="plain HTTP"):
         open_streaming_sink("https://127.0.0.1:8443/")
+
+
+def test_open_sink_dispatches_live_outputs_with_generic_options() -> None:
+    from stylize_video.io.sinks import open_sink
+
+    # What `run` passes every sink: unset options are None and must not override the stream's defaults.
+    common = {"audio_from": None, "codec": "h264", "crf": None, "bitrate": None, "preset": None}
+    udp = open_sink("udp://127.0.0.1:1234", fps=Fraction(30000, 1001), **common)
+    assert isinstance(udp, NetworkStreamSink)
+    assert (udp.codec, udp.preset, udp.gop, udp.fps) == ("libx264", "ultrafast", 30, pytest.approx(29.97, abs=0.01))
+    udp.close()
+    http = open_sink(f"http://127.0.0.1:{_free_port()}/", fps=None, **common)
+    try:
+        assert isinstance(http, MjpegSink) and http.host == "127.0.0.1"
+    finally:
+        http.close()

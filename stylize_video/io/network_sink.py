@@ -61,7 +61,7 @@ class NetworkStreamSink:
         bitrate: target bits per second (default: x264's constant-quality mode).
         format: container override (default: by scheme, see :data:`STREAM_FORMATS`).
         queue_size: frames waiting for the writer (1-2); older ones are dropped.
-        codec: encoder name.
+        codec: encoder name; x264 gets ``tune=zerolatency`` and ``preset``, others only the GOP.
         backoff: reconnect delays (default 0.25 s doubling up to 8 s).
         on_sent: called from the writer thread with each frame once its packets
             were handed to the network (latency measurements).
@@ -214,7 +214,9 @@ class NetworkStreamSink:
         assert self._size is not None
         out = av.open(self.url, "w", format=self.format, options=self.container_options)
         try:
-            opts = {"tune": "zerolatency", "preset": self.preset, "g": str(self.gop), "bf": "0"}
+            opts = {"g": str(self.gop), "bf": "0"}  # B-frames wait for future frames: latency
+            if self.codec == "libx264":
+                opts.update(tune="zerolatency", preset=self.preset)  # no lookahead, no frame threads
             stream = out.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1001), options=opts)
             stream.width, stream.height = self._size
             stream.pix_fmt = "yuv420p"

@@ -35,8 +35,9 @@ def is_streaming_spec(spec: str) -> bool:
 def _accepted(cls: type, options: dict[str, Any]) -> dict[str, Any]:
     # The generic dispatcher passes every sink the same options (fps, controls, ...);
     # each live sink takes the ones it understands.
+    # None means "not given" there (e.g. --preset unset), so the sink's own default applies.
     params = inspect.signature(cls).parameters
-    taken = {k: v for k, v in options.items() if k in params}
+    taken = {k: v for k, v in options.items() if k in params and v is not None}
     ignored = sorted(set(options) - set(taken))
     if ignored:
         log.debug("%s ignores options %s", cls.__name__, ", ".join(ignored))
@@ -87,7 +88,12 @@ def open_streaming_sink(spec: str, **options: Any) -> Sink:
     if scheme in STREAM_SCHEMES:
         from .network_sink import NetworkStreamSink
 
-        return NetworkStreamSink(spec, **_accepted(NetworkStreamSink, options))
+        kwargs = _accepted(NetworkStreamSink, options)
+        if kwargs.get("codec") == "h264":
+            kwargs["codec"] = "libx264"  # the generic name; the low-latency settings below are x264's
+        if "fps" in kwargs:
+            kwargs["fps"] = float(kwargs["fps"])
+        return NetworkStreamSink(spec, **kwargs)
     raise OutputError(
         f"not a live output: {spec!r} (use virtualcam, http://127.0.0.1:8080/ or {'/'.join(STREAM_SCHEMES)}://...)"
     )
