@@ -104,6 +104,7 @@ def test_file_source_every_frame_in_order_stylized(stylizer: Stylizer) -> None:
     assert file_sink.frames[5].pts == 5  # timestamps travel with the frame
     assert file_sink.finished and file_sink.closed and not file_sink.aborted
     assert len(stats.latencies) == 12 and 0 < stats.latency_percentile(50) <= stats.latency_percentile(95)
+    assert 0 < stats.busy < stats.wall
     assert "12 frames" in stats.summary() and "0 dropped" in stats.summary()
 
 

@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import StylizeError
 from ..io.base import Frame, Sink, Source
+from .controls import LiveControls
 from .smoothing import NoSmoother, Smoother
 from .stylizer import Stylizer
 
@@ -39,12 +41,15 @@ _POLL_S = 0.1  # queue waits wake up this often to notice a stop request
 
 @dataclass
 class PipelineStats:
-    """What happened in a run. ``latencies`` are capture -> written, in seconds."""
+    """What happened in a run. ``latencies`` are capture -> written, in seconds;
+    ``busy`` is the main thread's time in upload + model + download (``busy / wall``
+    near 1 means decoding and encoding are fully hidden behind the model)."""
 
     frames: int = 0
     dropped: int = 0
     corrupt: int = 0
     wall: float = 0.0
+    busy: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     interrupted: bool = False
     stopped: bool = False
@@ -109,6 +114,7 @@ class Pipeline:
         max_frames: stop after this many frames (None: until the source ends).
         progress: ``tqdm``-like object with ``update(n)`` (or None).
         styles: style names to cycle with n/p (preloaded on the stylizer).
+        controls: live controls (HTTP endpoint, stdin, signals) polled once per frame.
     """
 
     def __init__(
@@ -123,6 +129,7 @@ class Pipeline:
         progress: Any = None,
         styles: Sequence[str] = (),
         on_frame: Callable[[Frame], None] | None = None,
+        controls: LiveControls | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -135,6 +142,9 @@ class Pipeline:
         self.progress = progress
         self.styles = list(styles)
         self.on_frame = on_frame
+        self.controls = controls
+        self._last_out: Frame | None = None
+        self.snapshots: list[Path] = []
         self.stats = PipelineStats()
         # A live source keeps one frame waiting: anything older is latency, not throughput.
         live = bool(getattr(source, "live", False))
@@ -234,6 +244,8 @@ class Pipeline:
             self._stop.set()
 
     def _controls(self) -> None:
+        if self.controls is not None:
+            self._live_controls(self.controls)
         for sink in self._inline:
             poll = getattr(sink, "poll_actions", None)
             if poll is not None:
@@ -242,6 +254,42 @@ class Pipeline:
             set_status = getattr(sink, "set_status", None)
             if set_status is not None:
                 set_status(self._status())
+
+    def _live_controls(self, controls: LiveControls) -> None:
+        """Apply what live controls requested since the last frame, then report the state back."""
+        changes = controls.poll()
+        st = self.stylizer
+        if changes:
+            if changes.style is not None or changes.style_step:
+                try:
+                    # Styles are preloaded (run does it), so switching costs no frame.
+                    name = changes.pick_style(self.styles or [st.style_name], st.style_name)
+                except ValueError as exc:
+                    log.warning("%s", exc)
+                else:
+                    if name != st.style_name:
+                        st.set_style(name)
+                        self.smoother.reset()
+            if changes.strength is not None:
+                st.strength = changes.strength
+            if changes.smoothing is not None and changes.smoothing != self._smoothing_on:
+                self._apply("toggle_smoothing")
+            if changes.snapshot:
+                self._snapshot()
+        controls.report(style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on)
+
+    def _snapshot(self) -> None:
+        if self._last_out is None:
+            return
+        from ..io.images import write_image
+        from ..io.sinks import fresh_path
+
+        path = fresh_path(Path.cwd() / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.png")
+        write_image(path, self._last_out.image)
+        self.snapshots.append(path)
+        if self.controls is not None:
+            self.controls.report(snapshots=len(self.snapshots))
+        log.info("snapshot saved to %s", path)
 
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
@@ -290,6 +338,7 @@ class Pipeline:
                     failure = item.exc
                     break
                 out = self.process(item)
+                self._last_out = out
                 processed += 1
                 for sink in self._inline:
                     sink.write(out)
