@@ -337,7 +337,9 @@ class Pipeline:
                 if isinstance(item, _Failure):
                     failure = item.exc
                     break
+                t_busy = time.perf_counter()
                 out = self.process(item)
+                self.stats.busy += time.perf_counter() - t_busy
                 self._last_out = out
                 processed += 1
                 for sink in self._inline:
