@@ -81,7 +81,10 @@ def parse_bitrate(text: str | None) -> int | None:
 def _camera_available(index: int = 0) -> bool:
     import cv2
 
-    cap = cv2.VideoCapture(index)
+    from ..io.sources import quiet_opencv
+
+    with quiet_opencv():
+        cap = cv2.VideoCapture(index)
     try:
         return bool(cap.isOpened())
     finally:

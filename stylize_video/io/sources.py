@@ -7,6 +7,7 @@ consumed; the pipeline decides which stale frames to drop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -138,6 +139,24 @@ class VideoFileSource:
         self.close()
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own console logging (a missing camera prints a dozen lines);
+    our error message says what happened instead."""
+    import cv2
+
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    previous = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(previous)
+
+
 class CameraSource:
     """A camera through OpenCV's ``VideoCapture``.
 
@@ -169,7 +188,8 @@ class CameraSource:
         self.device = device
         self.max_failures = max_failures
         factory = capture_factory or cv2.VideoCapture
-        self._cap = factory(device)
+        with quiet_opencv():
+            self._cap = factory(device)
         if not self._cap.isOpened():
             self._cap.release()
             raise InputError(f"camera {device!r} did not open (missing, busy, or no permission)")
