@@ -290,3 +290,19 @@ def test_full_disk_is_a_clear_error(tmp_path: Path) -> None:
         sink.close()
     sink.abort()
     assert not os.path.lexists(sink.tmp) and not out.exists()
+
+
+def test_nvenc_is_tried_and_falls_back_when_it_does_not_open(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: NVENC may legitimately open")
+    import av
+
+    from stylize_video.io.media import open_video_encoder
+
+    with av.open(str(tmp_path / "o.mp4"), "w") as c:
+        stream = open_video_encoder(c, "h264", 64, 48, rate=25, time_base=Fraction(1, 25), allow_nvenc=True)
+        assert stream.codec_context.name == "libx264"  # h264_nvenc was built in but found no GPU
+    with av.open(str(tmp_path / "p.mp4"), "w") as c, pytest.raises(OutputError, match=r"h264_nvenc: "):
+        open_video_encoder(c, "h264_nvenc", 64, 48, rate=25, time_base=Fraction(1, 25))
