@@ -74,3 +74,55 @@ def test_signals_switch_styles() -> None:
     finally:
         restore()
     assert signal.getsignal(signal.SIGUSR1) is before
+
+
+class _Frames:
+    live = False
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        from stylize_video.io.base import Frame
+        from tests.conftest import make_image
+
+        for i in range(self.n):
+            yield Frame(make_image(16, 24, seed=i), i)
+
+    def close(self) -> None:
+        pass
+
+
+class _Keep:
+    def __init__(self) -> None:
+        self.frames: list[object] = []
+
+    def write(self, frame: object) -> None:
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        pass
+
+
+def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from stylize_video.models.transform_net import TransformNet
+    from stylize_video.runtime.pipeline import Pipeline
+    from stylize_video.runtime.stylizer import Stylizer
+    from tests.conftest import TINY
+
+    monkeypatch.chdir(tmp_path)
+    stylizer = Stylizer(TransformNet(TINY).eval(), device="cpu")
+    other = stylizer.preload(TransformNet(TINY).eval())[0]
+    styles = [stylizer.style_name, other]
+    controls = LiveControls()
+    controls.next_style()
+    controls.set_strength(0.3)
+    controls.set_smoothing(True)
+    controls.snapshot()
+    sink = _Keep()
+    pipeline = Pipeline(_Frames(3), stylizer, [sink], styles=styles, controls=controls)
+    stats = pipeline.run()
+    assert stats.frames == 3 and len(sink.frames) == 3
+    assert stylizer.style_name == other and stylizer.strength == 0.3
+    assert len(pipeline.snapshots) == 1 and pipeline.snapshots[0].exists()
+    assert controls.state() == {"style": other, "styles": styles, "strength": 0.3, "smoothing": True, "snapshots": 1}

@@ -10,6 +10,7 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -386,3 +387,88 @@ def test_open_sink_dispatches_live_outputs_with_generic_options() -> None:
         assert isinstance(http, MjpegSink) and http.host == "127.0.0.1"
     finally:
         http.close()
+
+
+class _PacedTcpServer:
+    """Serves one MPEG-TS clip per connection, spread over ``seconds`` like a live encoder would."""
+
+    def __init__(self, data: bytes, seconds: float) -> None:
+        self.data, self.seconds = data, seconds
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(2)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                chunk = 188 * 8
+                pause = self.seconds * chunk / len(self.data)
+                for i in range(0, len(self.data), chunk):
+                    if self._stop.wait(pause):
+                        return
+                    try:
+                        conn.sendall(self.data[i : i + chunk])
+                    except OSError:
+                        break
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def test_run_network_input_to_http_preview_with_live_controls(tiny_checkpoint: Path) -> None:
+    """`run -i tcp://... -o http://...`: frames reach the preview and /control changes the running engine."""
+    import http.client
+    import json
+
+    from stylize_video.cli import main
+
+    server = _PacedTcpServer(_ts_clip(60), seconds=2.0)
+    port = _free_port()
+    argv = ["run", "-i", f"tcp://127.0.0.1:{server.port}", "-o", f"http://127.0.0.1:{port}/"]
+    # One torch thread: on a loaded 2-core box, 2 OpenMP threads make each frame ~50x slower.
+    argv += ["-s", str(tiny_checkpoint), "--max-frames", "45", "--no-progress", "--device", "cpu", "--threads", "1"]
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(main(argv)), daemon=True)
+
+    def request(method: str, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request(method, path)
+            r = conn.getresponse()
+            return r.status, r.read()
+        except OSError:
+            return 0, b""
+        finally:
+            conn.close()
+
+    runner.start()
+    try:
+        deadline = time.monotonic() + 15
+        status, body = 0, b""
+        while status != 200 and time.monotonic() < deadline:
+            status, body = request("GET", "/snapshot.jpg")
+            time.sleep(0.05)
+        assert status == 200 and body[:2] == b"\xff\xd8"  # a JPEG from the running pipeline
+        assert request("POST", "/control?strength=0.5&smooth=on")[0] == 200
+        state: dict[str, object] = {}
+        while time.monotonic() < deadline and state.get("strength") != 0.5:
+            status, body = request("GET", "/control")
+            state = json.loads(body)["state"] if status == 200 else {}
+            time.sleep(0.05)
+        assert state.get("strength") == 0.5 and state.get("smoothing") is True  # applied by the pipeline
+        assert state.get("style") == str(tiny_checkpoint)
+    finally:
+        runner.join(20)
+        server.stop()
+    assert not runner.is_alive() and result == [0]

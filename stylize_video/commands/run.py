@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.media import is_url
     from ..io.sinks import WindowSink, open_sink
     from ..io.sources import VideoFileSource, open_source
+    from ..io.streaming import is_streaming_spec
+    from ..runtime.controls import LiveControls
     from ..runtime.pipeline import Pipeline
     from ..runtime.smoothing import make_smoother
 
@@ -131,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = open_source(args.input, width=args.width, height=args.height, fps=args.fps)
     sinks: list[Any] = []
+    # Live outputs (HTTP preview, streams, virtual camera) take requests from /control, stdin and signals.
+    controls = LiveControls()
     try:
         is_file = isinstance(source, VideoFileSource) and not is_url(args.input)
         inputs = [args.input] if is_file else []
@@ -147,11 +151,13 @@ def run(args: argparse.Namespace) -> int:
                     bitrate=bitrate,
                     preset=args.preset,
                     fps=getattr(source, "fps", None),
+                    controls=controls,
                 )
             )
         stylizer = make_stylizer(args)
         styles: list[str] = []
-        if any(isinstance(s, WindowSink) for s in sinks):
+        live_outputs = [spec for spec in outputs if is_streaming_spec(spec)]
+        if live_outputs or any(isinstance(s, WindowSink) for s in sinks):
             styles = _preload_styles(stylizer)
         smoother = None if args.smooth == "none" else make_smoother(args.smooth, args.smooth_strength)
     except BaseException:
@@ -174,10 +180,13 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         progress=progress,
         styles=styles,
+        controls=controls if live_outputs else None,
     )
+    restore_signals = _live_control_inputs(controls, live_outputs, sinks)
     try:
         stats = pipeline.run()
     finally:
+        restore_signals()
         if progress is not None:
             progress.close()
         source.close()
@@ -189,6 +198,26 @@ def run(args: argparse.Namespace) -> int:
     if stats.error is not None:
         raise stats.error
     return 130 if stats.interrupted else 0
+
+
+def _live_control_inputs(controls: Any, live_outputs: list[str], sinks: list[Any]) -> Any:
+    """SIGUSR1/SIGUSR2 (next/prev style) and, from a terminal, typed commands for live outputs.
+
+    Returns a function that restores the previous signal handlers.
+    """
+    import threading
+
+    from ..io.sinks import WindowSink
+    from ..runtime.controls import install_signal_handlers, start_stdin_reader
+
+    if not live_outputs or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    restore = install_signal_handlers(controls)
+    # The window has its own keys; without one, a terminal is the control panel.
+    if sys.stdin is not None and sys.stdin.isatty() and not any(isinstance(s, WindowSink) for s in sinks):
+        start_stdin_reader(controls)
+        log.warning("live controls: type next, prev, style NAME, strength 0.5, smooth, snap (+ Enter)")
+    return restore
 
 
 def _preload_styles(stylizer: Any) -> list[str]:

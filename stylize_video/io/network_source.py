@@ -20,13 +20,15 @@ from .base import Frame
 
 log = logging.getLogger(__name__)
 
-#: URL schemes read as live network streams.
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "srt", "tcp", "http", "https")
+#: Schemes that always carry a live stream (``-i`` routes them here).
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "rtp", "srt", "tcp")
+#: Schemes this source reads; http(s) may also be a plain file, so it is opt-in (construct the source yourself).
+NETWORK_SCHEMES = (*LIVE_SCHEMES, "http", "https")
 
 
-def is_network_url(spec: str) -> bool:
-    """True for a URL this source can read (by scheme)."""
-    return urlsplit(spec).scheme.lower() in NETWORK_SCHEMES
+def is_live_url(spec: str) -> bool:
+    """True for a URL whose scheme always means a live stream (rtsp, udp, srt, ...)."""
+    return urlsplit(spec).scheme.lower() in LIVE_SCHEMES
 
 
 class NetworkSource:

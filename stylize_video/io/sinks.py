@@ -560,6 +560,7 @@ def open_sink(
     preset: str | None = None,
     fps: float | Fraction | None = None,
     cv2_module: Any = None,
+    controls: Any = None,
 ) -> Sink:
     """Open a sink from a command-line spec.
 
@@ -578,7 +579,7 @@ def open_sink(
         return WindowSink(cv2_module=cv2_module)
     if text == "null":
         return NullSink()
-    if is_url(text) or text in STREAM_SPECS:
+    if is_url(text) or text in STREAM_SPECS or text.startswith("virtualcam:"):
         import importlib
 
         try:
@@ -592,7 +593,14 @@ def open_sink(
                 "(module stylize_video.io.streaming is missing)"
             ) from exc
         sink: Sink = streaming.open_streaming_sink(
-            text, audio_from=audio_from, codec=codec, crf=crf, bitrate=bitrate, preset=preset, fps=fps
+            text,
+            audio_from=audio_from,
+            codec=codec,
+            crf=crf,
+            bitrate=bitrate,
+            preset=preset,
+            fps=fps,
+            controls=controls,
         )
         return sink
     if "://" in text:

@@ -336,7 +336,8 @@ def open_source(
     """Open a source from a command-line spec.
 
     ``0``, ``1``, ... and ``/dev/videoN`` are cameras; ``synthetic[:WxH][@FPS][:SECONDSs]``
-    is the built-in scene (``synthetic:640x360@30:3s``); anything else is a file or URL.
+    is the built-in scene (``synthetic:640x360@30:3s``); rtsp/rtmp/udp/srt/tcp URLs are live
+    network streams (:class:`~.network_source.NetworkSource`); anything else is a file or URL.
 
     Raises:
         InputError: the source cannot be opened.
@@ -351,4 +352,8 @@ def open_source(
         rate = float(m.group(3) or fps or 30)
         seconds = float(m.group(4)) if m.group(4) else 3.0
         return SyntheticSource(w, h, rate, frames=max(1, round(seconds * rate)))
+    from .network_source import NetworkSource, is_live_url
+
+    if is_live_url(text):
+        return NetworkSource(text)  # live: reconnects with backoff, marks cuts
     return VideoFileSource(text)

@@ -144,6 +144,7 @@ class Pipeline:
         self.on_frame = on_frame
         self.controls = controls
         self._last_out: Frame | None = None
+        self._snapshot_pending = False  # requested before the first frame: taken once one exists
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
         # A live source keeps one frame waiting: anything older is latency, not throughput.
@@ -274,18 +275,18 @@ class Pipeline:
                 st.strength = changes.strength
             if changes.smoothing is not None and changes.smoothing != self._smoothing_on:
                 self._apply("toggle_smoothing")
-            if changes.snapshot:
-                self._snapshot()
+            self._snapshot_pending |= changes.snapshot
+        if self._snapshot_pending and self._last_out is not None:
+            self._snapshot(self._last_out)
         controls.report(style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on)
 
-    def _snapshot(self) -> None:
-        if self._last_out is None:
-            return
+    def _snapshot(self, frame: Frame) -> None:
+        self._snapshot_pending = False
         from ..io.images import write_image
         from ..io.sinks import fresh_path
 
         path = fresh_path(Path.cwd() / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.png")
-        write_image(path, self._last_out.image)
+        write_image(path, frame.image)
         self.snapshots.append(path)
         if self.controls is not None:
             self.controls.report(snapshots=len(self.snapshots))
