@@ -237,3 +237,26 @@ def test_config_validation_names_the_bad_value(photos: Path, style_file: Path, t
         _config(photos, style_file, tmp_path / "v.safetensors", batch_size=-3)
     with pytest.raises(OutputError, match=r"\.safetensors"):
         _config(photos, style_file, tmp_path / "v.pth")
+
+
+def test_style_layer_weights_are_relative_and_validated() -> None:
+    vgg, style, x = small_vgg(), torch.rand(1, 3, 40, 40), torch.rand(1, 3, 32, 32)
+    equal = PerceptualLoss(vgg, style, style_layer_weights=(2, 2, 2, 2))
+    default = PerceptualLoss(vgg, style)
+    assert math.isclose(
+        equal(x, equal.content_targets(x))["style"].item(),
+        default(x, default.content_targets(x))["style"].item(),
+        rel_tol=1e-6,
+    )
+    with pytest.raises(ValueError, match="style_layer_weights"):
+        PerceptualLoss(vgg, style, style_layer_weights=(1, 1))
+
+
+def test_gallery_lists_missing_paintings(tmp_path: Path, photos: Path) -> None:
+    from stylize_video.training.gallery import GALLERY, build_parser, gallery_style, run
+
+    assert len({s.name for s in GALLERY}) == len(GALLERY) >= 8
+    assert gallery_style("great-wave").artist == "Katsushika Hokusai"
+    args = build_parser().parse_args(["--styles-dir", str(tmp_path), "--data", str(photos), "--only", "udnie"])
+    with pytest.raises(InputError, match=r"picabia_udnie_1913\.jpg"):
+        run(args)

@@ -79,7 +79,7 @@ def optimize_image(
     s = settings or OptimizeSettings()
     targets = loss_fn.content_targets(content)
     if s.init == "content":
-        start = content.detach().clone()
+        start = content.detach().clone(memory_format=torch.contiguous_format)
     else:
         gen = torch.Generator().manual_seed(s.seed)
         start = torch.rand(content.shape, generator=gen).to(content.device)

@@ -178,7 +178,7 @@ def load_style_image(path: str | os.PathLike[str], size: int | None) -> torch.Te
             dsize = (max(1, round(w * s)), max(1, round(h * s)))
             bgr = cv2.resize(bgr, dsize, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
     rgb = np.ascontiguousarray(bgr[..., ::-1])
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0).unsqueeze(0).contiguous()
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -225,6 +225,54 @@ class _InterruptFlag:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+class TrainStep:
+    """One optimisation step of a style network: forward, perceptual (+ teacher) loss, update.
+
+    ``step(x)`` takes a batch (N, 3, H, W) in [0, 1] on the model's device and returns
+    the detached loss terms ``KEYS`` as one fp32 tensor (no device sync).
+    Under ``amp_dtype`` the networks run in reduced precision while Grams, losses
+    and the optimizer stay fp32; fp16 uses the (enabled) ``scaler``.
+    """
+
+    KEYS = ("total", "content", "style", "tv", "distill")
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: PerceptualLoss,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler | None = None,
+        amp_dtype: torch.dtype | None = None,
+        teacher: torch.nn.Module | None = None,
+        distill_weight: float = 0.0,
+    ) -> None:
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        device_type = next(model.parameters()).device.type
+        self.scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
+        self.teacher, self.distill_weight = teacher, distill_weight
+        # Picked once so the hot loop has no precision branches.
+        self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = (
+            contextlib.nullcontext if amp_dtype is None else (lambda: torch.autocast(device_type, dtype=amp_dtype))
+        )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            targets = self.loss_fn.content_targets(x)
+            y = self.model(x)
+            terms = self.loss_fn(y, targets)
+            distill = y.new_zeros((), dtype=torch.float32)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    t = self.teacher(x)
+                distill = F.mse_loss(y.float(), t.float()) * self.distill_weight
+            total = terms["total"] + distill
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return torch.stack([total, terms["content"], terms["style"], terms["tv"], distill]).detach().float()
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -371,13 +419,7 @@ def train(
         pin_memory=on_cuda,
         prefetch_factor=4 if workers else None,
     )
-    autocast: Callable[[], contextlib.AbstractContextManager[Any]]
-    if amp_dtype is None:
-        autocast = contextlib.nullcontext
-    else:
-
-        def autocast() -> contextlib.AbstractContextManager[Any]:
-            return torch.autocast(device.type, dtype=amp_dtype)
+    step = TrainStep(model, loss_fn, optimizer, scaler, amp_dtype, teacher, config.distill_weight)
 
     def save_state(iteration: int) -> None:
         _atomic_torch_save(
@@ -395,7 +437,7 @@ def train(
 
     done = start
     pending: list[torch.Tensor] = []
-    keys = ("total", "content", "style", "tv", "distill")
+    keys = TrainStep.KEYS
 
     def flush() -> None:
         # One device sync per flush instead of one per step.
@@ -412,24 +454,8 @@ def train(
             for batch in loader:
                 x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 consistent = False
-                with autocast():
-                    targets = loss_fn.content_targets(x)
-                    y = model(x)
-                    terms = loss_fn(y, targets)
-                    distill = y.new_zeros((), dtype=torch.float32)
-                    if teacher is not None:
-                        with torch.no_grad():
-                            t = teacher(x)
-                        distill = F.mse_loss(y.float(), t.float()) * config.distill_weight
-                    total = terms["total"] + distill
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(total).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                pending.append(step(x))
                 done += 1
-                pending.append(
-                    torch.stack([total, terms["content"], terms["style"], terms["tv"], distill]).detach().float()
-                )
                 consistent = True
                 if done % config.checkpoint_every == 0 or done == config.iterations:
                     flush()
