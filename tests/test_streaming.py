@@ -179,7 +179,8 @@ def test_stream_reconnects_when_receiver_restarts() -> None:
 
 def test_sink_never_blocks_without_server() -> None:
     port = _free_port()  # nothing listens: every connection attempt is refused
-    with NetworkStreamSink(f"tcp://127.0.0.1:{port}", backoff=FAST) as sink:
+    # pace=False: the frames are stamped 1/30 s apart and written at once; only the network is under test.
+    with NetworkStreamSink(f"tcp://127.0.0.1:{port}", backoff=FAST, pace=False) as sink:
         t = time.perf_counter()
         for i in range(50):
             sink.write(_frame(i))
@@ -191,6 +192,31 @@ def test_sink_never_blocks_without_server() -> None:
     assert sink.stats.sent == 0
     assert sink.stats.errors >= 2  # it kept retrying
     assert sink.stats.dropped >= 48  # a 1-deep slot keeps only the newest frame
+
+
+def test_stream_carries_the_inputs_audio(tmp_path: Path) -> None:
+    from tests.media import write_clip
+
+    clip = write_clip(tmp_path / "in.mp4", n_frames=30, fps=30, audio=True)
+    port = _free_port()
+    rx = _TcpReceiver(port)
+    rx.start()
+    try:
+        with NetworkStreamSink(f"tcp://127.0.0.1:{port}", fps=30, audio_from=clip, pace=False) as sink:
+            for i in range(30):
+                sink.write(_frame(i))
+                time.sleep(0.01)  # the 1-deep slot keeps only the newest frame: let the writer take each
+        deadline = time.monotonic() + 5
+        while not (rx.received and len(rx.received[0]) > 1000) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        rx.stop()
+    assert sink.stats.errors == 0
+    with av.open(io.BytesIO(bytes(rx.received[0])), "r", format="mpegts") as c:
+        assert len(c.streams.audio) == 1 and len(c.streams.video) == 1
+        audio = [p for p in c.demux(c.streams.audio[0]) if p.pts is not None]
+    span = float((audio[-1].pts - audio[0].pts) * audio[0].time_base)
+    assert span == pytest.approx(1.0, abs=0.15)  # the tone under the second of video
 
 
 # ------------------------------------------------------------- network source
@@ -337,18 +363,55 @@ def test_virtualcam_paces_to_source_timestamps(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setitem(sys.modules, "pyvirtualcam", _fake_pyvirtualcam(Recording))
     with open_streaming_sink("virtualcam:/dev/video7", fps=20) as sink:  # type: ignore[attr-defined]
-        for i in range(6):  # a file source: frames arrive at once, stamped 50 ms apart
+        for i in range(16):  # a file source: frames arrive at once, stamped 50 ms apart
             f = _frame(i, 49 if i == 3 else 48, 64)
             f.time = i * 0.05
             sink.write(f)
     cam = cams[0]
     assert cam.kw["device"] == "/dev/video7" and cam.fps == 20 and cam.closed
-    times = [t for t, _ in cam.sent]
     assert {shape for _, shape in cam.sent} == {(48, 64, 3)}  # the odd-sized frame was scaled
-    # Never early (a late frame may be followed by a quick one: the clock catches up, it does not drift).
-    offsets = np.array(times) - times[0]
-    assert (offsets >= np.arange(6) * 0.05 - 0.005).all()
+    # After the 0.5 s warm-up the frames go out on the source's schedule, never early.
+    offsets = np.array([t for t, _ in cam.sent]) - cam.sent[10][0]
+    assert (offsets[10:] >= np.arange(6) * 0.05 - 0.005).all()
     assert offsets[-1] < 0.25 + 0.15
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def test_pacer_paces_files_but_never_delays_a_live_source() -> None:
+    from stylize_video.io.pacing import Pacer
+
+    clock = _FakeClock()
+    pacer = Pacer(warmup=0.2, clock=clock, sleep=clock.sleep)
+    for i in range(30):  # a file: decoded instantly, 1/30 s apart in source time
+        pacer.wait(i / 30)
+    assert sum(clock.slept) == pytest.approx(29 / 30 - 5 / 30, abs=1e-6)  # real time after frame 5
+
+    clock = _FakeClock()
+    pacer = Pacer(warmup=0.2, clock=clock, sleep=clock.sleep)
+    for i in range(60):  # live: the first frame is 300 ms late (warm-up), the rest 20 ms
+        clock.now = 100.0 + i / 30 + (0.3 if i == 0 else 0.02)
+        pacer.wait(i / 30)
+    assert clock.slept == []
+
+    clock = _FakeClock()
+    pacer = Pacer(warmup=0.0, max_lag=0.25, clock=clock, sleep=clock.sleep)
+    pacer.wait(0.0)
+    clock.now += 1.0  # the pipeline stalled for a second
+    pacer.wait(0.1)
+    pacer.wait(0.2)  # no catch-up burst: the schedule moved
+    assert pacer.resyncs == 1 and clock.slept == [pytest.approx(0.1)]
 
 
 # ------------------------------------------------------------------ dispatch

@@ -4,15 +4,19 @@ The pipeline only ever hands a frame over: ``write`` puts it into a latest-frame
 slot (1-2 deep) and returns. A writer thread encodes and sends; when the server
 goes away it tears the connection down and retries with exponential backoff,
 while newer frames keep replacing older ones in the slot (counted as dropped),
-so a dead server never blocks or stops the pipeline.
+so a dead server never blocks or stops the pipeline. ``write`` waits only to pace
+a faster-than-real-time source (a file) to its own clock, as ``ffmpeg -re`` does.
+
+Timestamps are the source's clock (``Frame.time``), so dropped frames leave real
+gaps and audio copied from the input (``audio_from``) stays in sync.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +26,7 @@ from urllib.parse import urlsplit
 from ..errors import OutputError
 from .backoff import Backoff
 from .base import Frame
+from .pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ log = logging.getLogger(__name__)
 #: lossy byte pipes (udp, srt, tcp) because a receiver can join at any packet.
 STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtsp": "rtsp"}
 
-_TIME_BASE = Fraction(1, 1000)  # wall-clock milliseconds: dropped frames leave real gaps, not a sped-up stream
+_TIME_BASE = Fraction(1, 1000)  # milliseconds of source time: dropped frames leave gaps, not a sped-up stream
 
 
 @dataclass
@@ -66,6 +71,10 @@ class NetworkStreamSink:
         on_sent: called from the writer thread with each frame once its packets
             were handed to the network (latency measurements).
         container_options: extra muxer/protocol options (e.g. ``{"rtsp_transport": "tcp"}``).
+        audio_from: a media file whose audio is sent along, in step with ``Frame.time``
+            (copied where the container allows, else transcoded); after a reconnect
+            it resumes at the current time.
+        pace: hold frames that come faster than real time (see :class:`~.pacing.Pacer`).
     """
 
     live = True
@@ -84,6 +93,8 @@ class NetworkStreamSink:
         backoff: Backoff | None = None,
         on_sent: Callable[[Frame], None] | None = None,
         container_options: dict[str, str] | None = None,
+        audio_from: str | os.PathLike[str] | None = None,
+        pace: bool = True,
     ) -> None:
         scheme = urlsplit(url).scheme.lower()
         if format is None and scheme not in STREAM_FORMATS:
@@ -104,6 +115,8 @@ class NetworkStreamSink:
             # TCP interleaving: no firewall/NAT trouble and no UDP loss for the stream's setup.
             self.container_options.setdefault("rtsp_transport", "tcp")
         self.on_sent = on_sent
+        self.audio_from = os.fspath(audio_from) if audio_from is not None else None
+        self.pacer: Pacer | None = Pacer() if pace else None
         self.stats = StreamStats()
         self._backoff = backoff or Backoff()
         self._slot: collections.deque[Frame] = collections.deque(maxlen=queue_size)
@@ -128,6 +141,8 @@ class NetworkStreamSink:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="stream-writer", daemon=True)
             self._thread.start()
+        if self.pacer is not None:
+            self.pacer.wait(frame.time, frame.cut)
         with self._cond:
             if len(self._slot) == self._slot.maxlen:
                 self.stats.dropped += 1
@@ -165,25 +180,27 @@ class NetworkStreamSink:
 
         out: Any = None
         stream: Any = None
-        t0 = 0.0
+        audio: Any = None
         last_pts = -1
         failures = 0
         try:
             while (frame := self._take()) is not None:
                 try:
                     if out is None:
-                        out, stream = self._open(av)
-                        t0, last_pts = frame.captured or time.perf_counter(), -1
-                    pts = max(last_pts + 1, round(((frame.captured or time.perf_counter()) - t0) * 1000))
+                        out, stream, audio = self._open(av, frame.time)
+                        last_pts = -1
+                    pts = max(last_pts + 1, round(frame.time * 1000))
                     self._send(av, out, stream, frame, pts)
                     last_pts = pts
+                    if audio is not None:
+                        audio.mux_until(frame.time + 1.0 / self.fps)
                 except (OSError, av.FFmpegError) as exc:
                     # PyAV connects on the first mux, so refusals surface here too.
                     self.stats.errors += 1
                     self.stats.dropped += 1
                     self.connected.clear()
-                    _abandon(out)
-                    out = stream = None
+                    _abandon(out, audio)
+                    out = stream = audio = None
                     failures += 1
                     level = logging.WARNING if failures == 1 else logging.DEBUG
                     log.log(level, "stream %s: %s; reconnecting with backoff", self.url, exc)
@@ -204,15 +221,19 @@ class NetworkStreamSink:
                 try:
                     for packet in stream.encode():
                         out.mux(packet)
+                    if audio is not None:
+                        audio.close()
                     out.close()
                 except (OSError, av.FFmpegError) as exc:
                     log.warning("stream %s: error while finishing: %s", self.url, exc)
-                    _abandon(out)
+                    _abandon(out, audio)
             self.connected.clear()
 
-    def _open(self, av: Any) -> tuple[Any, Any]:
+    def _open(self, av: Any, now: float) -> tuple[Any, Any, Any]:
+        """Container, video stream and audio copier (None without audio) for a new connection."""
         assert self._size is not None
         out = av.open(self.url, "w", format=self.format, options=self.container_options)
+        audio: Any = None
         try:
             opts = {"g": str(self.gop), "bf": "0"}  # B-frames wait for future frames: latency
             if self.codec == "libx264":
@@ -223,10 +244,19 @@ class NetworkStreamSink:
             stream.codec_context.time_base = _TIME_BASE
             if self.bitrate:
                 stream.bit_rate = int(self.bitrate)
+            if self.audio_from is not None:
+                from .sinks import _AudioCopier
+
+                audio = _AudioCopier(out, self.audio_from)
+                if len(audio):
+                    audio.skip_until(now)  # a reconnect resumes the sound where the picture is
+                else:
+                    audio.close()
+                    audio = None
         except BaseException:
-            _abandon(out)
+            _abandon(out, audio)
             raise
-        return out, stream
+        return out, stream, audio
 
     def _send(self, av: Any, out: Any, stream: Any, frame: Frame, pts: int) -> None:
         assert self._size is not None
@@ -239,11 +269,12 @@ class NetworkStreamSink:
             out.mux(packet)
 
 
-def _abandon(container: Any) -> None:
+def _abandon(container: Any, audio: Any = None) -> None:
     """Close a container whose connection failed; its own errors are expected and ignored."""
-    if container is None:
-        return
-    try:
-        container.close()
-    except Exception as exc:  # the peer is gone: closing may raise anything FFmpeg reports
-        log.debug("ignoring error while closing a failed stream: %s", exc)
+    for part in (audio, container):
+        if part is None:
+            continue
+        try:
+            part.close()
+        except Exception as exc:  # the peer is gone: closing may raise anything FFmpeg reports
+            log.debug("ignoring error while closing a failed stream: %s", exc)

@@ -122,6 +122,17 @@ class _AudioCopier:
             self._mux(self._pending)
             self._pending = None
 
+    def skip_until(self, seconds: float) -> None:
+        """Drop audio packets that start before ``seconds`` (a live stream that reconnected mid-way)."""
+        while not self._done:
+            if self._pending is None:
+                self._pending = self._next()
+                if self._pending is None:
+                    return
+            if self._time(self._pending) >= seconds:
+                return
+            self._pending = None
+
     def _mux(self, packet: Any) -> None:
         out, _, copy = self._tracks[packet.stream.index]
         if copy:

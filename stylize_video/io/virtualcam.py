@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import Any
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..errors import DependencyError, OutputError
 from .base import Frame
+from .pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ class VirtualCameraSink:
     """Send frames to a virtual webcam, paced to the source's timestamps.
 
     Opens on the first frame (its size becomes the camera's; later frames of
-    another size are scaled). Pacing: each frame is shown at ``start + frame.time``
-    (the source's own clock), so a file plays at its real speed and a camera is not
-    slowed down; if the pipeline falls more than ``max_lag`` behind, the clock
-    resynchronises instead of rushing to catch up.
+    another size are scaled). Pacing (:class:`~.pacing.Pacer`) follows the source's
+    own clock (``frame.time``), so a file plays at its real speed and a camera is not
+    slowed down; if the pipeline falls more than ``max_lag`` behind, the schedule
+    moves instead of rushing to catch up.
 
     Args:
         fps: rate announced to the camera; use the source's rate.
@@ -80,9 +80,8 @@ class VirtualCameraSink:
         self.max_lag = max_lag
         self._cam: Any = None
         self._size: tuple[int, int] | None = None
-        self._clock: tuple[float, float] | None = None  # (wall perf_counter, frame.time) at sync
+        self.pacer = Pacer(max_lag=max_lag)
         self.frames = 0
-        self.resyncs = 0
 
     def _open(self, width: int, height: int) -> None:
         pvc = self._pyvirtualcam
@@ -105,22 +104,9 @@ class VirtualCameraSink:
         if (w, h) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         if self.pace:
-            self._wait_until_due(frame)
+            self.pacer.wait(frame.time, frame.cut)
         self._cam.send(np.ascontiguousarray(image))
         self.frames += 1
-
-    def _wait_until_due(self, frame: Frame) -> None:
-        now = time.perf_counter()
-        if self._clock is None or frame.cut:
-            self._clock = (now, frame.time)
-            return
-        ahead = self._clock[0] + (frame.time - self._clock[1]) - now
-        # Far behind or far ahead (a timestamp jump) means the clocks no longer match: resync.
-        if ahead < -self.max_lag or ahead > 1.0:
-            self._clock = (now, frame.time)
-            self.resyncs += 1
-        elif ahead > 0:
-            time.sleep(ahead)
 
     def close(self) -> None:
         if self._cam is not None:

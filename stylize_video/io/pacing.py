@@ -1,0 +1,62 @@
+"""Real-time pacing for live outputs: show each frame when the source's clock says so.
+
+A file is decoded faster than real time; a virtual camera or a stream server must
+receive it at its own rate (what ``ffmpeg -re`` does). A live source is already
+real-time, and pacing must not add delay to it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class Pacer:
+    """Sleep until ``anchor + frame_time``, where the anchor is learnt from the first frames.
+
+    During a short warm-up the anchor is the *smallest* ``now - frame_time`` seen, so
+    a slow first frame (model warm-up) does not make every later frame of a live
+    source wait; after it, early frames wait and frames later than ``max_lag`` move
+    the anchor (no rushing to catch up). A ``cut`` restarts the warm-up.
+
+    Args:
+        warmup: seconds of source time used to learn the anchor.
+        max_lag: seconds behind schedule after which the schedule moves.
+        max_wait: a frame further ahead than this is a timestamp jump: resync instead.
+    """
+
+    def __init__(
+        self,
+        warmup: float = 0.5,
+        max_lag: float = 0.25,
+        max_wait: float = 1.0,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.warmup, self.max_lag, self.max_wait = warmup, max_lag, max_wait
+        self._clock, self._sleep = clock, sleep
+        self._anchor: float | None = None
+        self._start = 0.0  # source time of the first frame after a (re)start
+        self.resyncs = 0
+        self.waited = 0.0
+
+    def reset(self) -> None:
+        self._anchor = None
+
+    def wait(self, frame_time: float, cut: bool = False) -> None:
+        """Block until the frame stamped ``frame_time`` (seconds, source clock) is due."""
+        now = self._clock()
+        offset = now - frame_time
+        if self._anchor is None or cut:
+            self._anchor, self._start = offset, frame_time
+            return
+        if frame_time - self._start < self.warmup:
+            self._anchor = min(self._anchor, offset)
+            return
+        ahead = self._anchor - offset
+        if ahead > self.max_wait or ahead < -self.max_lag:
+            self._anchor = offset
+            self.resyncs += 1
+        elif ahead > 0:
+            self.waited += ahead
+            self._sleep(ahead)
