@@ -104,6 +104,13 @@ def quality(
                 continue
             ema_fid = interpolate_at(ema_curve, r.warping_error)
             ema_strength = interpolate_at(ema_points, r.warping_error)
+            best = min(emas, key=lambda e: e.warping_error)
+            if ema_fid is not None:
+                verdict = "flow closer" if r.fidelity_mse < ema_fid else "ema closer"
+            elif r.warping_error < best.warping_error:
+                verdict = f"flow below every ema (best {best.smoother}: {best.warping_error * 1e3:.2f})"
+            else:
+                verdict = "flow above every ema"
             summary.append(
                 {
                     "clip": clip.name,
@@ -112,7 +119,7 @@ def quality(
                     "flow fidelity MSE ×10³": r.fidelity_mse * 1e3,
                     "ema strength at equal warping error": ema_strength,
                     "ema fidelity MSE ×10³ at equal warping error": None if ema_fid is None else ema_fid * 1e3,
-                    "flow closer than ema": None if ema_fid is None else r.fidelity_mse < ema_fid,
+                    "verdict": verdict,
                 }
             )
     return evaluations, rows, summary
@@ -293,11 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             sections.append(("Warping error and fidelity per clip", rows, list(rows[0])))
             sections.append(("Flow vs EMA at equal warping error", summary, list(summary[0])))
-            closer = [s["flow closer than ema"] for s in summary if s["flow closer than ema"] is not None]
+            verdicts = [s["verdict"] for s in summary]
             cut50 = [s["warping error vs none %"] <= -50 for s in summary if s["warping error vs none %"] is not None]
             notes.append(f"flow cuts the warping error by >= 50% in {sum(cut50)}/{len(cut50)} (clip, strength) runs")
             notes.append(
-                f"flow closer to the per-frame stylization than ema at equal warping error: {sum(closer)}/{len(closer)}"
+                "at equal warping error: flow closer to the per-frame stylization in "
+                f"{verdicts.count('flow closer')}, ema closer in {verdicts.count('ema closer')}; flow more stable "
+                f"than every ema strength in {sum(v.startswith('flow below') for v in verdicts)} of {len(verdicts)} runs"
             )
         cpu_rows = cpu_cost(clips, args.timing_iters, args.threads)
         sections.append(("Extra cost per 640x480 frame on this CPU", cpu_rows, list(cpu_rows[0])))
