@@ -17,7 +17,8 @@ class Pacer:
     During a short warm-up the anchor is the *smallest* ``now - frame_time`` seen, so
     a slow first frame (model warm-up) does not make every later frame of a live
     source wait; after it, early frames wait and frames later than ``max_lag`` move
-    the anchor (no rushing to catch up). A ``cut`` restarts the warm-up.
+    the anchor and restart the warm-up (no rushing to catch up, and no delay left
+    behind by a stall). A ``cut`` restarts the warm-up too.
 
     Args:
         warmup: seconds of source time used to learn the anchor.
@@ -55,7 +56,8 @@ class Pacer:
             return
         ahead = self._anchor - offset
         if ahead > self.max_wait or ahead < -self.max_lag:
-            self._anchor = offset
+            # Learn the anchor afresh: a stall must not leave a live source's frames waiting after it.
+            self._anchor, self._start = offset, frame_time
             self.resyncs += 1
         elif ahead > 0:
             self.waited += ahead
