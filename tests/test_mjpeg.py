@@ -95,6 +95,24 @@ def test_control_endpoint_records_requests(sink: MjpegSink, controls: LiveContro
     }
 
 
+def test_control_refuses_other_origins(sink: MjpegSink, controls: LiveControls) -> None:
+    conn = http.client.HTTPConnection(sink.host, sink.port, timeout=5)
+    try:
+        conn.request("POST", "/control?style=next", headers={"Origin": "http://evil.example"})
+        r = conn.getresponse()
+        assert r.status == 403 and b"evil.example" in r.read()
+    finally:
+        conn.close()
+    assert not controls.poll()
+    conn = http.client.HTTPConnection(sink.host, sink.port, timeout=5)
+    try:  # the preview page itself (same origin) may
+        conn.request("POST", "/control?style=next", headers={"Origin": f"http://{sink.host}:{sink.port}"})
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    assert controls.poll().style_step == 1
+
+
 def test_control_endpoint_absent_without_controls() -> None:
     with MjpegSink(port=0) as s:
         assert _get(s, "POST", "/control?style=next")[0] == 404

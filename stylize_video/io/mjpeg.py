@@ -272,6 +272,11 @@ class _MjpegHandler(BaseHTTPRequestHandler):
         if url.path != "/control" or controls is None:
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             return
+        origin = self.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != self.headers.get("Host"):
+            # Any web page the user visits could POST here (no preflight for a bare POST); only our page may.
+            self._json(HTTPStatus.FORBIDDEN, {"error": f"cross-origin control request from {origin}"})
+            return
         params = parse_qsl(url.query)
         length = int(self.headers.get("Content-Length") or 0)
         if 0 < length <= 4096 and self.headers.get_content_type() == "application/x-www-form-urlencoded":
@@ -289,6 +294,8 @@ class _MjpegHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
+        if self.command == "HEAD":
+            return
         sink, seen = self.sink, 0
         try:
             while not sink.closed:
