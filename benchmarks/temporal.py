@@ -17,7 +17,7 @@ median of ``--timing-iters`` calls on consecutive real frames (synthetic if no c
 Part 3 (cost on CUDA, when available): stylization time of a 1280x720 frame
 (``full``, fp16) with and without the flow smoother, and the ratio.
 
-Writes ``temporal.json`` and ``temporal.md`` under ``--out`` (default benchmarks/results).
+Writes ``<name>.json`` and ``<name>.md`` under ``--out`` (default benchmarks/results, name ``temporal``).
 """
 
 from __future__ import annotations
@@ -190,17 +190,21 @@ def cpu_cost(clips: Sequence[Path], iters: int, threads: int) -> list[dict[str, 
 
 
 def gpu_cost(
-    clips: Sequence[Path], iters: int = 100, size: tuple[int, int] = (1280, 720), style: Any = None
+    clips: Sequence[Path],
+    iters: int = 100,
+    size: tuple[int, int] = (1280, 720),
+    style: Any = None,
+    device_spec: str = "cuda",
 ) -> list[dict[str, Any]]:
     """Flow smoothing cost on CUDA per frame: stylize (``full``, fp16) alone vs stylize + flow.
 
     The DIS flow runs on the CPU while the GPU stylizes (the stylize kernels are queued
     before the smoother starts), so the end-to-end column is the number that matters.
-    Returns [] without CUDA.
+    Returns [] without CUDA (``device_spec="cpu"`` runs the same code as a smoke test).
     """
-    if not torch.cuda.is_available():
+    if device_spec.startswith("cuda") and not torch.cuda.is_available():
         return []
-    device = torch.device("cuda")
+    device = torch.device(device_spec)
     if style is None:
         torch.manual_seed(0)
         style = TransformNet(preset("full")).eval()
@@ -242,7 +246,7 @@ def gpu_cost(
             {
                 "smoother": f"upload+stylize+download, none -> {label}",
                 "size": f"{w}x{h}",
-                "device": torch.cuda.get_device_name(device),
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
                 "median ms": with_flow,
                 "base ms": base,
                 "extra %": 100.0 * (with_flow - base) / base,
@@ -273,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only-timing", action="store_true", help="skip the quality part")
     p.add_argument("--gpu-only", action="store_true", help="only the CUDA timing")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results)")
+    p.add_argument("--name", default="temporal", help="result file name, without extension (default: temporal)")
     args = p.parse_args(argv)
 
     clips = (
@@ -316,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.gpu_only:
         print("no CUDA device: nothing to measure", file=sys.stderr)
         return 1
-    _, md_path, text = write_results("temporal", machine_info(), sections, out_dir=args.out, config=config, notes=notes)
+    _, md_path, text = write_results(args.name, machine_info(), sections, out_dir=args.out, config=config, notes=notes)
     print(text)
     print(f"wrote {md_path}", file=sys.stderr)
     return 0
