@@ -113,6 +113,7 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 
 
 def run_one(kind: str, stylizer: Stylizer, args: argparse.Namespace) -> dict[str, Any]:
+    """One pipeline run into one sink; raw latencies (seconds) and counters."""
     width, height = args.width, args.height
     sent: list[tuple[int, float]] = []
 
@@ -125,7 +126,8 @@ def run_one(kind: str, stylizer: Stylizer, args: argparse.Namespace) -> dict[str
         sink = NullSink()
     elif kind == "udp":
         aux = _UdpDrain()
-        sink = NetworkStreamSink(f"udp://127.0.0.1:{aux.port}", fps=args.fps, on_sent=on_sent)
+        # pace=False as `run` does for live sources: they are real-time already.
+        sink = NetworkStreamSink(f"udp://127.0.0.1:{aux.port}", fps=args.fps, on_sent=on_sent, pace=False)
     elif kind == "http":
         sink = MjpegSink(port=0, on_sent=on_sent)
         aux = _MjpegViewer(sink.host, sink.port)
@@ -138,31 +140,43 @@ def run_one(kind: str, stylizer: Stylizer, args: argparse.Namespace) -> dict[str
         aux.close()
     warm = args.warmup
     write_lat = stats.latencies[warm:]
-    if kind == "null":
-        out_lat = write_lat
-    else:
-        out_lat = [lat for index, lat in sent if index >= warm]
-    p50, p95 = _percentiles(out_lat)
-    w50, _ = _percentiles(write_lat)
-    row: dict[str, Any] = {
-        "sink": kind,
+    out_lat = write_lat if kind == "null" else [lat for index, lat in sent if index >= warm]
+    return {
         "frames": stats.frames,
-        "fps": round(stats.fps, 1),
+        "wall": stats.wall,
         "pipeline dropped": stats.dropped,
         "sink dropped": getattr(getattr(sink, "stats", None), "dropped", 0),
-        "write p50 ms": round(w50, 2),
+        "paced": getattr(getattr(sink, "pacer", None), "waited", 0.0),
+        "write": write_lat,
+        "out": out_lat,
+    }
+
+
+def summarize(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the rounds of one sink into a table row."""
+    out = [x for r in runs for x in r["out"]]
+    write = [x for r in runs for x in r["write"]]
+    p50, p95 = _percentiles(out)
+    frames = sum(r["frames"] for r in runs)
+    return {
+        "sink": kind,
+        "frames": frames,
+        "fps": round(frames / max(sum(r["wall"] for r in runs), 1e-9), 1),
+        "pipeline dropped": sum(r["pipeline dropped"] for r in runs),
+        "sink dropped": sum(r["sink dropped"] for r in runs),
+        "paced ms": round(1000 * sum(r["paced"] for r in runs), 1),
+        "write p50 ms": round(_percentiles(write)[0], 2),
         "p50 ms": round(p50, 2),
         "p95 ms": round(p95, 2),
-        "received bytes": getattr(aux, "bytes", None),
     }
-    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="640x360", help="frame size WxH (default 640x360)")
     p.add_argument("--fps", type=float, default=30.0, help="source rate (default 30)")
-    p.add_argument("--frames", type=int, default=300, help="frames per sink (default 300)")
+    p.add_argument("--frames", type=int, default=300, help="frames per sink and round (default 300)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, sinks interleaved (default 3)")
     p.add_argument("--warmup", type=int, default=30, help="first frames left out of the percentiles (default 30)")
     p.add_argument("--net", default="lite", choices=sorted(NETS), help="network preset, random weights (default lite)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -179,11 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     warm: Callable[[np.ndarray], np.ndarray] = stylizer
     for _ in range(5):
         warm(np.zeros((args.height, args.width, 3), np.uint8))
-    rows = []
-    for kind in args.sinks.split(","):
-        row = run_one(kind.strip(), stylizer, args)
-        rows.append(row)
-        print(row, flush=True)
+    kinds = [k.strip() for k in args.sinks.split(",")]
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    # Sinks take turns, round after round: on a shared machine the load drifts, and
+    # interleaving spreads it over every sink instead of penalising whichever ran last.
+    for rnd in range(args.rounds):
+        for kind in kinds:
+            runs[kind].append(run_one(kind, stylizer, args))
+            print(f"round {rnd + 1}/{args.rounds} {kind}: {summarize(kind, runs[kind][-1:])}", flush=True)
+    rows = [summarize(kind, runs[kind]) for kind in kinds]
     null = next((r for r in rows if r["sink"] == "null"), None)
     period = 1000.0 / args.fps
     for row in rows:
@@ -193,12 +211,18 @@ def main(argv: list[str] | None = None) -> int:
             row["<= 1 frame"] = "yes" if row["added p50 ms"] <= period and row["added p95 ms"] <= period else "no"
     machine = machine_info(stylizer.device)
     command = "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    cols = ["sink", "frames", "fps", "pipeline dropped", "sink dropped", "write p50 ms", "p50 ms", "p95 ms"]
+    cols = ["sink", "frames", "fps", "pipeline dropped", "sink dropped", "paced ms", "write p50 ms", "p50 ms", "p95 ms"]
     cols += ["added p50 ms", "added p95 ms", "<= 1 frame"]
     _, md_path, text = write_results(
         f"latency-{stylizer.device.type}",
         machine,
-        [(f"Capture -> leaving the sink, {args.size}@{args.fps:g} live synthetic, net {args.net}", rows, cols)],
+        [
+            (
+                f"Capture -> leaving the sink, {args.size}@{args.fps:g} live synthetic, net {args.net}, {args.rounds} rounds",
+                rows,
+                cols,
+            )
+        ],
         out_dir=args.out_dir,
         config={"command": command.strip(), **{k: v for k, v in vars(args).items() if k != "out_dir"}},
         notes=[

@@ -444,7 +444,11 @@ def test_open_sink_dispatches_live_outputs_with_generic_options() -> None:
     udp = open_sink("udp://127.0.0.1:1234", fps=Fraction(30000, 1001), **common)
     assert isinstance(udp, NetworkStreamSink)
     assert (udp.codec, udp.preset, udp.gop, udp.fps) == ("libx264", "ultrafast", 30, pytest.approx(29.97, abs=0.01))
+    assert udp.pacer is not None  # a file source is held to real time by default
     udp.close()
+    live = open_sink("udp://127.0.0.1:1234", fps=30, pace=False, **common)
+    assert isinstance(live, NetworkStreamSink) and live.pacer is None
+    live.close()
     http = open_sink(f"http://127.0.0.1:{_free_port()}/", fps=None, **common)
     try:
         assert isinstance(http, MjpegSink) and http.host == "127.0.0.1"

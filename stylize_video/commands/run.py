@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
                     preset=args.preset,
                     fps=getattr(source, "fps", None),
                     controls=controls,
+                    # Live outputs hold a file's frames to real time; a live source already is.
+                    pace=not getattr(source, "live", False),
                 )
             )
         stylizer = make_stylizer(args)

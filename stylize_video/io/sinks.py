@@ -572,6 +572,7 @@ def open_sink(
     fps: float | Fraction | None = None,
     cv2_module: Any = None,
     controls: Any = None,
+    pace: bool | None = None,
 ) -> Sink:
     """Open a sink from a command-line spec.
 
@@ -612,6 +613,7 @@ def open_sink(
             preset=preset,
             fps=fps,
             controls=controls,
+            pace=pace,
         )
         return sink
     if "://" in text:
