@@ -11,7 +11,7 @@ def register(sub: Any) -> None:
         "evaluate-style",
         help="content/style loss of a trained style on held-out photos",
         description=(
-            "Compute the perceptual loss terms (weighted as in training) of a checkpoint on the fixed "
+            "Compute the perceptual loss terms (content, style, tv unweighted; total as trained) of a checkpoint on the fixed "
             "validation split of a photo folder, to compare presets and training settings with numbers."
         ),
         epilog=(

@@ -16,9 +16,12 @@ from .losses import PerceptualLoss
 def validation_losses(
     model: torch.nn.Module, loss_fn: PerceptualLoss, images: torch.Tensor, batch_size: int = 4
 ) -> dict[str, float]:
-    """Mean weighted loss terms of ``model`` over ``images`` (N, 3, H, W) in [0, 1].
+    """Mean loss terms of ``model`` over ``images`` (N, 3, H, W) in [0, 1].
 
-    Runs on the model's device, without gradients, in batches of ``batch_size``.
+    ``content``, ``style`` and ``tv`` are *unweighted* (the normalised terms with unit
+    weights), so runs trained with different weights compare; ``total`` is the
+    weighted sum the model was trained on. Runs on the model's device, without
+    gradients, in batches of ``batch_size``.
     """
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
@@ -28,12 +31,17 @@ def validation_losses(
             terms = loss_fn(model(x).float(), loss_fn.content_targets(x))
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(x)
-    return {k: v / max(len(images), 1) for k, v in sums.items()}
+    means = {k: v / max(len(images), 1) for k, v in sums.items()}
+    weights = {"content": loss_fn.content_weight, "style": loss_fn.style_weight, "tv": loss_fn.tv_weight}
+    for k, w in weights.items():
+        # A zero weight hides the term; report NaN rather than a made-up number.
+        means[k] = means[k] / w if w > 0 else float("nan")
+    return means
 
 
 @dataclass
 class StyleEvaluation:
-    """Result of :func:`evaluate_checkpoint` (losses are weighted as in training)."""
+    """Result of :func:`evaluate_checkpoint` (see :func:`validation_losses` for the terms)."""
 
     checkpoint: str
     style_image: str
