@@ -18,7 +18,7 @@ CPU-bound conversion reaches when the cores are the bottleneck.
 Random weights: speed does not depend on what a style looks like.
 
     python benchmarks/end_to_end.py                      # CPU, both presets, both sizes
-    python benchmarks/end_to_end.py --device cuda --frames 300
+    python benchmarks/end_to_end.py --device cuda
     python benchmarks/end_to_end.py --quick              # lite at 640x480 only
 
 Writes ``benchmarks/results/end_to_end-<device>.json`` and ``.md``.
@@ -112,10 +112,23 @@ def time_model(stylizer: Stylizer, width: int, height: int, frames: int) -> tupl
     return model, io, model_cpu
 
 
+def _frames_for(stylizer: Stylizer, width: int, height: int, seconds: float) -> int:
+    """Enough frames for ``seconds`` of model time (fixed costs such as opening the
+    encoder and flushing its lookahead then weigh little), within 8..300."""
+    x = stylizer.transfer.upload(SyntheticSource(width, height).render(0))
+    stylizer.stylize(x)  # first call: allocations, kernel selection
+    _sync(stylizer.device)
+    t0 = time.perf_counter()
+    stylizer.stylize(x)
+    _sync(stylizer.device)
+    return max(8, min(300, round(seconds / max(time.perf_counter() - t0, 1e-6))))
+
+
 def time_file(stylizer: Stylizer, clip: Path, out: Path) -> tuple[float, int, str, float, float]:
     """fps of the threaded file-to-file pipeline, frames, encoder, the model's busy share, CPU s/frame."""
     source = VideoFileSource(clip)
-    sink = VideoFileSink(out, audio_from=clip, fps=source.fps, inputs=[clip], overwrite=True)
+    on_cpu = stylizer.device.type == "cpu"  # as `stylize-video run` does: cheap x264 preset when sharing the CPU
+    sink = VideoFileSink(out, audio_from=clip, fps=source.fps, inputs=[clip], overwrite=True, share_cpu=on_cpu)
     t0, c0 = time.perf_counter(), time.process_time()
     stats = Pipeline(source, stylizer, [sink]).run()
     wall = time.perf_counter() - t0
@@ -167,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's)")
-    ap.add_argument("--frames", type=int, default=None, help="frames per measurement (default 12 CPU, 300 CUDA)")
+    ap.add_argument(
+        "--frames", type=int, default=None, help="frames per measurement (default: ~--seconds of model time, 8..300)"
+    )
+    ap.add_argument("--seconds", type=float, default=8.0, help="model time each measurement aims for (default 8)")
     ap.add_argument("--presets", nargs="+", default=["lite", "full"], choices=sorted(PRESETS))
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--repeat", type=int, default=2, help="alternating rounds; the best of each is kept")
@@ -189,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 net = TransformNet(PRESETS[name]).eval()
                 stylizer = Stylizer(net, device=args.device, precision=args.precision, threads=args.threads)
                 device = stylizer.device
-                frames = args.frames or (300 if device.type == "cuda" else 12)
+                frames = args.frames or _frames_for(stylizer, w, h, args.seconds)
                 clip = make_clip(Path(tmp) / f"in-{size}-{frames}.mp4", w, h, frames)
                 # Best of --repeat rounds, alternating, so a busy machine hurts both sides alike.
                 model_fps = io_fps = file_fps = busy = 0.0

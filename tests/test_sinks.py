@@ -306,3 +306,22 @@ def test_nvenc_is_tried_and_falls_back_when_it_does_not_open(tmp_path: Path) -> 
         assert stream.codec_context.name == "libx264"  # h264_nvenc was built in but found no GPU
     with av.open(str(tmp_path / "p.mp4"), "w") as c, pytest.raises(OutputError, match=r"h264_nvenc: "):
         open_video_encoder(c, "h264_nvenc", 64, 48, rate=25, time_base=Fraction(1, 25))
+
+
+def test_cheap_preset_when_the_model_shares_the_cpu(tmp_path: Path) -> None:
+    import av
+
+    from stylize_video.io.media import open_video_encoder
+
+    def options(codec: str, **kw: Any) -> dict[str, str]:
+        with av.open(str(tmp_path / "o.mkv"), "w") as c:
+            stream = open_video_encoder(c, codec, 64, 48, rate=25, time_base=Fraction(1, 25), allow_nvenc=False, **kw)
+            return dict(stream.codec_context.options)
+
+    assert options("h264", share_cpu=True)["preset"] == "ultrafast"
+    assert options("h264")["preset"] == "veryfast"
+    assert options("h264", share_cpu=True, preset="slow")["preset"] == "slow"  # an explicit --preset wins
+    sink = VideoFileSink(tmp_path / "s.mp4", allow_nvenc=False, share_cpu=True)
+    with sink:
+        sink.write(_frames(1)[0])
+    assert probe(tmp_path / "s.mp4").frames == 1

@@ -104,6 +104,7 @@ def _apply_default(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..errors import StylizeError
     from ..io.media import is_url
     from ..io.sinks import WindowSink, open_sink
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
                     controls=controls,
                     # Live outputs hold a file's frames to real time; a live source already is.
                     pace=not getattr(source, "live", False),
+                    share_cpu=resolve_device(args.device).type == "cpu",
                 )
             )
         stylizer = make_stylizer(args)

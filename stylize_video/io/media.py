@@ -128,6 +128,7 @@ def open_video_encoder(
     bitrate: int | None = None,
     preset: str | None = None,
     allow_nvenc: bool = True,
+    share_cpu: bool = False,
 ) -> Any:
     """Add a video stream with the first encoder of ``codec``'s family that opens.
 
@@ -136,6 +137,9 @@ def open_video_encoder(
         rate: nominal frame rate (a hint for rate control; timestamps decide timing).
         time_base: the stream's time base (the source's, so pts are copied unchanged).
         allow_nvenc: try NVENC encoders (callers pass ``torch.cuda.is_available()``).
+        share_cpu: the model runs on the CPU too: x264/x265 default to their cheapest
+            preset (``ultrafast``: ~4 instead of ~15 ms/frame at 640x480, files ~35%
+            larger at the same CRF), since every encoder cycle is a model cycle lost.
 
     Raises:
         OutputError: no encoder of the family is available or opens with these options.
@@ -148,7 +152,8 @@ def open_video_encoder(
     for name in candidates:
         if name.endswith("_nvenc") and not allow_nvenc:
             continue
-        options = _encoder_options(name, crf, preset, bitrate)
+        fallback = "ultrafast" if share_cpu and name in ("libx264", "libx265") else None
+        options = _encoder_options(name, crf, preset or fallback, bitrate)
         # Open a throwaway context first: PyAV cannot remove a stream whose encoder
         # then fails to open (NVENC without a free session, missing library, ...).
         try:

@@ -172,6 +172,7 @@ class VideoFileSink:
         inputs: paths that must never be overwritten.
         overwrite: replace an existing output.
         allow_nvenc: try NVENC (default: when CUDA is available).
+        share_cpu: the model runs on the CPU: default to the encoder's cheapest preset.
 
     Raises:
         OutputError: the path is an input or exists (without ``overwrite``).
@@ -192,6 +193,7 @@ class VideoFileSink:
         inputs: Iterable[str | os.PathLike[str]] = (),
         overwrite: bool = False,
         allow_nvenc: bool | None = None,
+        share_cpu: bool = False,
     ) -> None:
         self.path = check_output(Path(path), [Path(p) for p in inputs], overwrite=overwrite)
         self.tmp = partial_path(self.path)
@@ -199,6 +201,7 @@ class VideoFileSink:
         self.audio_from = os.fspath(audio_from) if audio_from is not None else None
         self.fps = Fraction(fps).limit_denominator(1001) if fps else None
         self.allow_nvenc = allow_nvenc
+        self.share_cpu = share_cpu
         self.frames = 0
         self._container: Any = None
         self._stream: Any = None
@@ -248,6 +251,7 @@ class VideoFileSink:
                 bitrate=self.bitrate,
                 preset=self.preset,
                 allow_nvenc=bool(self.allow_nvenc),
+                share_cpu=self.share_cpu,
             )
             if self.audio_from is not None:
                 self._audio = _AudioCopier(self._container, self.audio_from)
@@ -573,12 +577,14 @@ def open_sink(
     cv2_module: Any = None,
     controls: Any = None,
     pace: bool | None = None,
+    share_cpu: bool = False,
 ) -> Sink:
     """Open a sink from a command-line spec.
 
     ``window`` shows frames, ``null`` discards them, a streaming URL
     (rtmp/srt/udp/rtsp/http...) or ``virtualcam`` goes to
     :func:`stylize_video.io.streaming.open_streaming_sink`, anything else is a file.
+    ``share_cpu`` (the model runs on the CPU) makes files default to a cheap encoder preset.
 
     Raises:
         OutputError: the output is not acceptable (exists, is an input, ...).
@@ -628,4 +634,5 @@ def open_sink(
         fps=fps,
         inputs=inputs,
         overwrite=overwrite,
+        share_cpu=share_cpu,
     )
