@@ -202,10 +202,10 @@ def test_stream_carries_the_inputs_audio(tmp_path: Path) -> None:
     rx = _TcpReceiver(port)
     rx.start()
     try:
-        with NetworkStreamSink(f"tcp://127.0.0.1:{port}", fps=30, audio_from=clip, pace=False) as sink:
+        # Paced like a file source: written back to back, sent on the clip's clock, none dropped.
+        with NetworkStreamSink(f"tcp://127.0.0.1:{port}", fps=30, audio_from=clip) as sink:
             for i in range(30):
                 sink.write(_frame(i))
-                time.sleep(0.01)  # the 1-deep slot keeps only the newest frame: let the writer take each
         deadline = time.monotonic() + 5
         while not (rx.received and len(rx.received[0]) > 1000) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -217,6 +217,8 @@ def test_stream_carries_the_inputs_audio(tmp_path: Path) -> None:
         audio = [p for p in c.demux(c.streams.audio[0]) if p.pts is not None]
     span = float((audio[-1].pts - audio[0].pts) * audio[0].time_base)
     assert span == pytest.approx(1.0, abs=0.15)  # the tone under the second of video
+    # The write waits up to a frame period for the encoder; one miss is tolerated on a loaded machine.
+    assert sink.stats.dropped <= 1 and len(_decode_ts(bytes(rx.received[0]))) >= 29
 
 
 # ------------------------------------------------------------- network source
@@ -353,29 +355,6 @@ def test_virtualcam_without_backend_says_how_to_get_it(monkeypatch: pytest.Monke
         sink.write(_frame(0))
 
 
-def test_virtualcam_paces_to_source_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
-    cams: list[_FakeCamera] = []
-
-    class Recording(_FakeCamera):
-        def __init__(self, width: int, height: int, fps: float, **kw: object) -> None:
-            super().__init__(width, height, fps, **kw)
-            cams.append(self)
-
-    monkeypatch.setitem(sys.modules, "pyvirtualcam", _fake_pyvirtualcam(Recording))
-    with open_streaming_sink("virtualcam:/dev/video7", fps=20) as sink:  # type: ignore[attr-defined]
-        for i in range(16):  # a file source: frames arrive at once, stamped 50 ms apart
-            f = _frame(i, 49 if i == 3 else 48, 64)
-            f.time = i * 0.05
-            sink.write(f)
-    cam = cams[0]
-    assert cam.kw["device"] == "/dev/video7" and cam.fps == 20 and cam.closed
-    assert {shape for _, shape in cam.sent} == {(48, 64, 3)}  # the odd-sized frame was scaled
-    # After the 0.5 s warm-up the frames go out on the source's schedule, never early.
-    offsets = np.array([t for t, _ in cam.sent]) - cam.sent[10][0]
-    assert (offsets[10:] >= np.arange(6) * 0.05 - 0.005).all()
-    assert offsets[-1] < 0.25 + 0.15
-
-
 class _FakeClock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -387,6 +366,37 @@ class _FakeClock:
     def sleep(self, s: float) -> None:
         self.slept.append(s)
         self.now += s
+
+
+def test_virtualcam_paces_to_source_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylize_video.io.pacing import Pacer
+
+    cams: list[_FakeCamera] = []
+    clock = _FakeClock()
+
+    class Recording(_FakeCamera):
+        def __init__(self, width: int, height: int, fps: float, **kw: object) -> None:
+            super().__init__(width, height, fps, **kw)
+            cams.append(self)
+
+        def send(self, image: np.ndarray) -> None:
+            self.sent.append((clock.now, image.shape))
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", _fake_pyvirtualcam(Recording))
+    with open_streaming_sink("virtualcam:/dev/video7", fps=20) as sink:  # type: ignore[attr-defined]
+        assert sink.pacer is not None  # paced by default
+        sink.pacer = Pacer(warmup=0.2, clock=clock, sleep=clock.sleep)
+        for i in range(16):  # a file source: frames arrive at once, stamped 50 ms apart
+            f = _frame(i, 49 if i == 3 else 48, 64)
+            f.time = i * 0.05
+            sink.write(f)
+    cam = cams[0]
+    assert cam.kw["device"] == "/dev/video7" and cam.fps == 20 and cam.closed
+    assert {shape for _, shape in cam.sent} == {(48, 64, 3)}  # the odd-sized frame was scaled
+    times = np.array([t for t, _ in cam.sent]) - 100.0
+    # Warm-up (0.2 s of source time) goes out at once, then one frame per 50 ms on the source's clock.
+    assert times[:4].tolist() == [0.0] * 4
+    assert np.allclose(np.diff(times[3:]), 0.05)
 
 
 def test_pacer_paces_files_but_never_delays_a_live_source() -> None:

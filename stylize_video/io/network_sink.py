@@ -129,7 +129,7 @@ class NetworkStreamSink:
 
     # ------------------------------------------------------------ pipeline side
     def write(self, frame: Frame) -> None:
-        """Hand a frame over without blocking; replaces the oldest waiting frame if the slot is full."""
+        """Hand a frame over (never waits for the network; waits only to pace, if on); a full slot drops its oldest."""
         if self._closed:
             raise OutputError(f"stream {self.url!r} is closed")
         if self._size is None:
@@ -144,10 +144,14 @@ class NetworkStreamSink:
         if self.pacer is not None:
             self.pacer.wait(frame.time, frame.cut)
         with self._cond:
+            if self.pacer is not None:
+                # A file must not lose frames to a momentarily busy encoder: wait up to one frame
+                # period for room (bounded, so a dead server still never stalls the pipeline).
+                self._cond.wait_for(lambda: len(self._slot) < (self._slot.maxlen or 1), timeout=1.0 / self.fps)
             if len(self._slot) == self._slot.maxlen:
                 self.stats.dropped += 1
             self._slot.append(frame)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is waiting, flush the encoder and disconnect (waits at most ``timeout`` s)."""
@@ -173,7 +177,9 @@ class NetworkStreamSink:
         with self._cond:
             while not self._slot and not self._stop.is_set():
                 self._cond.wait()
-            return self._slot.popleft() if self._slot else None
+            frame = self._slot.popleft() if self._slot else None
+            self._cond.notify_all()  # room in the slot for a waiting write()
+            return frame
 
     def _run(self) -> None:
         import av

@@ -76,11 +76,10 @@ class VirtualCameraSink:
         self.fps = float(fps)
         self.device = device
         self.backend = backend
-        self.pace = pace
         self.max_lag = max_lag
         self._cam: Any = None
         self._size: tuple[int, int] | None = None
-        self.pacer = Pacer(max_lag=max_lag)
+        self.pacer: Pacer | None = Pacer(max_lag=max_lag) if pace else None
         self.frames = 0
 
     def _open(self, width: int, height: int) -> None:
@@ -103,7 +102,7 @@ class VirtualCameraSink:
         image = frame.image
         if (w, h) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        if self.pace:
+        if self.pacer is not None:
             self.pacer.wait(frame.time, frame.cut)
         self._cam.send(np.ascontiguousarray(image))
         self.frames += 1
