@@ -325,3 +325,18 @@ def test_cheap_preset_when_the_model_shares_the_cpu(tmp_path: Path) -> None:
     with sink:
         sink.write(_frames(1)[0])
     assert probe(tmp_path / "s.mp4").frames == 1
+
+
+def test_unwritable_or_unknown_outputs_fail_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"'.*out\.xyz': unknown video file type"):
+        VideoFileSink(tmp_path / "out.xyz")
+    with pytest.raises(OutputError, match="unknown video file type"):
+        VideoFileSink(tmp_path / "noext")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match=r"cannot write '.*out\.mp4'"):
+        VideoFileSink(blocker / "sub" / "out.mp4")
+    sink = VideoFileSink(tmp_path / "new" / "dir" / "out.mov", allow_nvenc=False)  # folders are created
+    with sink:
+        sink.write(_frames(1)[0])
+    assert probe(tmp_path / "new" / "dir" / "out.mov").frames == 1

@@ -6,6 +6,7 @@ sink re-reads the input's audio on its own, the source never knows about outputs
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -69,6 +70,20 @@ def open_input(spec: str | os.PathLike[str], options: dict[str, str] | None = No
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+@functools.cache
+def output_extensions() -> frozenset[str]:
+    """File extensions FFmpeg can write a container for (``mp4``, ``mkv``, ...)."""
+    av = import_av()
+    found: set[str] = set()
+    for name in av.formats_available:
+        try:
+            fmt = av.ContainerFormat(name, "w")
+        except ValueError:
+            continue  # an input-only format
+        found.update(ext.strip().lower() for ext in fmt.extensions)
+    return frozenset(found)
 
 
 def even_pad(image: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ from .media import (
     is_url,
     open_input,
     open_video_encoder,
+    output_extensions,
     transcode_audio_codec,
 )
 from .paths import check_output, partial_path
@@ -196,6 +197,14 @@ class VideoFileSink:
         share_cpu: bool = False,
     ) -> None:
         self.path = check_output(Path(path), [Path(p) for p in inputs], overwrite=overwrite)
+        ext = self.path.suffix.lower().lstrip(".")
+        if not ext or ext not in output_extensions():
+            raise OutputError(f"output {str(self.path)!r}: unknown video file type (use .mp4, .mkv, .mov or .webm)")
+        # Checked now, not at the first frame: a bad output should cost no work.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _disk_error(exc, self.path) from exc
         self.tmp = partial_path(self.path)
         self.codec, self.crf, self.bitrate, self.preset = codec, crf, bitrate, preset
         self.audio_from = os.fspath(audio_from) if audio_from is not None else None
@@ -232,7 +241,6 @@ class VideoFileSink:
         if frame.time_base is not None and frame.pts is not None:
             self._start_time = float(frame.pts * frame.time_base) - frame.time
         self._step = max(1, round(1 / (float(rate) * self._time_base)))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._container = av.open(str(self.tmp), mode="w")
         except (av.FFmpegError, ValueError) as exc:
