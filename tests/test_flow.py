@@ -205,6 +205,17 @@ def test_flow_smoother_resets_on_a_scene_cut() -> None:
     assert sm.cuts == 1
 
 
+def test_ema_smoother_also_resets_on_a_scene_cut() -> None:
+    a = _texture(48, 64, seed=1)
+    b = 255 - a  # unrelated content: a cut
+    sm = make_smoother("ema", 0.9)
+    s1, s2, s3 = (torch.rand(1, 3, 48, 64) for _ in range(3))
+    sm(s1, s1, a)
+    assert not torch.equal(sm(s2, s2, a), s2)
+    assert torch.equal(sm(s3, s3, b), s3)
+    assert getattr(sm, "cuts", None) == 1
+
+
 def test_flow_smoother_resets_on_size_change_and_reset() -> None:
     sm = FlowSmoother(0.9)
     a = _texture(32, 32)

@@ -35,17 +35,37 @@ class EmaSmoother:
 
     Args:
         strength: weight of the previous output, 0 (off) .. <1.
+        cut_threshold: a mean absolute difference (0..1) between consecutive source
+            thumbnails above this is a scene cut and restarts the average (real cuts
+            measure ~0.26 on the test clips, fast motion up to ~0.17); 0 disables it.
     """
 
-    def __init__(self, strength: float = 0.5) -> None:
+    def __init__(self, strength: float = 0.5, cut_threshold: float = 0.2) -> None:
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"ema strength must be within [0, 1), got {strength}")
         self.strength = strength
+        self.cut_threshold = cut_threshold
         self._prev: torch.Tensor | None = None
+        self._prev_thumb: np.ndarray | None = None
+        #: Scene cuts detected (not counting ``reset()`` calls).
+        self.cuts = 0
+
+    def _is_cut(self, source_u8: np.ndarray) -> bool:
+        if self.cut_threshold <= 0:
+            return False
+        from .flow import small_gray
+
+        thumb = small_gray(source_u8, 64)
+        prev, self._prev_thumb = self._prev_thumb, thumb
+        if prev is None or prev.shape != thumb.shape:
+            return False
+        return float(np.abs(thumb.astype(np.float32) - prev).mean()) > self.cut_threshold * 255.0
 
     def __call__(self, stylized: torch.Tensor, source: torch.Tensor, source_u8: np.ndarray) -> torch.Tensor:
         prev = self._prev
-        if prev is None or prev.shape != stylized.shape or prev.dtype != stylized.dtype:
+        cut = self._is_cut(source_u8)
+        self.cuts += cut
+        if cut or prev is None or prev.shape != stylized.shape or prev.dtype != stylized.dtype:
             out = stylized
         else:
             out = torch.lerp(stylized, prev, self.strength)
@@ -54,6 +74,7 @@ class EmaSmoother:
 
     def reset(self) -> None:
         self._prev = None
+        self._prev_thumb = None
 
 
 SMOOTHERS = ("none", "ema", "flow")
