@@ -194,6 +194,18 @@ def test_sink_never_blocks_without_server() -> None:
     assert sink.stats.dropped >= 48  # a 1-deep slot keeps only the newest frame
 
 
+def test_missing_protocol_is_reported_not_retried() -> None:
+    # Retrying cannot conjure a protocol FFmpeg was built without (PyAV's wheels lack SRT, for one).
+    sink = NetworkStreamSink("nosuchproto://127.0.0.1:9", format="mpegts", backoff=FAST, pace=False)
+    deadline = time.monotonic() + 5
+    with pytest.raises(OutputError, match="Protocol not found"):
+        while time.monotonic() < deadline:
+            sink.write(_frame(0))
+            time.sleep(0.02)
+    sink.close()
+    assert sink.stats.reconnects == 0
+
+
 def test_stream_carries_the_inputs_audio(tmp_path: Path) -> None:
     from tests.media import write_clip
 

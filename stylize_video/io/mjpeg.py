@@ -106,6 +106,12 @@ class MjpegSink:
         )
         self._thread.start()
         log.info("MJPEG preview at %s", self.url)
+        if not _is_loopback(self.host):
+            log.warning(
+                "MJPEG preview serves %s: anyone who can reach this address can watch%s",
+                self.url,
+                " and use /control" if controls is not None else "",
+            )
 
     @property
     def url(self) -> str:
@@ -196,6 +202,18 @@ class MjpegSink:
             else:
                 self._clients.discard(sock)
                 self._clients_lock.notify_all()
+
+
+def _is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Server(ThreadingHTTPServer):

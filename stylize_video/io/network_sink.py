@@ -125,6 +125,7 @@ class NetworkStreamSink:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._size: tuple[int, int] | None = None  # (width, height) fixed by the first frame
+        self._fatal: OutputError | None = None  # set by the writer when retrying cannot help
         self.connected = threading.Event()
 
     # ------------------------------------------------------------ pipeline side
@@ -132,6 +133,8 @@ class NetworkStreamSink:
         """Hand a frame over (never waits for the network; waits only to pace, if on); a full slot drops its oldest."""
         if self._closed:
             raise OutputError(f"stream {self.url!r} is closed")
+        if self._fatal is not None:
+            raise self._fatal
         if self._size is None:
             h, w = frame.image.shape[:2]
             # 4:2:0 chroma needs even dimensions; drop the odd row/column rather than fail.
@@ -200,6 +203,13 @@ class NetworkStreamSink:
                     last_pts = pts
                     if audio is not None:
                         audio.mux_until(frame.time + 1.0 / self.fps)
+                except _PERMANENT as exc:
+                    # A missing protocol/encoder/muxer in this FFmpeg build: retrying cannot help.
+                    self._fatal = OutputError(f"cannot stream to {self.url!r}: {exc}{_hint(exc)}")
+                    log.error("%s", self._fatal)
+                    _abandon(out, audio)
+                    out = stream = audio = None
+                    break
                 except (OSError, av.FFmpegError) as exc:
                     # PyAV connects on the first mux, so refusals surface here too.
                     self.stats.errors += 1
@@ -273,6 +283,22 @@ class NetworkStreamSink:
         vf.pts, vf.time_base = pts, _TIME_BASE
         for packet in stream.encode(vf):
             out.mux(packet)
+
+
+def _permanent_errors() -> tuple[type[BaseException], ...]:
+    import av.error
+
+    names = ("ProtocolNotFoundError", "EncoderNotFoundError", "MuxerNotFoundError", "OptionNotFoundError")
+    return tuple(getattr(av.error, n) for n in names if hasattr(av.error, n))
+
+
+_PERMANENT = _permanent_errors()
+
+
+def _hint(exc: BaseException) -> str:
+    if "Protocol not found" in str(exc):
+        return " (this FFmpeg build lacks the protocol; PyAV's wheels have no SRT: use udp:// or rtmp://)"
+    return ""
 
 
 def _abandon(container: Any, audio: Any = None) -> None:

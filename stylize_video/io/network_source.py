@@ -94,7 +94,8 @@ class NetworkSource:
         try:
             container = av.open(self.url, format=self.format, options=self.options, timeout=self.timeout)
         except (OSError, av.FFmpegError) as exc:
-            raise InputError(f"cannot open stream {self.url!r}: {exc}") from exc
+            hint = " (this FFmpeg build lacks the protocol)" if "Protocol not found" in str(exc) else ""
+            raise InputError(f"cannot open stream {self.url!r}: {exc}{hint}") from exc
         if not container.streams.video:
             container.close()
             raise InputError(f"stream {self.url!r} has no video")
