@@ -35,6 +35,11 @@ def register(sub: Any) -> None:
             "  stylize-video run -i 0 -s great-wave\n"
             "  stylize-video run -i holiday.mp4 -s starry-night -o holiday-starry.mp4\n"
             "  stylize-video run -i 0 -o window -o take1.mp4\n"
+            "  stylize-video run -i 0 -o http://127.0.0.1:8080/    # browser/OBS preview, controls at /\n"
+            "  stylize-video run -i 0 -o virtualcam                # webcam for calls (extra: virtualcam)\n"
+            "  stylize-video run -i rtsp://cam.local/live -o rtmp://127.0.0.1/live/key\n"
+            "live outputs also take typed commands (next, prev, strength 0.5, smooth, snap) and "
+            "SIGUSR1/SIGUSR2 (next/prev style)\n"
             "window keys: q/Esc quit, n/p style, +/- strength, t smoothing, s snapshot, space pause, "
             "f fullscreen, o overlay"
         ),
