@@ -309,6 +309,38 @@ def test_network_source_reconnects_and_marks_cut(ts_server: _TcpServer) -> None:
     assert src.reconnects >= 2 and ts_server.connections >= 3
 
 
+def test_udp_round_trip_sink_to_source() -> None:
+    """What `run -i udp://...` reads: our own stream, decoded by NetworkSource."""
+    port = _free_port(socket.SOCK_DGRAM)
+    stop = threading.Event()
+    sink = NetworkStreamSink(f"udp://127.0.0.1:{port}", fps=30, gop=5, pace=False)
+
+    def send() -> None:
+        i = 0
+        while not stop.is_set() and i < 600:
+            sink.write(_frame(i))
+            i += 1
+            time.sleep(1 / 30)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    frames: list[Frame] = []
+    try:
+        src = NetworkSource(f"udp://127.0.0.1:{port}", format="mpegts", timeout=5, max_reconnects=1)
+        with src:
+            for f in src:
+                frames.append(f)
+                if len(frames) >= 10:
+                    break
+    finally:
+        stop.set()
+        sender.join(5)
+        sink.close()
+    assert src.fps == pytest.approx(30, abs=1)
+    assert len(frames) == 10 and all(f.image.shape == (48, 64, 3) for f in frames)
+    assert frames[-1].time > frames[0].time and not any(f.cut for f in frames)
+
+
 def test_network_source_bad_url_fails_at_once() -> None:
     with pytest.raises(InputError, match="cannot open stream"):
         NetworkSource(f"tcp://127.0.0.1:{_free_port()}", format="mpegts", timeout=2)
