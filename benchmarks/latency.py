@@ -45,6 +45,7 @@ from stylize_video.io.network_sink import NetworkStreamSink  # noqa: E402
 from stylize_video.io.sinks import NullSink  # noqa: E402
 from stylize_video.io.sources import SyntheticSource  # noqa: E402
 from stylize_video.models.transform_net import PRESETS, NetConfig, TransformNet  # noqa: E402
+from stylize_video.runtime.controls import LiveControls  # noqa: E402
 from stylize_video.runtime.pipeline import Pipeline  # noqa: E402
 from stylize_video.runtime.stylizer import Stylizer  # noqa: E402
 
@@ -176,6 +177,38 @@ def summarize(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def style_switch(stylizer: Stylizer, args: argparse.Namespace, every: int = 10) -> dict[str, Any]:
+    """Frame-to-frame intervals when live controls switch between two preloaded styles.
+
+    A file-like (non-live) source keeps the model busy back to back, so an interval
+    is one frame's work; a switch that cost more than a frame would show as an
+    interval above twice the median.
+    """
+    other = stylizer.preload(TransformNet(NETS[args.net]).eval())[0]
+    styles = [stylizer.style_name, other]
+    controls = LiveControls()
+    stamps: list[float] = []
+
+    def on_frame(frame: Frame) -> None:
+        stamps.append(time.perf_counter())
+        if frame.index % every == every - 1:
+            controls.next_style()  # applied before the next frame
+
+    source = SyntheticSource(args.width, args.height, args.fps, frames=max(every * 12, 60), live=False)
+    Pipeline(source, stylizer, [NullSink()], styles=styles, controls=controls, on_frame=on_frame).run()
+    gaps = np.diff(stamps) * 1000
+    switch = gaps[every - 1 :: every]  # gap k ends at frame k+1: the first frame after each switch
+    normal = np.delete(gaps, np.arange(every - 1, len(gaps), every))
+    return {
+        "switches": len(switch),
+        "frame interval p50 ms": round(float(np.median(normal)), 2),
+        "normal p95 ms": round(float(np.percentile(normal, 95)), 2),
+        "after switch p50 ms": round(float(np.median(switch)), 2),
+        "after switch max ms": round(float(switch.max()), 2),
+        "hitch <= 1 frame": "yes" if np.median(switch) <= 2 * np.median(normal) else "no",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="640x360", help="frame size WxH (default 640x360)")
@@ -214,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             row["added p50 ms"] = round(row["p50 ms"] - null["p50 ms"], 2)
             row["added p95 ms"] = round(row["p95 ms"] - null["p95 ms"], 2)
             row["<= 1 frame"] = "yes" if row["added p50 ms"] <= period and row["added p95 ms"] <= period else "no"
+    switch = style_switch(stylizer, args)
+    print(f"style switch: {switch}", flush=True)
     machine = machine_info(stylizer.device)
     command = "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
     cols = ["sink", "frames", "fps", "pipeline dropped", "sink dropped", "paced ms", "write p50 ms", "p50 ms", "p95 ms"]
@@ -226,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"Capture -> leaving the sink, {args.size}@{args.fps:g} live synthetic, net {args.net}, {args.rounds} rounds",
                 rows,
                 cols,
-            )
+            ),
+            ("Style switch through LiveControls (two preloaded styles, every 10th frame)", [switch], list(switch)),
         ],
         out_dir=args.out_dir,
         config={"command": command.strip(), **{k: v for k, v in vars(args).items() if k != "out_dir"}},
