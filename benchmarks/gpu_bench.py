@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presets", nargs="+", default=["full", "lite"], choices=list(PRESETS))
     p.add_argument("--resolutions", nargs="+", default=["1920x1080", "3840x2160"], choices=list(RESOLUTIONS))
     p.add_argument("--precision", default=None, help="default fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (CPU smoke runs)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (saves the compile time)")
     p.add_argument("--e2e-frames", type=int, default=240, help="frames per end-to-end run (halved at 4K)")
     p.add_argument("--budget-s", type=float, default=420.0, help="skip what is left after this many seconds")
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     deadline = t_start + args.budget_s
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     else:
