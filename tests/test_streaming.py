@@ -354,6 +354,15 @@ def test_udp_round_trip_sink_to_source() -> None:
     assert frames[-1].time > frames[0].time and not any(f.cut for f in frames)
 
 
+def test_network_source_can_be_iterated_again(ts_server: _TcpServer) -> None:
+    src = NetworkSource(f"tcp://127.0.0.1:{ts_server.port}", format="mpegts", timeout=3, backoff=FAST)
+    with src:
+        first = [f for _, f in zip(range(3), src, strict=False)]
+        again = [f for _, f in zip(range(3), src, strict=False)]  # the first loop closed its connection
+    assert len(first) == len(again) == 3
+    assert again[0].cut and not first[0].cut
+
+
 def test_network_source_bad_url_fails_at_once() -> None:
     with pytest.raises(InputError, match="cannot open stream"):
         NetworkSource(f"tcp://127.0.0.1:{_free_port()}", format="mpegts", timeout=2)

@@ -108,6 +108,10 @@ class NetworkSource:
         self._iterating = True
         try:
             while not self._stop.is_set():
+                if self._container is None:  # iterated again after an earlier loop ended
+                    if not self._reconnect():
+                        return
+                    cut = True
                 container = self._container
                 try:
                     for vf in container.decode(video=0):
