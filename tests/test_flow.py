@@ -145,6 +145,17 @@ def test_change_mask_flags_new_content() -> None:
     assert valid[20:, 20:].min() == 1.0
 
 
+@pytest.mark.parametrize("size", [(8, 12), (1, 1), (15, 40)])
+def test_tiny_frames_get_zero_flow_instead_of_an_opencv_error(size: tuple[int, int]) -> None:
+    frame = np.zeros(size, np.uint8)
+    assert np.array_equal(DisFlow()(frame, frame), np.zeros((*size, 2), np.float32))
+    sm = FlowSmoother(0.5)
+    img = np.zeros((*size, 3), np.uint8)
+    s = torch.rand(1, 3, *size)
+    sm(s, s, img)
+    assert sm(s, s, img).shape == s.shape
+
+
 def test_estimate_flow_on_a_static_flat_frame_is_all_valid() -> None:
     flat = np.full((64, 64), 128, np.uint8)
     est = estimate_flow(flat, flat, DisFlow())

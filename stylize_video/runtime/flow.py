@@ -36,6 +36,8 @@ DIS_PRESETS = {
 
 # DIS needs a few of its patches (8 px for ultrafast/fast, 12 px for medium) per side.
 _MIN_FLOW_SIDE = 32
+# Below this OpenCV's DIS refuses the input.
+_MIN_DIS_SIDE = 16
 
 
 def flow_scale(size: tuple[int, int], max_side: int) -> float:
@@ -79,6 +81,10 @@ class DisFlow:
         """Backward flow from ``frame`` to ``earlier`` (both uint8 HxW gray), (H, W, 2) float32 pixels."""
         if frame.shape != earlier.shape:
             raise ValueError(f"flow between frames of different sizes: {frame.shape} != {earlier.shape}")
+        if min(frame.shape[:2]) < _MIN_DIS_SIDE:
+            # Too small for DIS's patches (OpenCV raises): no motion is the safe answer,
+            # and the consistency and change tests still guard the blend.
+            return np.zeros((*frame.shape[:2], 2), np.float32)
         return self._dis.calc(frame, earlier, None)  # type: ignore[call-overload]
 
 
