@@ -237,6 +237,8 @@ def test_config_validation_names_the_bad_value(photos: Path, style_file: Path, t
         _config(photos, style_file, tmp_path / "v.safetensors", batch_size=-3)
     with pytest.raises(OutputError, match=r"\.safetensors"):
         _config(photos, style_file, tmp_path / "v.pth")
+    with pytest.raises(Exception, match="style-layer-weights"):
+        _config(photos, style_file, tmp_path / "v.safetensors", style_layer_weights=(1, 1))
 
 
 def test_style_layer_weights_are_relative_and_validated() -> None:

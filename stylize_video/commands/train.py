@@ -40,6 +40,14 @@ def register(sub: Any) -> None:
     p.add_argument("--content-weight", type=float, default=DEFAULT_CONTENT_WEIGHT, help="default: %(default)s")
     p.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, help="default: %(default)s")
     p.add_argument("--tv-weight", type=float, default=DEFAULT_TV_WEIGHT, help="default: %(default)s")
+    p.add_argument(
+        "--style-layer-weights",
+        type=float,
+        nargs=4,
+        default=None,
+        metavar="W",
+        help="relative weights of relu1_2 relu2_2 relu3_3 relu4_3 in the style loss (default: equal)",
+    )
     p.add_argument("--seed", type=int, default=0, help="fixes initialisation and data order (default: 0)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="save resumable state every N its (500)")
     p.add_argument("--sample-every", type=int, default=500, help="save sample stylizations every N its, 0: never")
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         content_weight=args.content_weight,
         style_weight=args.style_weight,
         tv_weight=args.tv_weight,
+        style_layer_weights=tuple(args.style_layer_weights) if args.style_layer_weights else None,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,

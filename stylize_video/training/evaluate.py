@@ -102,6 +102,7 @@ def evaluate_checkpoint(
         content_weight=float(training.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
         style_weight=float(training.get("style_weight", DEFAULT_STYLE_WEIGHT)),
         tv_weight=float(training.get("tv_weight", DEFAULT_TV_WEIGHT)),
+        style_layer_weights=training.get("style_layer_weights"),
     )
     model: TransformNet = ck.model.to(dev)
     losses = validation_losses(model, loss_fn, images)

@@ -54,6 +54,7 @@ _RESUME_KEYS = (
     "content_weight",
     "style_weight",
     "tv_weight",
+    "style_layer_weights",
     "distill_weight",
     "seed",
     "teacher",
@@ -84,6 +85,7 @@ class TrainConfig:
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = DEFAULT_TV_WEIGHT
+    style_layer_weights: tuple[float, ...] | None = None
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -134,6 +136,10 @@ class TrainConfig:
             raise StylizeError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise StylizeError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.style_layer_weights is not None:
+            object.__setattr__(self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights))
+            if len(self.style_layer_weights) != 4 or min(self.style_layer_weights) < 0:
+                raise StylizeError(f"--style-layer-weights needs 4 numbers >= 0, got {list(self.style_layer_weights)}")
         if self.workers is not None and self.workers < 0:
             raise StylizeError(f"--workers must be >= 0, got {self.workers}")
 
@@ -384,6 +390,7 @@ def train(
         content_weight=config.content_weight,
         style_weight=config.style_weight,
         tv_weight=config.tv_weight,
+        style_layer_weights=config.style_layer_weights,
     )
 
     teacher = None
