@@ -16,7 +16,7 @@ from . import __version__
 from .errors import StylizeError
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
-COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "evaluate"]
+COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -1,0 +1,954 @@
+"""Batch conversion: many video files, one style, on a local process pool or a Ray cluster.
+
+Planning (which files, which outputs, which segments) and reporting happen in the
+calling process; workers only turn a :class:`Task` into a :class:`TaskResult`.
+
+* **Idempotent and resumable.** Outputs appear under their final name only when
+  complete (encoded under a hidden name, renamed into place), so an existing
+  output is a finished one and a rerun skips it. ``manifest.jsonl`` in the output
+  folder gets one JSON line per converted or failed file, with the style (and the
+  checkpoint's SHA-256) and the settings that made it.
+* **One bad file never stops the batch.** A worker returns failures as results with
+  the reason; the batch goes on and the final report lists them.
+* **Long videos** (``segment_seconds``) are cut at keyframes into segments that are
+  converted in parallel and joined by remuxing the encoded packets (no re-encode),
+  with the audio copied untouched from the input. Temporal smoothing restarts at
+  each segment start, since a segment's worker never sees the frames before it.
+* **Executors.** :class:`InProcessExecutor` (one worker, here),
+  :class:`LocalPoolExecutor` (one process per GPU, or a CPU pool) and
+  :class:`RayExecutor` (one Ray actor per worker, holding the loaded model; Ray
+  places the actors, restarts dead ones and retries their task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import glob
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ..errors import DependencyError, InputError, OutputError, StylizeError
+from ..io.base import Frame
+from ..models.checkpoint import Checkpoint, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+#: File extensions picked up when the input is a folder.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".ogv"}
+)
+MANIFEST_NAME = "manifest.jsonl"
+#: Converted segments wait here (inside the output folder) until their file is joined.
+SEGMENTS_DIR = ".segments"
+
+Status = Literal["done", "failed", "skipped"]
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class BatchSettings:
+    """How every file of a batch is converted.
+
+    The fields up to ``preset`` shape the output and go into the manifest; ``device``
+    and ``threads`` only say where it runs.
+
+    Args:
+        style: style name or checkpoint path.
+        strength, preserve_color, precision: engine options (as for ``run``).
+        smooth, smooth_strength: temporal smoothing (``none``, ``ema``, ``flow``).
+        codec, crf, bitrate, preset: video encoder options; audio is always copied.
+        extension: output container, e.g. ``.mp4``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (pools give each worker its own GPU).
+        threads: CPU threads per worker (None: the cores divided among the workers).
+    """
+
+    style: str
+    strength: float = 1.0
+    preserve_color: bool = False
+    precision: str = "auto"
+    smooth: str = "none"
+    smooth_strength: float = 0.5
+    codec: str = "h264"
+    crf: int | None = None
+    bitrate: int | None = None
+    preset: str | None = None
+    extension: str = ".mp4"
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise StylizeError(f"strength must be within 0..1, got {self.strength}")
+        if self.smooth not in ("none", "ema", "flow"):
+            raise StylizeError(f"unknown smoothing {self.smooth!r} (choose none, ema or flow)")
+        if not 0.0 <= self.smooth_strength < 1.0:
+            raise StylizeError(f"smooth strength must be within [0, 1), got {self.smooth_strength}")
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise StylizeError(f"crf must be within 0..63, got {self.crf}")
+        if self.threads is not None and self.threads < 1:
+            raise StylizeError(f"threads must be >= 1, got {self.threads}")
+        ext = self.extension if self.extension.startswith(".") else f".{self.extension}"
+        object.__setattr__(self, "extension", ext.lower())
+
+    def output_record(self) -> dict[str, Any]:
+        """The settings that shape the output (what the manifest records)."""
+        skip = {"style", "device", "threads"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class FileJob:
+    """One input file and the output it becomes."""
+
+    source: Path
+    output: Path
+    name: str  # the input relative to the input folder, for reports
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard (outputs mirror the tree below it)."""
+    parts = Path(pattern).parts
+    root: list[str] = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        root.append(part)
+    if len(root) == len(parts):  # a plain file name: its folder is the root
+        root = root[:-1]
+    return Path(*root) if root else Path(".")
+
+
+def plan_jobs(spec: str | os.PathLike[str], out_dir: str | os.PathLike[str], extension: str = ".mp4") -> list[FileJob]:
+    """Find the input videos and name their outputs.
+
+    ``spec`` is a folder (searched recursively for video extensions) or a glob
+    (``clips/**/*.mov``). Outputs mirror the inputs' layout below the folder (or
+    the glob's fixed prefix) inside ``out_dir``, with ``extension``. Files already
+    inside ``out_dir`` are never inputs.
+
+    Raises:
+        InputError: nothing matches, or two inputs would write the same output.
+    """
+    text = os.fspath(spec)
+    out_root = Path(out_dir).resolve()
+    path = Path(text)
+    if path.is_dir():
+        root = path
+        found = [p for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+    elif glob.has_magic(text):
+        root = _glob_root(text)
+        found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    elif path.is_file():
+        root, found = path.parent, [path]
+    else:
+        raise InputError(f"input {text!r} is neither a folder, a file nor a glob that matches anything")
+    jobs: list[FileJob] = []
+    seen: dict[Path, Path] = {}
+    for src in found:
+        resolved = src.resolve()
+        if resolved.is_relative_to(out_root):
+            continue  # earlier outputs and segments are not inputs
+        rel = src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
+        out = out_root / rel.with_suffix(extension)
+        if out in seen:
+            raise InputError(f"inputs {str(seen[out])!r} and {str(src)!r} would both write {str(out)!r}")
+        seen[out] = src
+        jobs.append(FileJob(source=src, output=out, name=str(rel)))
+    if not jobs:
+        raise InputError(f"no video files in {text!r} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return jobs
+
+
+def keyframe_splits(path: str | os.PathLike[str], segment_seconds: float) -> list[int]:
+    """Keyframe timestamps (video stream time base) where segments of about ``segment_seconds`` start.
+
+    Seeks to each multiple of ``segment_seconds`` and takes the keyframe at or
+    before it, so probing costs one seek per segment, not a pass over the file.
+    The first segment's start is not included; an empty list means "one piece".
+
+    Raises:
+        InputError: the file cannot be read.
+    """
+    from ..io.media import import_av, open_input
+
+    if segment_seconds <= 0:
+        raise StylizeError(f"segment length must be > 0 s, got {segment_seconds}")
+    av = import_av()
+    container = open_input(path)
+    try:
+        if not container.streams.video:
+            raise InputError(f"input {os.fspath(path)!r} has no video stream")
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        if stream.duration is not None and tb:
+            duration = float(stream.duration * tb)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            return []
+        start = stream.start_time or 0
+        splits: set[int] = set()
+        k = 1
+        while k * segment_seconds < duration - segment_seconds / 2:  # no stub of a last segment
+            target = start + round(k * segment_seconds / tb)
+            k += 1
+            try:
+                container.seek(target, stream=stream, backward=True)
+                packet = next(p for p in container.demux(stream) if p.pts is not None)
+            except (av.FFmpegError, StopIteration):
+                continue
+            if packet.is_keyframe and packet.pts > start:
+                splits.add(int(packet.pts))
+        return sorted(splits)
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------- worker side
+@dataclass(frozen=True)
+class Task:
+    """A unit of work for a worker: a whole file, or one segment of it.
+
+    ``start_pts``/``end_pts`` bound a segment in the input's video time base (None:
+    from the start / to the end); ``audio`` copies the input's audio (whole files only).
+    """
+
+    id: str
+    source: str
+    output: str
+    start_pts: int | None = None
+    end_pts: int | None = None
+    audio: bool = True
+
+
+@dataclass
+class TaskResult:
+    """What a worker reports for a :class:`Task`."""
+
+    id: str
+    ok: bool
+    reason: str = ""
+    frames: int = 0
+    seconds: float = 0.0  # time in the worker, decode to close
+    corrupt: int = 0
+    worker: str = ""
+
+
+class _SegmentSource:
+    """Frames of a :class:`VideoFileSource` with ``start <= pts < end``, decoded from the keyframe at ``start``.
+
+    Decoders return frames in presentation order, so the first frame at or past
+    ``end`` ends the segment; frames before ``start`` (an open GOP's leading
+    frames) belong to the previous segment, which decodes them with their references.
+    """
+
+    live = False
+
+    def __init__(self, source: Any, start: int | None, end: int | None) -> None:
+        self.source = source
+        self.start, self.end = start, end
+
+    @property
+    def corrupt(self) -> int:
+        return int(self.source.corrupt)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.start is not None:
+            self.source.container.seek(self.start, stream=self.source.stream, backward=True)
+        for frame in self.source:
+            if frame.pts is None:
+                yield frame
+                continue
+            if self.start is not None and frame.pts < self.start:
+                continue
+            if self.end is not None and frame.pts >= self.end:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class BatchWorker:
+    """Holds one loaded style on one device and converts tasks, one at a time.
+
+    Used in-process, in each pool process, and as the Ray actor class. Failures come
+    back as results (``ok=False`` with the reason) so one bad file costs one result.
+
+    Args:
+        checkpoint: the style (loaded once by the caller and shipped to workers).
+        settings: conversion settings.
+        device: overrides ``settings.device`` (a pool gives each worker its GPU).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, settings: BatchSettings, device: str | None = None) -> None:
+        from .stylizer import Stylizer
+
+        self.settings = settings
+        self.stylizer = Stylizer(
+            checkpoint,
+            device=device or settings.device,
+            precision=settings.precision,
+            strength=settings.strength,
+            preserve_color=settings.preserve_color,
+            threads=settings.threads,
+        )
+        self.name = f"{os.uname().nodename}:{os.getpid()}:{self.stylizer.device}"
+
+    def convert(self, task: Task) -> TaskResult:
+        """Convert one task; never raises for a bad input (only for Ctrl-C)."""
+        t0 = time.perf_counter()
+        try:
+            frames, corrupt = self._convert(task)
+        except StylizeError as exc:
+            return TaskResult(task.id, False, str(exc), seconds=time.perf_counter() - t0, worker=self.name)
+        except Exception as exc:  # a bug or a library failure on one file must not end the batch
+            log.exception("converting %s failed", task.source)
+            reason = f"{type(exc).__name__}: {exc}"
+            return TaskResult(task.id, False, reason, seconds=time.perf_counter() - t0, worker=self.name)
+        return TaskResult(task.id, True, "", frames, time.perf_counter() - t0, corrupt, self.name)
+
+    def _convert(self, task: Task) -> tuple[int, int]:
+        from ..io.sinks import VideoFileSink
+        from ..io.sources import VideoFileSource
+        from .pipeline import Pipeline
+        from .smoothing import make_smoother
+
+        s = self.settings
+        final = Path(task.output)
+        # The sink renames its own partial file to ``staged`` when it closes; only a
+        # run that ended well is renamed again to the final name, so a file that
+        # failed mid-way never looks finished to a rerun.
+        staged = final.with_name(f".{final.stem}.staged-{os.getpid()}{final.suffix}")
+        source = VideoFileSource(task.source)
+        try:
+            segment = task.start_pts is not None or task.end_pts is not None
+            frames_in: Any = _SegmentSource(source, task.start_pts, task.end_pts) if segment else source
+            sink = VideoFileSink(
+                staged,
+                codec=s.codec,
+                crf=s.crf,
+                bitrate=s.bitrate,
+                preset=s.preset,
+                audio_from=task.source if task.audio and source.has_audio else None,
+                fps=source.fps,
+                inputs=[task.source],
+                overwrite=True,
+                share_cpu=self.stylizer.device.type == "cpu",
+            )
+            smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
+            stats = Pipeline(frames_in, self.stylizer, [sink], smoother=smoother).run()
+            if stats.error is not None:
+                raise stats.error
+            if stats.frames == 0:
+                raise InputError(f"input {task.source!r}: no frames decoded")
+            os.replace(staged, final)
+            return stats.frames, stats.corrupt
+        finally:
+            staged.unlink(missing_ok=True)
+            source.close()
+
+
+# --------------------------------------------------------------------------- joining
+def join_segments(
+    parts: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], audio_from: str | None
+) -> int:
+    """Concatenate encoded segments into ``output`` without re-encoding, adding ``audio_from``'s audio.
+
+    The segments keep the input's timestamps, so their packets are copied as they
+    are; the audio is copied (never re-encoded when the container takes it) and
+    interleaved by time. Written atomically.
+
+    Returns:
+        Video packets written.
+
+    Raises:
+        OutputError: the segments do not fit together (different encoder headers,
+            or timestamps that go backwards).
+    """
+    from ..io.media import import_av, open_input
+    from ..io.paths import atomic_output
+    from ..io.sinks import _AudioCopier  # the sink's interleaving audio copier, shared on purpose
+
+    av = import_av()
+    if not parts:
+        raise OutputError(f"no segments to join into {os.fspath(output)!r}")
+    packets = 0
+    with atomic_output(output) as tmp:
+        out = av.open(str(tmp), mode="w")
+        try:
+            with open_input(parts[0]) as first:
+                template = first.streams.video[0]
+                extradata = template.codec_context.extradata
+                vout = out.add_stream_from_template(template)
+            audio = _AudioCopier(out, audio_from) if audio_from is not None else None
+            if audio is not None and not len(audio):
+                audio.close()
+                audio = None
+            last_dts: int | None = None
+            for part in parts:
+                with open_input(part) as c:
+                    vin = c.streams.video[0]
+                    if vin.codec_context.extradata != extradata:
+                        raise OutputError(f"segment {os.fspath(part)!r} was encoded with other headers; cannot join")
+                    for packet in c.demux(vin):
+                        if packet.size == 0 or packet.dts is None:
+                            continue
+                        dts = round(packet.dts * packet.time_base / vout.time_base)
+                        if last_dts is not None and dts <= last_dts:
+                            raise OutputError(f"segment {os.fspath(part)!r} overlaps the one before it (dts {dts})")
+                        last_dts = dts
+                        if audio is not None:
+                            audio.mux_until(float(packet.dts * packet.time_base))
+                        packet.stream = vout
+                        out.mux(packet)
+                        packets += 1
+            if audio is not None:
+                audio.mux_until(math.inf)
+                audio.close()
+        finally:
+            out.close()
+    return packets
+
+
+# --------------------------------------------------------------------------- executors
+class Executor(Protocol):
+    """Runs tasks on workers and yields their results as they finish (any order)."""
+
+    workers: int
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """One worker in this process: no start-up cost, for one GPU or a small CPU job."""
+
+    workers = 1
+
+    def __init__(self, checkpoint: Checkpoint, settings: BatchSettings) -> None:
+        self._worker = BatchWorker(checkpoint, settings)
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
+        for task in tasks:
+            yield self._worker.convert(task)
+
+    def close(self) -> None:
+        pass
+
+
+_POOL_WORKER: BatchWorker | None = None
+
+
+def _pool_init(checkpoint: Checkpoint, settings: BatchSettings, devices: Any) -> None:
+    global _POOL_WORKER
+    # Each process takes one device from the shared queue: one worker per GPU.
+    device = devices.get() if devices is not None else None
+    _POOL_WORKER = BatchWorker(checkpoint, settings, device=device)
+
+
+def _pool_convert(task: Task) -> TaskResult:
+    if _POOL_WORKER is None:  # pragma: no cover - the initializer always runs first
+        raise RuntimeError("pool worker not initialized")
+    return _POOL_WORKER.convert(task)
+
+
+def default_workers(device: str = "auto") -> int:
+    """One worker per visible GPU; on the CPU, one per two cores (each runs decode, model and encode threads)."""
+    import torch
+
+    from ..devices import resolve_device
+
+    if resolve_device(device).type == "cuda" and device in ("auto", "cuda"):
+        return max(1, torch.cuda.device_count())
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+class LocalPoolExecutor:
+    """Worker processes on this machine, each with the model loaded once.
+
+    On CUDA with ``device`` ``auto``/``cuda`` each process gets its own GPU
+    (``cuda:0``, ``cuda:1``, ...); on the CPU the cores are split among the workers.
+    A worker process that dies fails only the task it was running (``retries``
+    more tries), the pool is restarted for the rest.
+
+    Args:
+        checkpoint: the style.
+        settings: conversion settings.
+        workers: processes.
+        retries: extra tries for a task whose worker process died.
+    """
+
+    def __init__(self, checkpoint: Checkpoint, settings: BatchSettings, workers: int, retries: int = 1) -> None:
+        import torch
+
+        from ..devices import resolve_device
+
+        if workers < 1:
+            raise StylizeError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.retries = retries
+        self._ctx = multiprocessing.get_context("spawn")  # CUDA and forked torch processes do not mix
+        self._devices: list[str] | None = None
+        if resolve_device(settings.device).type == "cuda" and settings.device in ("auto", "cuda"):
+            count = torch.cuda.device_count()
+            if workers > count:
+                log.warning("%d workers share %d GPUs", workers, count)
+            self._devices = [f"cuda:{i % count}" for i in range(workers)]
+        elif settings.threads is None and resolve_device(settings.device).type == "cpu":
+            settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+        self._checkpoint, self._settings = checkpoint, settings
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        devices = None
+        if self._devices is not None:
+            devices = self._ctx.Queue()
+            for d in self._devices:
+                devices.put(d)
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=self._ctx,
+            initializer=_pool_init,
+            initargs=(self._checkpoint, self._settings, devices),
+        )
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
+        tries = {t.id: 0 for t in tasks}
+        todo = list(tasks)
+        while todo:
+            self._pool = self._pool or self._start()
+            futures: dict[Future[TaskResult], Task] = {self._pool.submit(_pool_convert, t): t for t in todo}
+            todo = []
+            pending = set(futures)
+            broken = False
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    task = futures[fut]
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        tries[task.id] += 1
+                        if tries[task.id] > self.retries:
+                            yield TaskResult(task.id, False, f"worker process died (tried {tries[task.id]} times)")
+                        else:
+                            todo.append(task)
+            if broken:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def import_ray() -> Any:
+    """Import Ray, or fail with the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise DependencyError("--ray needs Ray: pip install 'stylize-video[ray]'") from exc
+    return ray
+
+
+class RayExecutor:
+    """One Ray actor per worker, each holding the loaded model; Ray places, restarts and retries them.
+
+    With GPUs in the cluster (and ``device`` not ``cpu``) every actor asks for
+    ``num_gpus=1``, so Ray runs as many as there are GPUs; otherwise each asks for
+    ``threads`` CPUs. When an actor's process or node dies, Ray restarts it
+    (``max_restarts``) and reruns the task it had (``max_task_retries``); after
+    that the task is reported failed with Ray's error and the batch goes on.
+
+    Args:
+        checkpoint: the style (put into Ray's object store once, so nodes need no copy of the file).
+        settings: conversion settings.
+        address: cluster to join (None: the one ``ray.init`` already joined, else a local one).
+        workers: actors (None: GPUs in the cluster, else CPUs / threads per worker).
+        retries: restarts per actor and retries per task after a worker death.
+        worker_cls: the actor class (a :class:`BatchWorker`; tests inject faults with a subclass).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        settings: BatchSettings,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        retries: int = 2,
+        worker_cls: type[BatchWorker] = BatchWorker,
+    ) -> None:
+        ray = import_ray()
+        if not ray.is_initialized():
+            ray.init(address=address or None, log_to_driver=False)
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        use_gpu = gpus > 0 and settings.device != "cpu"
+        threads = settings.threads or 1
+        if use_gpu:
+            options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+            workers = workers or gpus
+        else:
+            options = {"num_cpus": threads}
+            workers = workers or max(1, int(resources.get("CPU", 1)) // threads)
+            settings = dataclasses.replace(settings, threads=threads, device="cpu")
+        self.workers = workers
+        self._ray = ray
+        actor_cls = ray.remote(worker_cls).options(max_restarts=retries, max_task_retries=retries, **options)
+        ref = ray.put(checkpoint)
+        # Ray sets CUDA_VISIBLE_DEVICES per actor, so "auto" is the GPU it was given.
+        self._actors = [actor_cls.remote(ref, settings) for _ in range(workers)]
+        log.info("ray: %d workers (%s)", workers, options)
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
+        ray = self._ray
+        todo = list(reversed(tasks))
+        idle = list(self._actors)
+        running: dict[Any, tuple[Task, Any]] = {}
+        while todo or running:
+            # Hand the next file to a free actor: long files don't hold up short ones.
+            while todo and idle:
+                task, actor = todo.pop(), idle.pop()
+                running[actor.convert.remote(task)] = (task, actor)
+            done, _ = ray.wait(list(running), num_returns=1)
+            task, actor = running.pop(done[0])
+            idle.append(actor)
+            try:
+                yield ray.get(done[0])
+            except ray.exceptions.RayError as exc:  # the worker died more often than Ray retried it
+                yield TaskResult(task.id, False, f"worker lost: {_first_line(exc)}")
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        self._actors = []
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# --------------------------------------------------------------------------- manifest + report
+@dataclass
+class FileReport:
+    """The outcome for one input file."""
+
+    input: str
+    output: str
+    status: Status
+    reason: str = ""
+    frames: int = 0
+    seconds: float = 0.0  # summed worker time over the file's tasks
+    segments: int = 1
+
+
+@dataclass
+class BatchReport:
+    """Every file's outcome and the wall time of the batch."""
+
+    files: list[FileReport] = field(default_factory=list)
+    wall: float = 0.0
+    workers: int = 0  # 0: nothing needed converting
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def failed(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def summary(self) -> str:
+        """Counts on one line, then one line per failed file with its reason."""
+        lines = [
+            f"{self.count('done')} done, {self.count('failed')} failed, {self.count('skipped')} skipped "
+            f"in {self.wall:.1f}s with {self.workers} worker(s)"
+        ]
+        lines += [f"failed: {f.input}: {f.reason}" for f in self.failed]
+        return "\n".join(lines)
+
+
+class Manifest:
+    """``manifest.jsonl``: one JSON object per converted or failed file, appended as files finish."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def records(self) -> list[dict[str, Any]]:
+        """All records, oldest first (a torn last line from a crash is ignored)."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("%s: ignoring a damaged line", self.path)
+        return out
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The newest record per output path."""
+        return {r["output"]: r for r in self.records() if "output" in r}
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------- the batch
+@dataclass
+class _FilePlan:
+    job: FileJob
+    tasks: list[Task]
+    seg_dir: Path | None = None
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    failure: str = ""
+
+
+class BatchRunner:
+    """Plan a batch, run its tasks on an executor, join segments, keep the manifest.
+
+    Args:
+        jobs: from :func:`plan_jobs`.
+        settings: conversion settings.
+        out_dir: the output folder (manifest and segment scratch space live there).
+        checkpoint: the loaded style (None: loaded from ``settings.style``).
+        segment_seconds: split files longer than about 1.5x this at keyframes (None: never).
+        overwrite: redo outputs that exist.
+        progress: show a progress bar (over tasks, for the whole cluster).
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[FileJob],
+        settings: BatchSettings,
+        out_dir: str | os.PathLike[str],
+        *,
+        checkpoint: Checkpoint | None = None,
+        segment_seconds: float | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> None:
+        if segment_seconds is not None and segment_seconds <= 0:
+            raise StylizeError(f"segment length must be > 0 s, got {segment_seconds}")
+        self.jobs = list(jobs)
+        self.settings = settings
+        self.out_dir = Path(out_dir)
+        self.checkpoint = checkpoint or load_checkpoint(settings.style)
+        style_path = self.checkpoint.path
+        self.style_sha256 = file_sha256(style_path) if style_path is not None else ""
+        self.segment_seconds = segment_seconds
+        self.overwrite = overwrite
+        self.progress = progress
+        self.manifest = Manifest(self.out_dir / MANIFEST_NAME)
+        record = {"style_sha256": self.style_sha256, **settings.output_record()}
+        self.settings_key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
+
+    def run(self, make_executor: Callable[[], Executor]) -> BatchReport:
+        """Convert every job that is not done yet; never raises for one bad file.
+
+        Args:
+            make_executor: builds the executor, only when there is work (a rerun
+                with everything done starts no workers); closed at the end.
+        """
+        t0 = time.perf_counter()
+        report = BatchReport()
+        plans, early = self._plan()
+        report.files.extend(early)
+        tasks = {t.id: p for p in plans for t in p.tasks}
+        pending = {id(p): len(p.tasks) for p in plans}
+        ordered = sorted((t for p in plans for t in p.tasks), key=_task_cost, reverse=True)
+        for plan in plans:
+            if not plan.tasks:  # every segment was converted by an earlier run
+                report.files.append(self._finish(plan))
+        if ordered:
+            executor = make_executor()
+            report.workers = executor.workers
+            bar = self._bar(len(ordered))
+            try:
+                for result in executor.run(ordered):
+                    plan = tasks[result.id]
+                    plan.results[result.id] = result
+                    if not result.ok:
+                        log.warning("%s: %s", plan.job.name, result.reason)
+                    pending[id(plan)] -= 1
+                    if pending[id(plan)] == 0:
+                        report.files.append(self._finish(plan))
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str(f"{report.count('failed')} failed")
+            finally:
+                if bar is not None:
+                    bar.close()
+                executor.close()
+        report.files.sort(key=lambda f: f.input)
+        report.wall = time.perf_counter() - t0
+        return report
+
+    def _bar(self, total: int) -> Any:
+        if not self.progress or total == 0:
+            return None
+        import sys
+
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="task", dynamic_ncols=True, disable=None, file=sys.stderr)
+
+    def _plan(self) -> tuple[list[_FilePlan], list[FileReport]]:
+        latest = self.manifest.latest()
+        plans: list[_FilePlan] = []
+        early: list[FileReport] = []  # skipped, or failed before any work
+        for job in self.jobs:
+            if job.output.exists() and not self.overwrite:
+                early.append(self._skip(job, latest.get(str(job.output))))
+                continue
+            try:
+                plans.append(self._plan_file(job))
+            except StylizeError as exc:
+                report = FileReport(str(job.source), str(job.output), "failed", str(exc))
+                self._record(report)
+                early.append(report)
+        return plans, early
+
+    def _skip(self, job: FileJob, record: dict[str, Any] | None) -> FileReport:
+        if record is not None and record.get("status") == "done":
+            same = record.get("settings_key") == self.settings_key
+            reason = "done earlier" if same else "exists, made with other settings (--overwrite to redo)"
+        else:
+            reason = "exists (not made by a batch here; --overwrite to redo)"
+        return FileReport(str(job.source), str(job.output), "skipped", reason)
+
+    def _plan_file(self, job: FileJob) -> _FilePlan:
+        splits = keyframe_splits(job.source, self.segment_seconds) if self.segment_seconds else []
+        src = str(job.source)
+        if not splits:
+            return _FilePlan(job, [Task(f"{job.output}", src, str(job.output))])
+        digest = hashlib.sha256(f"{job.source.resolve()}|{self.settings_key}".encode()).hexdigest()[:10]
+        seg_dir = self.out_dir / SEGMENTS_DIR / f"{job.output.stem}-{digest}"
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        bounds = [None, *splits, None]
+        tasks = []
+        for i in range(len(bounds) - 1):
+            part = seg_dir / f"{i:05d}{self.settings.extension}"
+            task = Task(f"{job.output}#{i}", src, str(part), bounds[i], bounds[i + 1], audio=False)
+            tasks.append(task)
+        plan = _FilePlan(job, tasks, seg_dir)
+        # Resume: segments finished by an earlier run are already in place.
+        plan.tasks = [t for t in tasks if not Path(t.output).exists()]
+        plan.results = {t.id: TaskResult(t.id, True, "resumed") for t in tasks if Path(t.output).exists()}
+        return plan
+
+    def _finish(self, plan: _FilePlan) -> FileReport:
+        job = plan.job
+        results = list(plan.results.values())
+        failures = [r.reason for r in results if not r.ok]
+        report = FileReport(
+            str(job.source),
+            str(job.output),
+            "done",
+            frames=sum(r.frames for r in results),
+            seconds=sum(r.seconds for r in results),
+            segments=max(1, len(results)),
+        )
+        if failures:
+            report.status, report.reason = "failed", failures[0]
+        elif plan.seg_dir is not None:
+            parts = sorted(plan.seg_dir.glob(f"[0-9]*{self.settings.extension}"))
+            try:
+                audio = str(job.source) if _has_audio(job.source) else None
+                join_segments(parts, job.output, audio)
+            except StylizeError as exc:
+                report.status, report.reason = "failed", f"joining segments: {exc}"
+            else:
+                for p in parts:
+                    p.unlink(missing_ok=True)
+                _rmdir_quiet(plan.seg_dir)
+        corrupt = sum(r.corrupt for r in results)
+        if report.status == "done" and corrupt:
+            report.reason = f"{corrupt} corrupt packets skipped"
+        self._record(report)
+        return report
+
+    def _record(self, report: FileReport) -> None:
+        record = dataclasses.asdict(report)
+        record.update(
+            style=self.settings.style,
+            style_name=self.checkpoint.meta.name,
+            style_sha256=self.style_sha256,
+            settings=self.settings.output_record(),
+            settings_key=self.settings_key,
+            finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        self.manifest.append(record)
+
+
+def _has_audio(path: str | os.PathLike[str]) -> bool:
+    from ..io.media import open_input
+
+    with open_input(path) as container:
+        return len(container.streams.audio) > 0
+
+
+def _rmdir_quiet(path: Path) -> None:
+    try:
+        path.rmdir()
+        path.parent.rmdir()  # .segments itself, once empty
+    except OSError:
+        pass  # other files still use it
+
+
+def _task_cost(task: Task) -> int:
+    """Ordering key: big inputs first, so the last file to finish is a short one."""
+    try:
+        return os.path.getsize(task.source)
+    except OSError:
+        return 0
+
+
+def executor_factory(
+    checkpoint: Checkpoint,
+    settings: BatchSettings,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    use_ray: bool = False,
+) -> Callable[[], Executor]:
+    """What builds the executor the CLI options ask for: Ray, a local pool, or this process for one worker."""
+
+    def make() -> Executor:
+        if use_ray:
+            return RayExecutor(checkpoint, settings, address=ray_address, workers=workers)
+        n = workers or default_workers(settings.device)
+        if n == 1:
+            return InProcessExecutor(checkpoint, settings)
+        return LocalPoolExecutor(checkpoint, settings, n)
+
+    return make

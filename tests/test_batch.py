@@ -1,0 +1,203 @@
+"""Batch conversion: planning, manifest, skip-on-rerun, a corrupt file, segments, the CLI, Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import pytest
+
+from stylize_video.cli import main
+from stylize_video.errors import InputError
+from stylize_video.models.checkpoint import load_checkpoint
+from stylize_video.runtime.batch import (
+    MANIFEST_NAME,
+    SEGMENTS_DIR,
+    BatchReport,
+    BatchRunner,
+    BatchSettings,
+    InProcessExecutor,
+    keyframe_splits,
+    plan_jobs,
+)
+from tests.media import probe, write_clip
+
+
+def _library(root: Path) -> Path:
+    """Three inputs: two small clips (one in a subfolder) and one corrupt file."""
+    (root / "sub").mkdir(parents=True)
+    write_clip(root / "a.mp4", n_frames=20)
+    write_clip(root / "sub" / "b.mov", n_frames=24, audio=False)
+    (root / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video" * 40)
+    (root / "notes.txt").write_text("not a video")
+    return root
+
+
+def _settings(checkpoint: Path, **kw: object) -> BatchSettings:
+    return BatchSettings(style=str(checkpoint), device="cpu", threads=1, **kw)  # type: ignore[arg-type]
+
+
+def _run(jobs_dir: Path, out: Path, checkpoint: Path, **kw: object) -> tuple[BatchReport, list[int]]:
+    """Batch ``jobs_dir`` into ``out`` in this process; returns the report and how many executors started."""
+    settings = _settings(checkpoint)
+    runner = BatchRunner(plan_jobs(jobs_dir, out), settings, out, **kw)  # type: ignore[arg-type]
+    started: list[int] = []
+
+    def make() -> InProcessExecutor:
+        started.append(1)
+        return InProcessExecutor(runner.checkpoint, settings)
+
+    return runner.run(make), started
+
+
+def test_plan_mirrors_layout_and_ignores_outputs(tmp_path: Path) -> None:
+    src = _library(tmp_path / "in")
+    out = src / "styled"  # an output folder inside the input folder
+    out.mkdir()
+    write_clip(out / "a.mp4", n_frames=2, audio=False)  # an earlier output: never an input
+    jobs = plan_jobs(src, out)
+    assert sorted(j.name for j in jobs) == ["a.mp4", "bad.mp4", "sub/b.mov"]
+    assert {j.output for j in jobs} == {out.resolve() / "a.mp4", out.resolve() / "bad.mp4", out.resolve() / "sub/b.mp4"}
+    # A glob mirrors the tree below its fixed prefix.
+    globbed = plan_jobs(f"{src}/**/*.mov", tmp_path / "o2")
+    assert [j.output for j in globbed] == [(tmp_path / "o2").resolve() / "sub" / "b.mp4"]
+    with pytest.raises(InputError, match="no video files"):
+        plan_jobs(tmp_path / "in" / "sub" / "*.mkv", tmp_path / "o3")
+    write_clip(src / "a.mkv", n_frames=2, audio=False)
+    with pytest.raises(InputError, match="would both write"):
+        plan_jobs(src, tmp_path / "o4")
+
+
+def test_local_batch_manifest_corrupt_file_and_rerun(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    src = _library(tmp_path / "in")
+    out = tmp_path / "out"
+    report, started = _run(src, out, tiny_checkpoint)
+    by_name = {Path(f.input).name: f for f in report.files}
+    assert by_name["a.mp4"].status == "done" and by_name["b.mov"].status == "done"
+    assert by_name["bad.mp4"].status == "failed" and "bad.mp4" in by_name["bad.mp4"].reason
+    assert probe(out / "a.mp4").frames == 20 and probe(out / "a.mp4").audio_streams == 1
+    assert probe(out / "sub" / "b.mp4").frames == 24
+    assert not (out / "bad.mp4").exists()
+    assert not [p for p in out.rglob(".*") if p.is_file()], "no partial files left behind"
+    records = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    assert sorted((Path(r["input"]).name, r["status"]) for r in records) == [
+        ("a.mp4", "done"),
+        ("b.mov", "done"),
+        ("bad.mp4", "failed"),
+    ]
+    assert all(r["style_name"] == "tiny" and len(r["style_sha256"]) == 64 for r in records)
+    assert records[0]["settings"]["codec"] == "h264"
+    mtime = (out / "a.mp4").stat().st_mtime_ns
+
+    # Rerun: the done files are skipped, the bad one is tried (and reported) again.
+    again, _ = _run(src, out, tiny_checkpoint)
+    statuses = {Path(f.input).name: (f.status, f.reason) for f in again.files}
+    assert statuses["a.mp4"] == ("skipped", "done earlier")
+    assert statuses["b.mov"] == ("skipped", "done earlier")
+    assert statuses["bad.mp4"][0] == "failed"
+    assert (out / "a.mp4").stat().st_mtime_ns == mtime
+    assert len((out / MANIFEST_NAME).read_text().splitlines()) == 4
+
+    # Nothing to do at all: no worker is started.
+    (src / "bad.mp4").unlink()
+    idle, started = _run(src, out, tiny_checkpoint)
+    assert started == [] and idle.count("skipped") == 2
+
+
+def test_segments_match_single_pass(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    # mpeg4's default GOP of 12 frames gives keyframes at 0, 1 and 2 s.
+    write_clip(src / "long.mp4", n_frames=36, fps=12, codec="mpeg4")
+    with av.open(str(src / "long.mp4")) as c:
+        tb = c.streams.video[0].time_base
+    assert tb is not None
+    assert [float(pts * tb) for pts in keyframe_splits(src / "long.mp4", 1.0)] == [1.0, 2.0]
+    single, _ = _run(src, tmp_path / "single", tiny_checkpoint)
+    split, _ = _run(src, tmp_path / "split", tiny_checkpoint, segment_seconds=1.0)
+    assert [f.status for f in single.files] == ["done"]
+    (file_report,) = split.files
+    assert file_report.status == "done" and file_report.segments == 3
+    a, b = probe(tmp_path / "single" / "long.mp4"), probe(tmp_path / "split" / "long.mp4")
+    assert b.frames == a.frames == 36
+    assert b.pts_seconds == a.pts_seconds
+    assert b.audio_streams == 1 and b.audio_codecs == ["aac"]
+    assert b.audio_packets == a.audio_packets
+    assert b.audio_duration == pytest.approx(a.audio_duration, abs=1e-6)
+    assert not (tmp_path / "split" / SEGMENTS_DIR).exists(), "segments are removed once joined"
+
+
+def test_segments_resume_after_partial_run(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    write_clip(src / "long.mp4", n_frames=36, fps=12, codec="mpeg4", audio=False)
+    out = tmp_path / "out"
+    settings = _settings(tiny_checkpoint)
+    runner = BatchRunner(plan_jobs(src, out), settings, out, segment_seconds=1.0)
+    calls: list[str] = []
+
+    class FailLast(InProcessExecutor):
+        def run(self, tasks):  # type: ignore[no-untyped-def]
+            for task in tasks:
+                calls.append(task.id)
+                if task.id.endswith("#2") and len(calls) <= 3:
+                    from stylize_video.runtime.batch import TaskResult
+
+                    yield TaskResult(task.id, False, "simulated worker failure")
+                else:
+                    yield from super().run([task])
+
+    first = runner.run(lambda: FailLast(runner.checkpoint, settings))
+    assert first.files[0].status == "failed" and first.files[0].reason == "simulated worker failure"
+    assert not (out / "long.mp4").exists()
+    second = BatchRunner(plan_jobs(src, out), settings, out, segment_seconds=1.0)
+    report = second.run(lambda: FailLast(second.checkpoint, settings))
+    assert report.files[0].status == "done"
+    assert calls[3:] == [f"{out.resolve() / 'long.mp4'}#2"], "only the missing segment is redone"
+    assert probe(out / "long.mp4").frames == 36
+
+
+def test_cli_batch_with_pool_and_exit_status(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _library(tmp_path / "in")
+    out = tmp_path / "out"
+    argv = ["batch", str(src), "-o", str(out), "-s", str(tiny_checkpoint), "--device", "cpu", "--no-progress"]
+    assert main([*argv, "--workers", "2"]) == 1  # two spawned worker processes; one file failed
+    text = capsys.readouterr().out
+    assert "2 done, 1 failed, 0 skipped" in text and "with 2 worker(s)" in text
+    assert "failed: " in text and "bad.mp4" in text
+    assert probe(out / "a.mp4").frames == 20
+    (src / "bad.mp4").unlink()
+    assert main(argv) == 0
+    assert "0 done, 0 failed, 2 skipped" in capsys.readouterr().out
+
+
+def test_ray_batch_three_clips_one_corrupt(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from stylize_video.runtime.batch import RayExecutor
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_clip(src / "one.mp4", n_frames=20)
+    write_clip(src / "two.mp4", n_frames=24, audio=False)
+    (src / "three.mp4").write_bytes(b"\x00garbage" * 200)
+    out = tmp_path / "out"
+    settings = _settings(tiny_checkpoint)
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        runner = BatchRunner(plan_jobs(src, out), settings, out, checkpoint=checkpoint)
+        report = runner.run(lambda: RayExecutor(checkpoint, settings, workers=2))
+        assert report.workers == 2
+        status = {Path(f.input).name: f for f in report.files}
+        assert status["one.mp4"].status == "done" and status["two.mp4"].status == "done"
+        assert status["three.mp4"].status == "failed" and "three.mp4" in status["three.mp4"].reason
+        assert probe(out / "one.mp4").frames == 20 and probe(out / "two.mp4").frames == 24
+        # Rerun: the done ones are skipped.
+        rerun = BatchRunner(plan_jobs(src, out), settings, out, checkpoint=checkpoint)
+        again = rerun.run(lambda: RayExecutor(checkpoint, settings, workers=2))
+        assert sorted(f.status for f in again.files) == ["failed", "skipped", "skipped"]
+    finally:
+        ray.shutdown()
