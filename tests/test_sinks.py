@@ -340,3 +340,22 @@ def test_unwritable_or_unknown_outputs_fail_before_any_work(tmp_path: Path) -> N
     with sink:
         sink.write(_frames(1)[0])
     assert probe(tmp_path / "new" / "dir" / "out.mov").frames == 1
+
+
+def test_colours_survive_and_the_matrix_is_tagged(tmp_path: Path) -> None:
+    import av
+
+    colours = [(30, 60, 200), (40, 190, 60), (210, 120, 40), (128, 128, 128)]  # BGR: red, green, blue, grey
+    image = np.zeros((720, 1280, 3), np.uint8)  # HD: where an untagged stream is read as BT.709
+    for i, c in enumerate(colours):
+        image[:, i * 320 : (i + 1) * 320] = c
+    out = tmp_path / "c.mp4"
+    with VideoFileSink(out, crf=0, allow_nvenc=False) as sink:
+        sink.write(Frame(image, 0, pts=0, time_base=Fraction(1, 25)))
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc), int(cc.color_range)) == (1, 1, 1, 1)
+    decoded = probe(out, keep_images=True).images[0]
+    for i, c in enumerate(colours):
+        patch = decoded[300:400, i * 320 + 100 : i * 320 + 200].reshape(-1, 3).mean(0)
+        assert np.abs(patch - np.array(c)).max() <= 5, (c, patch)  # swscale's own bgr<->yuv rounding is ~4

@@ -186,11 +186,38 @@ def open_video_encoder(
         stream.pix_fmt = "yuv420p"
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
+        _tag_bt709(stream.codec_context)
         if bitrate:
             stream.bit_rate = int(bitrate)
         log.info("video encoder %s (%dx%d, options %s)", name, width, height, options)
         return stream
     raise OutputError(f"no {codec!r} video encoder opens here ({'; '.join(errors) or 'unknown codec'})")
+
+
+#: FFmpeg's AVCOL_* code for BT.709 (matrix, primaries and transfer all use 1) and
+#: AVCOL_RANGE_MPEG (limited range).
+_BT709, _LIMITED = 1, 1
+
+
+def _tag_bt709(ctx: Any) -> None:
+    """Say in the stream which YUV matrix :func:`to_yuv420` used.
+
+    Untagged streams leave players guessing (BT.601 for SD, BT.709 for HD), which
+    shifts reds and greens whenever the guess differs from the encoder's matrix.
+    """
+    ctx.colorspace = _BT709
+    ctx.color_primaries = _BT709
+    ctx.color_trc = _BT709
+    ctx.color_range = _LIMITED
+
+
+def to_yuv420(image: np.ndarray) -> Any:
+    """uint8 HxWx3 BGR (even size) -> a yuv420p ``VideoFrame`` in BT.709 limited range."""
+    av = import_av()
+    from av.video.reformatter import ColorRange, Colorspace
+
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+    return frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
 
 
 def _encoder_options(name: str, crf: int | None, preset: str | None, bitrate: int | None = None) -> dict[str, str]:

@@ -34,6 +34,7 @@ from .media import (
     open_input,
     open_video_encoder,
     output_extensions,
+    to_yuv420,
     transcode_audio_codec,
 )
 from .paths import check_output, partial_path
@@ -272,7 +273,6 @@ class VideoFileSink:
 
     def write(self, frame: Frame) -> None:
         """Encode one frame (uint8 HxWx3 BGR); odd sizes are padded by one pixel."""
-        av = import_av()
         if self._closed:
             raise OutputError(f"{str(self.path)!r} is already closed")
         if self._container is None:
@@ -291,7 +291,7 @@ class VideoFileSink:
         if self._last_pts is not None:
             self._step = max(1, pts - self._last_pts)
         self._last_pts = pts
-        vf = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+        vf = to_yuv420(image)
         vf.pts = pts
         vf.time_base = self._time_base
         try:
