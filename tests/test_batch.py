@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import av
@@ -17,7 +19,10 @@ from stylize_video.runtime.batch import (
     BatchReport,
     BatchRunner,
     BatchSettings,
+    BatchWorker,
     InProcessExecutor,
+    Task,
+    TaskResult,
     keyframe_splits,
     plan_jobs,
 )
@@ -142,8 +147,6 @@ def test_segments_resume_after_partial_run(tmp_path: Path, tiny_checkpoint: Path
             for task in tasks:
                 calls.append(task.id)
                 if task.id.endswith("#2") and len(calls) <= 3:
-                    from stylize_video.runtime.batch import TaskResult
-
                     yield TaskResult(task.id, False, "simulated worker failure")
                 else:
                     yield from super().run([task])
@@ -174,6 +177,17 @@ def test_cli_batch_with_pool_and_exit_status(
     assert "0 done, 0 failed, 2 skipped" in capsys.readouterr().out
 
 
+class _CrashOnceWorker(BatchWorker):
+    """Kills its own process on the first attempt at each file (as an OOM kill or a lost node would)."""
+
+    def convert(self, task: Task) -> TaskResult:
+        marker = Path(task.source + ".crashed")
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return super().convert(task)
+
+
 def test_ray_batch_three_clips_one_corrupt(tmp_path: Path, tiny_checkpoint: Path) -> None:
     ray = pytest.importorskip("ray")
     from stylize_video.runtime.batch import RayExecutor
@@ -199,5 +213,14 @@ def test_ray_batch_three_clips_one_corrupt(tmp_path: Path, tiny_checkpoint: Path
         rerun = BatchRunner(plan_jobs(src, out), settings, out, checkpoint=checkpoint)
         again = rerun.run(lambda: RayExecutor(checkpoint, settings, workers=2))
         assert sorted(f.status for f in again.files) == ["failed", "skipped", "skipped"]
+
+        # A worker process that dies mid-file is restarted by Ray and the file retried.
+        write_clip(src / "four.mp4", n_frames=12, audio=False)
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+        crashy = BatchRunner(plan_jobs(src, out), settings, out, checkpoint=checkpoint)
+        retried = crashy.run(lambda: RayExecutor(checkpoint, settings, workers=1, worker_cls=_CrashOnceWorker))
+        assert (src / "four.mp4.crashed").exists(), "the first attempt did crash its worker"
+        four = next(f for f in retried.files if f.input.endswith("four.mp4"))
+        assert four.status == "done" and probe(out / "four.mp4").frames == 12
     finally:
         ray.shutdown()

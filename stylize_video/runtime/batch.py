@@ -605,7 +605,9 @@ class RayExecutor:
         worker_cls: type[BatchWorker] = BatchWorker,
     ) -> None:
         ray = import_ray()
-        if not ray.is_initialized():
+        # A Ray started here (a local one, or a connection to ADDRESS) is ours to shut down.
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
             ray.init(address=address or None, log_to_driver=False)
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -648,6 +650,8 @@ class RayExecutor:
         for actor in self._actors:
             self._ray.kill(actor)
         self._actors = []
+        if self._owns_ray:
+            self._ray.shutdown()
 
 
 def _first_line(exc: BaseException) -> str:
