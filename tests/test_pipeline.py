@@ -244,3 +244,12 @@ def test_max_frames_and_stats_summary(stylizer: Stylizer) -> None:
     assert "2 dropped" in text and "1 corrupt" in text and "interrupted" in text
     with pytest.raises(ValueError):
         Pipeline(ListSource(1), stylizer, [sink], queue_size=0)
+
+
+def test_smoother_can_start_off_and_be_toggled_on(stylizer: Stylizer) -> None:
+    sink = KeySink({2: ["toggle_smoothing"]})
+    Pipeline(ListSource(6), stylizer, [sink], smoother=EmaSmoother(0.9), smoothing=False).run()
+    plain = [stylizer(make_image(16, 24, seed=i)) for i in range(6)]
+    assert all(np.array_equal(sink.frames[i].image, plain[i]) for i in range(3))  # off until the key
+    assert np.array_equal(sink.frames[3].image, plain[3])  # switching on resets: the first frame is fresh
+    assert not np.array_equal(sink.frames[4].image, plain[4])  # then blended

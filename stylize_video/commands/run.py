@@ -168,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
         live_outputs = [spec for spec in outputs if is_streaming_spec(spec)]
         if live_outputs or any(isinstance(s, WindowSink) for s in sinks):
             styles = _preload_styles(stylizer)
-        smoother = None if args.smooth == "none" else make_smoother(args.smooth, args.smooth_strength)
+        interactive = bool(styles)  # a window or live controls: smoothing can be toggled on later
+        kind = args.smooth if args.smooth != "none" else ("ema" if interactive else "none")
+        smoother = None if kind == "none" else make_smoother(kind, args.smooth_strength)
     except BaseException:
         for sink in sinks:
             abort = getattr(sink, "abort", None)
@@ -185,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         stylizer,
         sinks,
         smoother=smoother,
+        smoothing=args.smooth != "none",
         queue_size=args.queue_size,
         max_frames=args.max_frames,
         progress=progress,

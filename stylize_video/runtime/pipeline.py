@@ -110,6 +110,8 @@ class Pipeline:
         stylizer: the engine (its ``transfer`` moves frames to and from the device).
         sinks: outputs; each gets every stylized frame.
         smoother: temporal smoothing (reset on ``Frame.cut`` and on toggling).
+        smoothing: start with the smoother on (default: when one is given); a smoother
+            that starts off is there for the ``t`` key / live controls to switch on.
         queue_size: frames waiting between threads (each direction; one for live input).
         max_frames: stop after this many frames (None: until the source ends).
         progress: ``tqdm``-like object with ``update(n)`` (or None).
@@ -124,6 +126,7 @@ class Pipeline:
         sinks: Sequence[Sink],
         *,
         smoother: Smoother | None = None,
+        smoothing: bool | None = None,
         queue_size: int = 4,
         max_frames: int | None = None,
         progress: Any = None,
@@ -137,7 +140,7 @@ class Pipeline:
         self.stylizer = stylizer
         self.sinks = list(sinks)
         self.smoother: Smoother = smoother or NoSmoother()
-        self._smoothing_on = smoother is not None
+        self._smoothing_on = smoother is not None if smoothing is None else smoothing
         self.max_frames = max_frames
         self.progress = progress
         self.styles = list(styles)
