@@ -85,6 +85,9 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "gpu": None,
         "load_average_1m": round(os.getloadavg()[0], 2),
+        # OpenMP's wait policy decides whether idle worker threads spin: it changes
+        # 2-thread CPU results on a busy machine by up to 10x.
+        "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
     }
     if torch.cuda.is_available():
         idx = device.index if device is not None and device.type == "cuda" and device.index is not None else 0
@@ -106,6 +109,8 @@ def machine_line(info: dict[str, Any]) -> str:
         parts.append(f"GPU {info['gpu']} ({info.get('gpu_memory_gib')} GiB, CUDA {info.get('cuda')})")
     parts.append(f"torch {info['torch']}, Python {info['python']}")
     parts.append(f"load average {info.get('load_average_1m')} at start")
+    if info.get("env"):
+        parts.append(" ".join(f"{k}={v}" for k, v in info["env"].items()))
     return "; ".join(parts)
 
 
