@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from stylize_video.cli import main
@@ -131,6 +132,31 @@ def test_segments_match_single_pass(tmp_path: Path, tiny_checkpoint: Path) -> No
     assert b.audio_packets == a.audio_packets
     assert b.audio_duration == pytest.approx(a.audio_duration, abs=1e-6)
     assert not (tmp_path / "split" / SEGMENTS_DIR).exists(), "segments are removed once joined"
+
+
+def test_segment_preroll_hides_the_smoothing_restart(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    write_clip(src / "long.mp4", n_frames=36, fps=12, codec="mpeg4", audio=False)
+    settings = _settings(tiny_checkpoint, smooth="ema", smooth_strength=0.8)
+
+    def convert(out: Path, **kw: object) -> list[np.ndarray]:
+        runner = BatchRunner(plan_jobs(src, out), settings, out, **kw)  # type: ignore[arg-type]
+        assert runner.run(lambda: InProcessExecutor(runner.checkpoint, settings)).count("done") == 1
+        return probe(out / "long.mp4", keep_images=True).images
+
+    single = convert(tmp_path / "single")
+    restarted = convert(tmp_path / "cold", segment_seconds=1.0, preroll_frames=0)
+    warm = convert(tmp_path / "warm", segment_seconds=1.0, preroll_frames=8)
+    assert len(single) == len(restarted) == len(warm) == 36
+
+    def gap(images: list[np.ndarray], t: int) -> float:
+        return float(np.abs(images[t].astype(np.float32) - single[t].astype(np.float32)).mean())
+
+    # At the segment starts (frames 12 and 24) a restarted EMA departs from the single pass; a warm one stays close.
+    cold_gap = gap(restarted, 12) + gap(restarted, 24)
+    warm_gap = gap(warm, 12) + gap(warm, 24)
+    assert warm_gap < 0.5 * cold_gap, (warm_gap, cold_gap)
 
 
 def test_segments_resume_after_partial_run(tmp_path: Path, tiny_checkpoint: Path) -> None:

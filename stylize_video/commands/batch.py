@@ -48,8 +48,15 @@ def register(sub: Any) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="split videos longer than ~1.5*S at keyframes and convert the pieces in parallel "
-        "(smoothing restarts at each piece)",
+        help="split videos longer than ~1.5*S at keyframes and convert the pieces in parallel, then join them",
+    )
+    p.add_argument(
+        "--segment-preroll",
+        type=int,
+        default=8,
+        metavar="N",
+        help="with --smooth: frames before each piece that warm the smoother up (not written; default 8, "
+        "0 restarts smoothing at every join)",
     )
     p.add_argument("--ext", default=".mp4", help="output container (default: .mp4)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         checkpoint=checkpoint,
         segment_seconds=args.segment_seconds,
+        preroll_frames=args.segment_preroll,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

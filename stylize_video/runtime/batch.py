@@ -22,6 +22,7 @@ calling process; workers only turn a :class:`Task` into a :class:`TaskResult`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as _dt
 import glob
@@ -231,7 +232,8 @@ class Task:
     """A unit of work for a worker: a whole file, or one segment of it.
 
     ``start_pts``/``end_pts`` bound a segment in the input's video time base (None:
-    from the start / to the end); ``audio`` copies the input's audio (whole files only).
+    from the start / to the end); ``preroll`` frames before ``start_pts`` warm the
+    smoother up and are not written; ``audio`` copies the input's audio (whole files only).
     """
 
     id: str
@@ -239,6 +241,7 @@ class Task:
     output: str
     start_pts: int | None = None
     end_pts: int | None = None
+    preroll: int = 0
     audio: bool = True
 
 
@@ -256,38 +259,72 @@ class TaskResult:
 
 
 class _SegmentSource:
-    """Frames of a :class:`VideoFileSource` with ``start <= pts < end``, decoded from the keyframe at ``start``.
+    """Frames of a :class:`VideoFileSource` with ``start <= pts < end``, plus up to ``preroll`` frames before ``start``.
 
-    Decoders return frames in presentation order, so the first frame at or past
-    ``end`` ends the segment; frames before ``start`` (an open GOP's leading
-    frames) belong to the previous segment, which decodes them with their references.
+    Decoding starts at the keyframe at or before ``start`` minus ``preroll`` frames.
+    The pre-roll frames go through the model and the smoother (so a smoother's
+    state is warm at ``start``, and the join shows no restart) but a
+    :class:`_StartGate` keeps them out of the output. Decoders return frames in
+    presentation order, so the first frame at or past ``end`` ends the segment.
     """
 
     live = False
 
-    def __init__(self, source: Any, start: int | None, end: int | None) -> None:
+    def __init__(self, source: Any, start: int | None, end: int | None, preroll: int = 0) -> None:
         self.source = source
         self.start, self.end = start, end
+        self.preroll = preroll
 
     @property
     def corrupt(self) -> int:
         return int(self.source.corrupt)
 
     def __iter__(self) -> Iterator[Frame]:
+        held: collections.deque[Frame] = collections.deque(maxlen=max(self.preroll, 1))
         if self.start is not None:
-            self.source.container.seek(self.start, stream=self.source.stream, backward=True)
+            target = self.start
+            if self.preroll:
+                frame_ticks = 1 / (float(self.source.fps) * float(self.source.time_base))
+                target -= math.ceil(self.preroll * frame_ticks)
+            self.source.container.seek(max(target, 0), stream=self.source.stream, backward=True)
         for frame in self.source:
             if frame.pts is None:
                 yield frame
                 continue
             if self.start is not None and frame.pts < self.start:
+                if self.preroll:
+                    held.append(frame)
                 continue
             if self.end is not None and frame.pts >= self.end:
                 return
+            while held:
+                yield held.popleft()
             yield frame
 
     def close(self) -> None:
         self.source.close()
+
+
+class _StartGate:
+    """Passes frames at or after ``start`` to a sink; pre-roll frames stop here."""
+
+    threaded = True
+
+    def __init__(self, sink: Any, start: int | None) -> None:
+        self.sink, self.start = sink, start
+
+    def write(self, frame: Frame) -> None:
+        if self.start is None or frame.pts is None or frame.pts >= self.start:
+            self.sink.write(frame)
+
+    def finish(self) -> None:
+        self.sink.finish()
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def abort(self) -> None:
+        self.sink.abort()
 
 
 class BatchWorker:
@@ -344,7 +381,9 @@ class BatchWorker:
         source = VideoFileSource(task.source)
         try:
             segment = task.start_pts is not None or task.end_pts is not None
-            frames_in: Any = _SegmentSource(source, task.start_pts, task.end_pts) if segment else source
+            frames_in: Any = source
+            if segment:
+                frames_in = _SegmentSource(source, task.start_pts, task.end_pts, task.preroll)
             sink = VideoFileSink(
                 staged,
                 codec=s.codec,
@@ -358,13 +397,13 @@ class BatchWorker:
                 share_cpu=self.stylizer.device.type == "cpu",
             )
             smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
-            stats = Pipeline(frames_in, self.stylizer, [sink], smoother=smoother).run()
+            stats = Pipeline(frames_in, self.stylizer, [_StartGate(sink, task.start_pts)], smoother=smoother).run()
             if stats.error is not None:
                 raise stats.error
-            if stats.frames == 0:
+            if sink.frames == 0:
                 raise InputError(f"input {task.source!r}: no frames decoded")
             os.replace(staged, final)
-            return stats.frames, stats.corrupt
+            return sink.frames, stats.corrupt
         finally:
             staged.unlink(missing_ok=True)
             source.close()
@@ -746,6 +785,9 @@ class BatchRunner:
         out_dir: the output folder (manifest and segment scratch space live there).
         checkpoint: the loaded style (None: loaded from ``settings.style``).
         segment_seconds: split files longer than about 1.5x this at keyframes (None: never).
+        preroll_frames: with smoothing on, frames before each segment start that are
+            stylized and smoothed but not written, so the smoother is warm at the join
+            (it would restart there otherwise); costs up to one extra GOP of decoding.
         overwrite: redo outputs that exist.
         progress: show a progress bar (over tasks, for the whole cluster).
     """
@@ -758,9 +800,12 @@ class BatchRunner:
         *,
         checkpoint: Checkpoint | None = None,
         segment_seconds: float | None = None,
+        preroll_frames: int = 8,
         overwrite: bool = False,
         progress: bool = False,
     ) -> None:
+        if preroll_frames < 0:
+            raise StylizeError(f"pre-roll must be >= 0 frames, got {preroll_frames}")
         if segment_seconds is not None and segment_seconds <= 0:
             raise StylizeError(f"segment length must be > 0 s, got {segment_seconds}")
         self.jobs = list(jobs)
@@ -770,6 +815,8 @@ class BatchRunner:
         style_path = self.checkpoint.path
         self.style_sha256 = file_sha256(style_path) if style_path is not None else ""
         self.segment_seconds = segment_seconds
+        # Without smoothing every frame is stylized alone: pre-roll would change nothing.
+        self.preroll = preroll_frames if settings.smooth != "none" else 0
         self.overwrite = overwrite
         self.progress = progress
         self.manifest = Manifest(self.out_dir / MANIFEST_NAME)
@@ -855,14 +902,15 @@ class BatchRunner:
         src = str(job.source)
         if not splits:
             return _FilePlan(job, [Task(f"{job.output}", src, str(job.output))])
-        digest = hashlib.sha256(f"{job.source.resolve()}|{self.settings_key}".encode()).hexdigest()[:10]
+        key = f"{job.source.resolve()}|{self.settings_key}|{self.preroll}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         seg_dir = self.out_dir / SEGMENTS_DIR / f"{job.output.stem}-{digest}"
         seg_dir.mkdir(parents=True, exist_ok=True)
         bounds = [None, *splits, None]
         tasks = []
         for i in range(len(bounds) - 1):
             part = seg_dir / f"{i:05d}{self.settings.extension}"
-            task = Task(f"{job.output}#{i}", src, str(part), bounds[i], bounds[i + 1], audio=False)
+            task = Task(f"{job.output}#{i}", src, str(part), bounds[i], bounds[i + 1], self.preroll, audio=False)
             tasks.append(task)
         plan = _FilePlan(job, tasks, seg_dir)
         # Resume: segments finished by an earlier run are already in place.

@@ -1,0 +1,343 @@
+"""Batch throughput: files/hour with 1 vs 2 local workers, and an on-paper projection to N GPUs.
+
+Part 1, measured: ``--files`` generated clips (the synthetic scene, h264 + AAC) are
+converted by ``BatchRunner`` on a ``LocalPoolExecutor`` with 1 and with 2 worker
+processes that share the same cores (1 x all threads vs 2 x half), in alternating
+rounds. Reported per configuration: wall time (including the pool's start-up: spawn
++ import torch + load the style), files/hour from that wall time, the mean worker
+time per file, the steady-state files/hour (``workers * 3600 / time per file``: what a
+long batch approaches once start-up is amortized), and the workers' CPU seconds per file.
+
+Part 2, measured: what one file costs per stage on this CPU, per frame: decode
+(``VideoFileSource``), the model (lite preset, fp32, one thread) and encode
+(``VideoFileSink``, x264 ``ultrafast`` as on a CPU engine and ``veryfast`` as with a GPU engine).
+
+Part 3, on paper: with ``N`` GPUs (``--gpus-per-node`` per node with
+``--cores-per-node`` cores), a file of ``--proj-frames`` frames at ``--proj-size``
+costs ``F / gpu_fps`` GPU-seconds (``--gpu-fps``: the model's speed on one GPU,
+an input here, measured by benchmarks/gpu_bench.py on a CUDA machine) and
+``F * (decode + encode)`` CPU-seconds (this machine's per-frame costs scaled by pixel count).
+Storage moves ``in + out`` bytes per file (bitrates measured here, scaled by pixels)
+through ``--storage-gbps``. Files/hour is the minimum of the three limits; the table
+says which one binds.
+
+    python benchmarks/batch_scaling.py                     # ~2-4 minutes on a busy 2-core CPU
+    python benchmarks/batch_scaling.py --gpu-fps 300 --proj-size 1920x1080
+
+Writes ``benchmarks/results/batch_scaling-cpu.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine_info, machine_line  # noqa: E402
+from benchmarks.end_to_end import make_clip  # noqa: E402
+from stylize_video.io.sinks import VideoFileSink  # noqa: E402
+from stylize_video.io.sources import SyntheticSource, VideoFileSource  # noqa: E402
+from stylize_video.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
+from stylize_video.models.transform_net import PRESETS, TransformNet  # noqa: E402
+from stylize_video.runtime.batch import BatchRunner, BatchSettings, LocalPoolExecutor, plan_jobs  # noqa: E402
+from stylize_video.runtime.stylizer import Stylizer  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_batch(clips_dir: Path, out: Path, checkpoint: Path, workers: int, cores: int) -> dict[str, Any]:
+    """One batch over every clip with ``workers`` pool processes sharing ``cores`` threads."""
+    settings = BatchSettings(style=str(checkpoint), device="cpu", threads=max(1, cores // workers))
+    runner = BatchRunner(plan_jobs(clips_dir, out), settings, out, overwrite=True)
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    report = runner.run(lambda: LocalPoolExecutor(runner.checkpoint, settings, workers))
+    wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0  # pool processes are reaped at close, so their CPU is counted
+    done = [f for f in report.files if f.status == "done"]
+    if len(done) != len(report.files):
+        raise RuntimeError(report.summary())
+    per_file = sum(f.seconds for f in done) / len(done)
+    return {
+        "workers": workers,
+        "threads_per_worker": settings.threads,
+        "files": len(done),
+        "frames": sum(f.frames for f in done),
+        "wall_s": wall,
+        "files_per_hour": len(done) * 3600 / wall,
+        "file_s": per_file,
+        "steady_files_per_hour": workers * 3600 / per_file,
+        "cpu_s_per_file": cpu / len(done),
+    }
+
+
+def stage_costs(clip: Path, tmp: Path, stylizer: Stylizer | None = None) -> dict[str, float]:
+    """CPU seconds per frame (all threads, robust to other load) to decode, stylize and encode ``clip``."""
+    out: dict[str, float] = {}
+    with VideoFileSource(clip) as src:
+        c0 = time.process_time()
+        frames = list(src)
+        out["decode_s"] = (time.process_time() - c0) / len(frames)
+    if stylizer is not None:
+        stylizer(frames[0].image)  # first call: allocations, kernel selection
+        c0 = time.process_time()
+        for f in frames:
+            stylizer(f.image)
+        out["model_s"] = (time.process_time() - c0) / len(frames)
+    for preset in ("ultrafast", "veryfast"):
+        path = tmp / f"enc-{preset}.mp4"
+        sink = VideoFileSink(path, preset=preset, fps=30, overwrite=True, allow_nvenc=False)
+        c0 = time.process_time()
+        for f in frames:
+            sink.write(f)
+        sink.close()
+        out[f"encode_{preset}_s"] = (time.process_time() - c0) / len(frames)
+        out[f"encode_{preset}_bytes"] = path.stat().st_size / len(frames)
+    out["input_bytes"] = clip.stat().st_size / len(frames)
+    return out
+
+
+def make_gop_clip(path: Path, width: int, height: int, frames: int, fps: int = 30, gop: int = 30) -> Path:
+    """The synthetic scene as h264 with a keyframe exactly every ``gop`` frames (segment boundaries)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        opts = {"preset": "ultrafast", "crf": "20", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        vs = out.add_stream("libx264", rate=fps, options=opts)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        for f in SyntheticSource(width, height, fps, frames=frames):
+            vf = av.VideoFrame.from_ndarray(f.image, format="bgr24")
+            vf.pts = f.index
+            for packet in vs.encode(vf):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    return path
+
+
+def seam_study(tmp: Path, checkpoint: Path, size: tuple[int, int], frames: int, gop: int) -> list[dict[str, Any]]:
+    """Warping error of each output frame pair, at segment joins vs elsewhere, single pass vs segmented."""
+    from stylize_video.metrics.temporal import InputMotion, as_float, pair_warping_error
+    from stylize_video.runtime.batch import InProcessExecutor
+
+    src = tmp / "seam-in"
+    src.mkdir()
+    clip = make_gop_clip(src / "scene.mp4", size[0], size[1], frames, gop=gop)
+    with VideoFileSource(clip) as s:
+        inputs = [f.image for f in s]
+    motion = InputMotion(flow_side=max(size))
+    fields = [motion.update(img) for img in inputs]
+    joins = set(range(gop, frames, gop))
+    rows = []
+    runs = [("none", False, 0), ("none", True, 0), ("ema", False, 0), ("ema", True, 0), ("ema", True, 8)]
+    for smooth, segmented, preroll in runs:
+        out = tmp / f"seam-{smooth}-{int(segmented)}-{preroll}"
+        settings = BatchSettings(style=str(checkpoint), device="cpu", threads=1, smooth=smooth)
+        seconds = gop / 30 if segmented else None
+        runner = BatchRunner(plan_jobs(src, out), settings, out, segment_seconds=seconds, preroll_frames=preroll)
+        report = runner.run(lambda s=settings, r=runner: InProcessExecutor(r.checkpoint, s))
+        if report.count("done") != 1:
+            raise RuntimeError(report.summary())
+        with VideoFileSource(out / "scene.mp4") as s:
+            outs = [as_float(f.image) for f in s]
+        errs: dict[bool, list[float]] = {True: [], False: []}
+        for t in range(1, len(outs)):
+            field = fields[t]
+            e = pair_warping_error(outs[t], outs[t - 1], field) if field is not None else None
+            if e is not None:
+                errs[t in joins].append(e)
+        rows.append(
+            {
+                "smooth": smooth,
+                "run": "segmented" if segmented else "single pass",
+                "segments": report.files[0].segments,
+                "preroll": preroll if segmented and smooth != "none" else None,
+                "frames": len(outs),
+                "joins": sorted(joins),
+                "warp_at_joins": sum(errs[True]) / max(len(errs[True]), 1),
+                "warp_elsewhere": sum(errs[False]) / max(len(errs[False]), 1),
+            }
+        )
+    return rows
+
+
+def project(
+    stages: dict[str, float],
+    stage_pixels: int,
+    *,
+    size: tuple[int, int],
+    frames: int,
+    gpu_fps: float,
+    gpus_per_node: int,
+    cores_per_node: int,
+    storage_gbps: float,
+    nvenc: bool,
+) -> list[dict[str, Any]]:
+    """Files/hour for 1..64 GPUs from per-frame costs: the GPU, CPU decode+encode, and storage limits."""
+    scale = size[0] * size[1] / stage_pixels
+    decode = stages["decode_s"] * scale
+    encode = 0.0 if nvenc else stages["encode_veryfast_s"] * scale
+    bytes_per_file = frames * (stages["input_bytes"] + stages["encode_veryfast_bytes"]) * scale
+    rows = []
+    for n in (1, 2, 4, 8, 16, 32, 64):
+        nodes = -(-n // gpus_per_node)
+        gpu = n * gpu_fps * 3600 / frames
+        cpu = nodes * cores_per_node * 3600 / (frames * (decode + encode))
+        storage = storage_gbps * 1e9 / 8 * 3600 / bytes_per_file
+        limits = {"GPU (model)": gpu, "CPU (decode+encode)": cpu, "storage": storage}
+        bound = min(limits, key=lambda k: limits[k])
+        rows.append({"gpus": n, "nodes": nodes, **{k: v for k, v in limits.items()}, "bound": bound})
+    return rows
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    a = result["args"]
+    lines = [
+        f"Batch scaling, {machine_line(result['machine'])}.",
+        "",
+        f"Measured: {a['files']} clips of {a['frames']} frames at {a['size']} (h264 + AAC), lite preset "
+        f"(random weights), CPU, best of {a['rounds']} alternating rounds. Wall time includes the pool's start-up.",
+        "",
+        "| workers | threads each | wall s | files/hour (wall) | s per file in a worker | steady files/hour "
+        "| CPU s per file |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["runs"]:
+        lines.append(
+            f"| {r['workers']} | {r['threads_per_worker']} | {r['wall_s']:.1f} | {r['files_per_hour']:.0f} | "
+            f"{r['file_s']:.2f} | {r['steady_files_per_hour']:.0f} | {r['cpu_s_per_file']:.2f} |"
+        )
+    small, s = result["stages_small"], result["stages"]
+    lines += [
+        "",
+        f"CPU ms per frame (all threads; robust to other load): at {a['size']} decode {small['decode_s'] * 1e3:.2f}, "
+        f"model (lite, 1 thread) {small['model_s'] * 1e3:.1f}, encode x264 ultrafast "
+        f"{small['encode_ultrafast_s'] * 1e3:.2f}; at {a['stage_size']} decode {s['decode_s'] * 1e3:.1f}, "
+        f"encode x264 ultrafast {s['encode_ultrafast_s'] * 1e3:.1f}, veryfast {s['encode_veryfast_s'] * 1e3:.1f}; "
+        f"bytes/frame in {s['input_bytes']:.0f}, out (veryfast, crf 18) {s['encode_veryfast_bytes']:.0f}.",
+    ]
+    for key, title in (("projection_x264", "x264 veryfast on the CPU"), ("projection_nvenc", "NVENC (no CPU encode)")):
+        lines += [
+            "",
+            f"On paper, {title}: files of {a['proj_frames']} frames at {a['proj_size']}, model {a['gpu_fps']} fps per "
+            f"GPU (an input, not measured here), {a['gpus_per_node']} GPUs and {a['cores_per_node']} cores per node, "
+            f"storage {a['storage_gbps']} Gbit/s shared; CPU costs from this machine at {a['stage_size']}, scaled by pixel count.",
+            "",
+            "| GPUs | nodes | GPU-bound files/h | CPU-bound files/h | storage-bound files/h | bottleneck |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in result[key]:
+            lines.append(
+                f"| {r['gpus']} | {r['nodes']} | {r['GPU (model)']:.0f} | {r['CPU (decode+encode)']:.0f} | "
+                f"{r['storage']:.0f} | {r['bound']} |"
+            )
+    if result.get("seam"):
+        lines += [
+            "",
+            f"Seams: {a['seam_frames']} frames at {a['size']}, a keyframe (and segment start) every "
+            f"{a['seam_gop']} frames; warping error (x1e-3, lower is steadier) of the frame pairs that straddle "
+            "a join vs all other pairs. Smoothing restarts at each segment start.",
+            "",
+            "| smoothing | run | segments | pre-roll frames | at joins | elsewhere | joins / elsewhere |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in result["seam"]:
+            ratio = r["warp_at_joins"] / r["warp_elsewhere"] if r["warp_elsewhere"] else float("nan")
+            lines.append(
+                f"| {r['smooth']} | {r['run']} | {r['segments']} | {r['preroll'] if r['preroll'] is not None else '-'} | "
+                f"{r['warp_at_joins'] * 1e3:.2f} | "
+                f"{r['warp_elsewhere'] * 1e3:.2f} | {ratio:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=6)
+    ap.add_argument("--frames", type=int, default=60, help="frames per generated clip")
+    ap.add_argument("--size", default="256x144", help="clip size for the measured part")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best wall time is kept")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads shared by the workers")
+    ap.add_argument("--stage-size", default="1280x720", help="clip size for the per-stage CPU costs")
+    ap.add_argument("--stage-frames", type=int, default=24)
+    ap.add_argument("--seam-frames", type=int, default=120, help="frames of the seam study clip (0: skip it)")
+    ap.add_argument("--seam-gop", type=int, default=30, help="keyframe interval = segment length in the seam study")
+    ap.add_argument("--gpu-fps", type=float, default=240.0, help="model fps on one GPU at --proj-size (input)")
+    ap.add_argument("--proj-size", default="1920x1080")
+    ap.add_argument("--proj-frames", type=int, default=5400, help="frames per file in the projection (3 min @ 30)")
+    ap.add_argument("--gpus-per-node", type=int, default=8)
+    ap.add_argument("--cores-per-node", type=int, default=64)
+    ap.add_argument("--storage-gbps", type=float, default=10.0, help="shared storage bandwidth, Gbit/s")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    w, h = _size(args.size)
+    result: dict[str, Any] = {"args": vars(args) | {"out": str(args.out)}, "machine": machine_info()}
+    with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        clips = tmp / "clips"
+        clips.mkdir()
+        for i in range(args.files):
+            make_clip(clips / f"clip{i}.mp4", w, h, args.frames)
+            (clips / f"clip{i}.mp4").unlink()  # make_clip keeps the copy with audio as clip{i}-a.mp4
+        torch.manual_seed(0)
+        net = TransformNet(PRESETS["lite"]).eval()
+        checkpoint = save_checkpoint(tmp / "lite.safetensors", net, CheckpointMeta(name="lite-random"))
+        best: dict[int, dict[str, Any]] = {}
+        for _ in range(args.rounds):
+            for n in args.workers:
+                r = run_batch(clips, tmp / f"out{n}", checkpoint, n, args.cores)
+                print(json.dumps(r), flush=True)
+                if n not in best or r["wall_s"] < best[n]["wall_s"]:
+                    best[n] = r
+        result["runs"] = [best[n] for n in args.workers]
+        stylizer = Stylizer(load_checkpoint(checkpoint), device="cpu", threads=1)
+        result["stages_small"] = stage_costs(next(clips.glob("*.mp4")), tmp, stylizer)
+        # Decode/encode per frame at a real size: tiny frames are dominated by per-frame overheads.
+        sw, sh = _size(args.stage_size)
+        big = make_clip(tmp / "stage.mp4", sw, sh, args.stage_frames)
+        result["stages"] = stage_costs(big, tmp)
+        if args.seam_frames:
+            result["seam"] = seam_study(tmp, checkpoint, (w, h), args.seam_frames, args.seam_gop)
+    common = {
+        "size": _size(args.proj_size),
+        "frames": args.proj_frames,
+        "gpu_fps": args.gpu_fps,
+        "gpus_per_node": args.gpus_per_node,
+        "cores_per_node": args.cores_per_node,
+        "storage_gbps": args.storage_gbps,
+    }
+    stage_pixels = _size(args.stage_size)[0] * _size(args.stage_size)[1]
+    result["projection_x264"] = project(result["stages"], stage_pixels, nvenc=False, **common)  # type: ignore[arg-type]
+    result["projection_nvenc"] = project(result["stages"], stage_pixels, nvenc=True, **common)  # type: ignore[arg-type]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "batch_scaling-cpu.json").write_text(json.dumps(result, indent=2, default=str))
+    md = to_markdown(result)
+    (args.out / "batch_scaling-cpu.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
