@@ -8,7 +8,7 @@ import torch
 
 from stylize_video.errors import DeviceError, InputError
 from stylize_video.models.transform_net import TransformNet
-from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance
+from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance, cpu_has_fast_bf16
 from stylize_video.runtime.transfer import FrameTransfer
 
 from .conftest import make_image
@@ -16,7 +16,7 @@ from .conftest import make_image
 
 @pytest.mark.parametrize("shape", [(48, 64), (243, 321), (5, 7)])
 def test_uint8_frame_in_same_size_out(tiny_net: TransformNet, shape: tuple[int, int]) -> None:
-    st = Stylizer(tiny_net, device="cpu")
+    st = Stylizer(tiny_net, device="cpu", precision="fp32")
     frame = make_image(*shape)
     out = st(frame)
     assert out.shape == frame.shape and out.dtype == np.uint8
@@ -25,7 +25,7 @@ def test_uint8_frame_in_same_size_out(tiny_net: TransformNet, shape: tuple[int, 
 
 def test_bgr_swap_matches_model_on_rgb(tiny_net: TransformNet) -> None:
     frame = make_image()
-    out = Stylizer(tiny_net, device="cpu")(frame)
+    out = Stylizer(tiny_net, device="cpu", precision="fp32")(frame)
     rgb = torch.from_numpy(frame[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
     with torch.inference_mode():
         ref = (tiny_net(rgb)[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255 + 0.5).clip(0, 255).astype(np.uint8)
@@ -34,17 +34,17 @@ def test_bgr_swap_matches_model_on_rgb(tiny_net: TransformNet) -> None:
 
 def test_strength_zero_returns_original(tiny_net: TransformNet) -> None:
     frame = make_image()
-    out = Stylizer(tiny_net, device="cpu", strength=0.0)(frame)
+    out = Stylizer(tiny_net, device="cpu", precision="fp32", strength=0.0)(frame)
     assert np.abs(out.astype(int) - frame.astype(int)).max() <= 1
 
 
 def test_strength_is_a_linear_blend(tiny_net: TransformNet) -> None:
     frame = make_image()
-    full = Stylizer(tiny_net, device="cpu")(frame).astype(float)
-    half = Stylizer(tiny_net, device="cpu", strength=0.5)(frame).astype(float)
+    full = Stylizer(tiny_net, device="cpu", precision="fp32")(frame).astype(float)
+    half = Stylizer(tiny_net, device="cpu", precision="fp32", strength=0.5)(frame).astype(float)
     assert np.abs(half - (full + frame) / 2).max() <= 1.5
     with pytest.raises(ValueError):
-        Stylizer(tiny_net, device="cpu", strength=1.5)
+        Stylizer(tiny_net, device="cpu", precision="fp32", strength=1.5)
 
 
 def test_preserve_color_keeps_chroma_takes_luma() -> None:
@@ -86,13 +86,18 @@ def test_nonfinite_half_output_falls_back_to_fp32(tiny_net: TransformNet) -> Non
     assert np.abs(out.astype(int) - frame.astype(int)).max() <= 1  # the fp32 result, not a black frame
 
 
+def test_auto_precision_on_cpu_follows_the_hardware(tiny_net: TransformNet) -> None:
+    expected = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    assert Stylizer(tiny_net, device="cpu").dtype == expected
+
+
 def test_fp16_refused_on_cpu(tiny_net: TransformNet) -> None:
     with pytest.raises(DeviceError, match="fp16"):
         Stylizer(tiny_net, device="cpu", precision="fp16")
 
 
 def test_bad_frames_are_rejected(tiny_net: TransformNet) -> None:
-    st = Stylizer(tiny_net, device="cpu")
+    st = Stylizer(tiny_net, device="cpu", precision="fp32")
     with pytest.raises(InputError, match="uint8"):
         st(np.zeros((8, 8, 3), np.float32))
     with pytest.raises(InputError, match="HxWx3"):
@@ -100,7 +105,7 @@ def test_bad_frames_are_rejected(tiny_net: TransformNet) -> None:
 
 
 def test_style_switching_and_preload(tiny_checkpoint: Path, tiny_net: TransformNet) -> None:
-    st = Stylizer(tiny_checkpoint, device="cpu")
+    st = Stylizer(tiny_checkpoint, device="cpu", precision="fp32")
     st.preload(tiny_net)
     assert len(st.styles) == 2
     frame = make_image()
@@ -138,6 +143,18 @@ def test_import_is_cheap() -> None:
 @pytest.mark.needs_cuda
 def test_cuda_fp16_agrees_with_fp32(tiny_net: TransformNet) -> None:
     frame = make_image(240, 320)
-    a = Stylizer(tiny_net, device="cpu")(frame).astype(int)
+    a = Stylizer(tiny_net, device="cpu", precision="fp32")(frame).astype(int)
     b = Stylizer(tiny_net, device="cuda", precision="fp16")(frame).astype(int)
     assert np.abs(a - b).mean() < 2
+
+
+def test_transfer_rgb_mode_and_out_of_range_values() -> None:
+    t = FrameTransfer(torch.device("cpu"), bgr=False)
+    frame = make_image(9, 11)
+    x = t.upload(frame)
+    assert np.array_equal(frame[:, :, 0], (x[0, 0] * 255).round().byte().numpy())  # no swap
+    x = x.clone()
+    x[0, 0, 0, 0], x[0, 1, 0, 0] = -0.5, 1.7
+    out = t.download(x)
+    assert out[0, 0, 0] == 0 and out[0, 0, 1] == 255
+    assert np.array_equal(out[1:], frame[1:])

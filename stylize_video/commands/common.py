@@ -23,7 +23,10 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
     )
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N (default: auto)")
     g.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="auto: fp16 on CUDA, fp32 on CPU"
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        help="auto: fp16 on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32",
     )
     g.add_argument("--strength", type=float, default=1.0, help="blend with the original, 0..1 (default: 1)")
     g.add_argument("--preserve-color", action="store_true", help="keep the original colours, stylize luminance only")

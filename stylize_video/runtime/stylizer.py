@@ -31,15 +31,35 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 StyleLike = Checkpoint | TransformNet | str | os.PathLike[str]
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True on x86 CPUs with AMX-BF16 or AVX512-BF16 (Linux ``/proc/cpuinfo`` flags).
+
+    There oneDNN runs bf16 convolutions natively; measured on a Sapphire Rapids
+    Xeon (2026-11-28, benchmarks/results/model_speed_cpu.md): full 2-3x faster
+    than fp32, lite 1.1-1.3x. Elsewhere bf16 is emulated and slower than fp32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def pick_dtype(device: torch.device, precision: str) -> torch.dtype:
     """Resolve a precision name for a device.
 
-    ``auto`` is fp16 on CUDA (tensor cores; instance-norm stats stay fp32) and fp32
-    on the CPU, where bf16 is faster only on CPUs with AMX/AVX512-BF16 and is offered
-    as an explicit choice (see benchmarks/model_speed.py).
+    ``auto`` is fp16 on CUDA (tensor cores; instance-norm statistics stay fp32),
+    bf16 on CPUs with native bf16 units (see :func:`cpu_has_fast_bf16`) and fp32 on
+    other CPUs. A non-finite half-precision output falls back to fp32 at run time.
     """
     if precision == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+        if device.type in ("cuda", "mps"):
+            return torch.float16
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     if precision not in _DTYPES:
         raise DeviceError(f"unknown precision {precision!r} (choose auto, fp32, fp16, bf16)")
     dtype = _DTYPES[precision]
@@ -54,7 +74,8 @@ class Stylizer:
     Args:
         style: a :class:`Checkpoint`, a :class:`TransformNet`, or a style name/path.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
-        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16``, ``bf16``.
+        precision: ``auto`` (fp16 on CUDA; bf16 on CPUs with AMX/AVX512-BF16, else
+            fp32), ``fp32``, ``fp16``, ``bf16``.
         channels_last: memory format for the network; default on for CUDA and CPU.
         strength: 0..1 blend between the original (0) and the stylized frame (1).
         preserve_color: keep the original chroma, take only the stylized luminance.

@@ -101,18 +101,43 @@ class FrameTransfer:
 
     def upload(self, frame: np.ndarray) -> torch.Tensor:
         """Host uint8 HxWx3 frame -> device (1, 3, H, W) float RGB in [0, 1]."""
+        if not self._cuda:
+            return self._upload_cpu(check_frame(frame))
         return self.to_float(self.upload_uint8(frame))
+
+    def _upload_cpu(self, frame: np.ndarray) -> torch.Tensor:
+        # On the CPU torch's fancy-indexed channel swap measured 33 ms per 720p frame;
+        # OpenCV's SIMD cvtColor does it in well under 1 ms, and the permuted view of
+        # its HWC output is already channels_last, so one conversion remains.
+        if self.bgr:
+            import cv2
+
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        u8 = torch.from_numpy(np.ascontiguousarray(frame)).unsqueeze(0).permute(0, 3, 1, 2)
+        x = u8.to(self.dtype).mul_(1.0 / 255.0)  # fresh tensor from .to(): ours to scale in place
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
 
     def download(self, x: torch.Tensor) -> np.ndarray:
         """Device (1, 3, H, W) float RGB in [0, 1] -> new host uint8 HxWx3 frame."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"expected (1, 3, H, W), got {tuple(x.shape)}")
+        if not self._cuda:
+            # HWC view first: for a channels_last x the uint8 result is written in
+            # HWC order directly, and OpenCV does the channel swap (see _upload_cpu).
+            import cv2
+
+            hwc = x[0].permute(1, 2, 0).float().contiguous().numpy()
+            # One SIMD pass: scale, round and saturate to uint8 (|v| is v: outputs are >= 0;
+            # a stray negative would turn positive, so clip first in that rare case).
+            if hwc.size and float(hwc.min()) < 0.0:
+                hwc = np.clip(hwc, 0.0, None)
+            y8 = cv2.convertScaleAbs(hwc, alpha=255.0)
+            return cv2.cvtColor(y8, cv2.COLOR_RGB2BGR) if self.bgr else y8
         y = (x.float() * 255.0 + 0.5).clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)[0]
         if self.bgr:
             y = y[..., _BGR]
         y = y.contiguous()
-        if not self._cuda:
-            return y.numpy()
         if self._down is None or self._down.shape != y.shape:
             self._down = torch.empty(y.shape, dtype=torch.uint8, pin_memory=True)
         self._down.copy_(y, non_blocking=True)
