@@ -2,8 +2,8 @@
 
 Part 1, measured: ``--files`` generated clips (the synthetic scene, h264 + AAC) are
 converted by ``BatchRunner`` on a ``LocalPoolExecutor`` with 1 and with 2 worker
-processes that share the same cores (1 x all threads vs 2 x half), in alternating
-rounds. Reported per configuration: wall time (including the pool's start-up: spawn
+processes of one torch thread each, and with 1 worker of 2 threads (the same cores
+as 2 x 1). Reported per configuration: wall time (including the pool's start-up: spawn
 + import torch + load the style), files/hour from that wall time, the mean worker
 time per file, the steady-state files/hour (``workers * 3600 / time per file``: what a
 long batch approaches once start-up is amortized), and the workers' CPU seconds per file.
@@ -21,7 +21,7 @@ Storage moves ``in + out`` bytes per file (bitrates measured here, scaled by pix
 through ``--storage-gbps``. Files/hour is the minimum of the three limits; the table
 says which one binds.
 
-    python benchmarks/batch_scaling.py                     # ~2-4 minutes on a busy 2-core CPU
+    python benchmarks/batch_scaling.py                     # ~4 minutes on a busy 2-core CPU
     python benchmarks/batch_scaling.py --gpu-fps 300 --proj-size 1920x1080
 
 Writes ``benchmarks/results/batch_scaling-cpu.json`` and ``.md``.
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -66,9 +65,9 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_batch(clips_dir: Path, out: Path, checkpoint: Path, workers: int, cores: int) -> dict[str, Any]:
-    """One batch over every clip with ``workers`` pool processes sharing ``cores`` threads."""
-    settings = BatchSettings(style=str(checkpoint), device="cpu", threads=max(1, cores // workers))
+def run_batch(clips_dir: Path, out: Path, checkpoint: Path, workers: int, threads: int) -> dict[str, Any]:
+    """One batch over every clip with ``workers`` pool processes of ``threads`` torch threads each."""
+    settings = BatchSettings(style=str(checkpoint), device="cpu", threads=threads)
     runner = BatchRunner(plan_jobs(clips_dir, out), settings, out, overwrite=True)
     cpu0 = _children_cpu()
     t0 = time.perf_counter()
@@ -257,7 +256,8 @@ def to_markdown(result: dict[str, Any]) -> str:
             "",
             f"Seams: {a['seam_frames']} frames at {a['size']}, a keyframe (and segment start) every "
             f"{a['seam_gop']} frames; warping error (x1e-3, lower is steadier) of the frame pairs that straddle "
-            "a join vs all other pairs. Smoothing restarts at each segment start.",
+            "a join vs all other pairs. Without pre-roll, smoothing restarts at each segment start; pre-roll frames "
+            "(stylized and smoothed before the segment, not written) warm it up.",
             "",
             "| smoothing | run | segments | pre-roll frames | at joins | elsewhere | joins / elsewhere |",
             "|---|---|---:|---:|---:|---:|---:|",
@@ -274,12 +274,16 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files", type=int, default=6)
-    ap.add_argument("--frames", type=int, default=60, help="frames per generated clip")
+    ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=30, help="frames per generated clip")
     ap.add_argument("--size", default="256x144", help="clip size for the measured part")
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best wall time is kept")
-    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads shared by the workers")
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        default=["1x1", "2x1", "1x2"],
+        help="WORKERSxTHREADS pool configurations (default: 1x1 2x1 1x2)",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; the best wall time is kept")
     ap.add_argument("--stage-size", default="1280x720", help="clip size for the per-stage CPU costs")
     ap.add_argument("--stage-frames", type=int, default=24)
     ap.add_argument("--seam-frames", type=int, default=120, help="frames of the seam study clip (0: skip it)")
@@ -304,14 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         net = TransformNet(PRESETS["lite"]).eval()
         checkpoint = save_checkpoint(tmp / "lite.safetensors", net, CheckpointMeta(name="lite-random"))
-        best: dict[int, dict[str, Any]] = {}
+        best: dict[str, dict[str, Any]] = {}
         for _ in range(args.rounds):
-            for n in args.workers:
-                r = run_batch(clips, tmp / f"out{n}", checkpoint, n, args.cores)
+            for config in args.configs:
+                n, threads = (int(v) for v in config.lower().split("x"))
+                r = run_batch(clips, tmp / f"out{config}", checkpoint, n, threads)
                 print(json.dumps(r), flush=True)
-                if n not in best or r["wall_s"] < best[n]["wall_s"]:
-                    best[n] = r
-        result["runs"] = [best[n] for n in args.workers]
+                if config not in best or r["wall_s"] < best[config]["wall_s"]:
+                    best[config] = r
+        result["runs"] = [best[c] for c in args.configs]
         stylizer = Stylizer(load_checkpoint(checkpoint), device="cpu", threads=1)
         result["stages_small"] = stage_costs(next(clips.glob("*.mp4")), tmp, stylizer)
         # Decode/encode per frame at a real size: tiny frames are dominated by per-frame overheads.

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -398,6 +399,8 @@ class BatchWorker:
             )
             smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
             stats = Pipeline(frames_in, self.stylizer, [_StartGate(sink, task.start_pts)], smoother=smoother).run()
+            if stats.interrupted:  # the pipeline kept a valid but short file: not a finished output
+                raise KeyboardInterrupt
             if stats.error is not None:
                 raise stats.error
             if sink.frames == 0:
@@ -445,7 +448,7 @@ def join_segments(
             if audio is not None and not len(audio):
                 audio.close()
                 audio = None
-            last_dts: int | None = None
+            last_dts: Fraction | None = None
             for part in parts:
                 with open_input(part) as c:
                     vin = c.streams.video[0]
@@ -454,9 +457,11 @@ def join_segments(
                     for packet in c.demux(vin):
                         if packet.size == 0 or packet.dts is None:
                             continue
-                        dts = round(packet.dts * packet.time_base / vout.time_base)
+                        dts = packet.dts * packet.time_base  # exact seconds: the muxer may change vout's time base
                         if last_dts is not None and dts <= last_dts:
-                            raise OutputError(f"segment {os.fspath(part)!r} overlaps the one before it (dts {dts})")
+                            raise OutputError(
+                                f"segment {os.fspath(part)!r} overlaps the one before it (at {float(dts):.3f}s)"
+                            )
                         last_dts = dts
                         if audio is not None:
                             audio.mux_until(float(packet.dts * packet.time_base))
