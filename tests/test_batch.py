@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from stylize_video.runtime.batch import (
     TaskResult,
     keyframe_splits,
     plan_jobs,
+    ray_actor_plan,
 )
 from tests.media import probe, write_clip
 
@@ -41,7 +43,8 @@ def _library(root: Path) -> Path:
 
 
 def _settings(checkpoint: Path, **kw: object) -> BatchSettings:
-    return BatchSettings(style=str(checkpoint), device="cpu", threads=1, **kw)  # type: ignore[arg-type]
+    options: dict[str, object] = {"device": "cpu", "threads": 1, **kw}
+    return BatchSettings(style=str(checkpoint), **options)  # type: ignore[arg-type]
 
 
 def _run(jobs_dir: Path, out: Path, checkpoint: Path, **kw: object) -> tuple[BatchReport, list[int]]:
@@ -201,6 +204,16 @@ def test_cli_batch_with_pool_and_exit_status(
     (src / "bad.mp4").unlink()
     assert main(argv) == 0
     assert "0 done, 0 failed, 2 skipped" in capsys.readouterr().out
+
+
+def test_ray_actor_plan_one_gpu_per_actor_or_cpu_threads(tiny_checkpoint: Path) -> None:
+    settings = _settings(tiny_checkpoint, device="auto", threads=None)
+    options, workers, worker_settings = ray_actor_plan({"CPU": 64.0, "GPU": 8.0}, settings)
+    assert options == {"num_gpus": 1, "num_cpus": 1} and workers == 8 and worker_settings.device == "auto"
+    options, workers, worker_settings = ray_actor_plan({"CPU": 16.0}, dataclasses.replace(settings, threads=4))
+    assert options == {"num_cpus": 4} and workers == 4 and worker_settings.device == "cpu"
+    forced_cpu = dataclasses.replace(settings, device="cpu")
+    assert ray_actor_plan({"CPU": 2.0, "GPU": 1.0}, forced_cpu, workers=2)[:2] == ({"num_cpus": 1}, 2)
 
 
 class _CrashOnceWorker(BatchWorker):

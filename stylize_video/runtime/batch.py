@@ -653,23 +653,14 @@ class RayExecutor:
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             ray.init(address=address or None, log_to_driver=False)
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        use_gpu = gpus > 0 and settings.device != "cpu"
-        threads = settings.threads or 1
-        if use_gpu:
-            options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
-            workers = workers or gpus
-        else:
-            options = {"num_cpus": threads}
-            workers = workers or max(1, int(resources.get("CPU", 1)) // threads)
-            settings = dataclasses.replace(settings, threads=threads, device="cpu")
+        options, workers, settings = ray_actor_plan(ray.cluster_resources(), settings, workers)
         self.workers = workers
         self._ray = ray
         actor_cls = ray.remote(worker_cls).options(max_restarts=retries, max_task_retries=retries, **options)
-        ref = ray.put(checkpoint)
+        # Held for the executor's life: a restarted actor reads its constructor arguments again.
+        self._checkpoint_ref = ray.put(checkpoint)
         # Ray sets CUDA_VISIBLE_DEVICES per actor, so "auto" is the GPU it was given.
-        self._actors = [actor_cls.remote(ref, settings) for _ in range(workers)]
+        self._actors = [actor_cls.remote(self._checkpoint_ref, settings) for _ in range(workers)]
         log.info("ray: %d workers (%s)", workers, options)
 
     def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
@@ -696,6 +687,23 @@ class RayExecutor:
         self._actors = []
         if self._owns_ray:
             self._ray.shutdown()
+
+
+def ray_actor_plan(
+    resources: dict[str, float], settings: BatchSettings, workers: int | None = None
+) -> tuple[dict[str, Any], int, BatchSettings]:
+    """Actor resource options, actor count and worker settings for a cluster's ``resources``.
+
+    GPUs present (and ``device`` not ``cpu``): one GPU and one CPU per actor, one
+    actor per GPU. Otherwise ``threads`` (default 1) CPUs per actor, as many actors
+    as fit, each on the CPU.
+    """
+    gpus = int(resources.get("GPU", 0))
+    if gpus > 0 and settings.device != "cpu":
+        return {"num_gpus": 1, "num_cpus": 1}, workers or gpus, settings
+    threads = settings.threads or 1
+    n = workers or max(1, int(resources.get("CPU", 1)) // threads)
+    return {"num_cpus": threads}, n, dataclasses.replace(settings, threads=threads, device="cpu")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -957,7 +965,10 @@ class BatchRunner:
     def _record(self, report: FileReport) -> None:
         record = dataclasses.asdict(report)
         record.update(
+            input_path=str(Path(report.input).resolve()),
+            segment_preroll=self.preroll if report.segments > 1 else None,
             style=self.settings.style,
+            style_path=str(self.checkpoint.path.resolve()) if self.checkpoint.path is not None else None,
             style_name=self.checkpoint.meta.name,
             style_sha256=self.style_sha256,
             settings=self.settings.output_record(),
