@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import os
 import statistics
 import sys
 import time
@@ -216,6 +217,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"threads {threads} size {size}: {name:<34} {med:7.2f} s/step {args.batch_size / med:6.2f} img/s",
                     flush=True,
                 )
+    notes = [
+        "ours = stylize_video.training.train.TrainStep (what `stylize-video train` runs); "
+        "the baseline re-creates pytorch/examples fast_neural_style's step",
+        "ours computes the content target only up to relu2_2 and keeps Grams in fp32 under bf16",
+    ]
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        notes.append(
+            f"the machine was oversubscribed (load {load:.1f} on {os.cpu_count()} CPUs): compare contenders "
+            "within one thread count (they ran interleaved), not absolute numbers or thread counts"
+        )
     cols = ["contender", "threads", "size", "batch", "s_per_step", "images_per_s", "vs_examples"]
     _, md, _ = write_results(
         "train_speed",
@@ -223,11 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         [("Training throughput (median of interleaved steps)", rows, cols)],
         out_dir=args.out_dir,
         config={"command": "python benchmarks/train_speed.py " + " ".join(argv or sys.argv[1:])},
-        notes=[
-            "ours = stylize_video.training.train.TrainStep (what `stylize-video train` runs); "
-            "the baseline re-creates pytorch/examples fast_neural_style's step",
-            "ours computes the content target only up to relu2_2 and keeps Grams in fp32 under bf16",
-        ],
+        notes=notes,
     )
     print(f"wrote {md}")
     return 0
