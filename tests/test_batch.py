@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from stylize_video.cli import main
-from stylize_video.errors import InputError
+from stylize_video.errors import InputError, OutputError
 from stylize_video.models.checkpoint import load_checkpoint
 from stylize_video.runtime.batch import (
     MANIFEST_NAME,
@@ -25,6 +25,7 @@ from stylize_video.runtime.batch import (
     InProcessExecutor,
     Task,
     TaskResult,
+    join_segments,
     keyframe_splits,
     plan_jobs,
     ray_actor_plan,
@@ -160,6 +161,16 @@ def test_segment_preroll_hides_the_smoothing_restart(tmp_path: Path, tiny_checkp
     cold_gap = gap(restarted, 12) + gap(restarted, 24)
     warm_gap = gap(warm, 12) + gap(warm, 24)
     assert warm_gap < 0.5 * cold_gap, (warm_gap, cold_gap)
+
+
+def test_join_refuses_segments_that_do_not_fit(tmp_path: Path) -> None:
+    a = write_clip(tmp_path / "00000.mp4", n_frames=4, size=(64, 48), audio=False)
+    b = write_clip(tmp_path / "00001.mp4", n_frames=4, size=(32, 24), audio=False)
+    with pytest.raises(OutputError, match="other headers"):
+        join_segments([a, b], tmp_path / "joined.mp4", None)
+    with pytest.raises(OutputError, match="overlaps"):
+        join_segments([a, a], tmp_path / "joined.mp4", None)  # same timestamps twice
+    assert not list(tmp_path.glob("*joined*")), "a failed join leaves no file"
 
 
 def test_segments_resume_after_partial_run(tmp_path: Path, tiny_checkpoint: Path) -> None:
