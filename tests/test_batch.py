@@ -74,6 +74,9 @@ def test_plan_mirrors_layout_and_ignores_outputs(tmp_path: Path) -> None:
     assert [j.output for j in globbed] == [(tmp_path / "o2").resolve() / "sub" / "b.mp4"]
     with pytest.raises(InputError, match="no video files"):
         plan_jobs(tmp_path / "in" / "sub" / "*.mkv", tmp_path / "o3")
+    # Files as a shell expands an unquoted glob, one named twice: one job each.
+    listed = plan_jobs([src / "a.mp4", src / "sub" / "b.mov", src / "a.mp4"], tmp_path / "o5")
+    assert [j.output.name for j in listed] == ["a.mp4", "b.mp4"]
     write_clip(src / "a.mkv", n_frames=2, audio=False)
     with pytest.raises(InputError, match="would both write"):
         plan_jobs(src, tmp_path / "o4")

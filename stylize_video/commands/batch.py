@@ -30,7 +30,12 @@ def register(sub: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="INPUT_DIR_OR_GLOB", help="a folder (searched recursively), a glob or one file")
+    p.add_argument(
+        "input",
+        nargs="+",
+        metavar="INPUT_DIR_OR_GLOB",
+        help="folders (searched recursively), globs (quote them) or files",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
     p.add_argument(
         "--workers", type=int, default=None, help="worker processes/actors (default: one per GPU, or cores/2)"

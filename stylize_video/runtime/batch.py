@@ -141,44 +141,55 @@ def _glob_root(pattern: str) -> Path:
     return Path(*root) if root else Path(".")
 
 
-def plan_jobs(spec: str | os.PathLike[str], out_dir: str | os.PathLike[str], extension: str = ".mp4") -> list[FileJob]:
+def _find(text: str) -> tuple[Path, list[Path]]:
+    """The root that outputs mirror, and the files one input spec names."""
+    path = Path(text)
+    if path.is_dir():
+        return path, [p for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+    if glob.has_magic(text):
+        return _glob_root(text), sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    if path.is_file():
+        return path.parent, [path]
+    raise InputError(f"input {text!r} is neither a folder, a file nor a glob that matches anything")
+
+
+def plan_jobs(
+    specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    extension: str = ".mp4",
+) -> list[FileJob]:
     """Find the input videos and name their outputs.
 
-    ``spec`` is a folder (searched recursively for video extensions) or a glob
-    (``clips/**/*.mov``). Outputs mirror the inputs' layout below the folder (or
-    the glob's fixed prefix) inside ``out_dir``, with ``extension``. Files already
+    Each spec is a folder (searched recursively for video extensions), a glob
+    (``clips/**/*.mov``) or a file (several, as a shell expands an unquoted glob).
+    Outputs mirror the inputs' layout below the folder (or the glob's fixed prefix,
+    or a file's own folder) inside ``out_dir``, with ``extension``. Files already
     inside ``out_dir`` are never inputs.
 
     Raises:
         InputError: nothing matches, or two inputs would write the same output.
     """
-    text = os.fspath(spec)
+    texts = [os.fspath(specs)] if isinstance(specs, str | os.PathLike) else [os.fspath(s) for s in specs]
     out_root = Path(out_dir).resolve()
-    path = Path(text)
-    if path.is_dir():
-        root = path
-        found = [p for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
-    elif glob.has_magic(text):
-        root = _glob_root(text)
-        found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-    elif path.is_file():
-        root, found = path.parent, [path]
-    else:
-        raise InputError(f"input {text!r} is neither a folder, a file nor a glob that matches anything")
     jobs: list[FileJob] = []
     seen: dict[Path, Path] = {}
-    for src in found:
-        resolved = src.resolve()
-        if resolved.is_relative_to(out_root):
-            continue  # earlier outputs and segments are not inputs
-        rel = src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
-        out = out_root / rel.with_suffix(extension)
-        if out in seen:
-            raise InputError(f"inputs {str(seen[out])!r} and {str(src)!r} would both write {str(out)!r}")
-        seen[out] = src
-        jobs.append(FileJob(source=src, output=out, name=str(rel)))
+    sources: set[Path] = set()
+    for text in texts:
+        root, found = _find(text)
+        for src in found:
+            resolved = src.resolve()
+            if resolved.is_relative_to(out_root) or resolved in sources:
+                continue  # earlier outputs and segments are not inputs; a file named twice is one job
+            sources.add(resolved)
+            rel = src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
+            out = out_root / rel.with_suffix(extension)
+            if out in seen:
+                raise InputError(f"inputs {str(seen[out])!r} and {str(src)!r} would both write {str(out)!r}")
+            seen[out] = src
+            jobs.append(FileJob(source=src, output=out, name=str(rel)))
     if not jobs:
-        raise InputError(f"no video files in {text!r} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+        named = ", ".join(repr(t) for t in texts)
+        raise InputError(f"no video files in {named} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     return jobs
 
 
