@@ -23,6 +23,7 @@ from stylize_video.runtime.batch import (
     BatchSettings,
     BatchWorker,
     InProcessExecutor,
+    LocalPoolExecutor,
     Task,
     TaskResult,
     join_segments,
@@ -239,6 +240,18 @@ class _CrashOnceWorker(BatchWorker):
             marker.touch()
             os._exit(1)
         return super().convert(task)
+
+
+def test_pool_worker_death_is_retried(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    write_clip(src / "one.mp4", n_frames=8, audio=False)
+    out = tmp_path / "out"
+    settings = _settings(tiny_checkpoint)
+    runner = BatchRunner(plan_jobs(src, out), settings, out)
+    report = runner.run(lambda: LocalPoolExecutor(runner.checkpoint, settings, 1, worker_cls=_CrashOnceWorker))
+    assert (src / "one.mp4.crashed").exists(), "the first attempt did kill its worker process"
+    assert report.files[0].status == "done" and probe(out / "one.mp4").frames == 8
 
 
 def test_ray_batch_three_clips_one_corrupt(tmp_path: Path, tiny_checkpoint: Path) -> None:

@@ -517,11 +517,11 @@ class InProcessExecutor:
 _POOL_WORKER: BatchWorker | None = None
 
 
-def _pool_init(checkpoint: Checkpoint, settings: BatchSettings, devices: Any) -> None:
+def _pool_init(checkpoint: Checkpoint, settings: BatchSettings, devices: Any, worker_cls: type[BatchWorker]) -> None:
     global _POOL_WORKER
     # Each process takes one device from the shared queue: one worker per GPU.
     device = devices.get() if devices is not None else None
-    _POOL_WORKER = BatchWorker(checkpoint, settings, device=device)
+    _POOL_WORKER = worker_cls(checkpoint, settings, device=device)
 
 
 def _pool_convert(task: Task) -> TaskResult:
@@ -546,17 +546,26 @@ class LocalPoolExecutor:
 
     On CUDA with ``device`` ``auto``/``cuda`` each process gets its own GPU
     (``cuda:0``, ``cuda:1``, ...); on the CPU the cores are split among the workers.
-    A worker process that dies fails only the task it was running (``retries``
-    more tries), the pool is restarted for the rest.
+    When a worker process dies, the pool is restarted and the tasks it had not
+    finished are tried again (``retries`` more times each; the pool cannot tell
+    which task was running, so a queued task spends a try too).
 
     Args:
         checkpoint: the style.
         settings: conversion settings.
         workers: processes.
-        retries: extra tries for a task whose worker process died.
+        retries: extra tries for a task whose pool broke.
+        worker_cls: the worker class (tests inject faults with a subclass).
     """
 
-    def __init__(self, checkpoint: Checkpoint, settings: BatchSettings, workers: int, retries: int = 1) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        settings: BatchSettings,
+        workers: int,
+        retries: int = 2,
+        worker_cls: type[BatchWorker] = BatchWorker,
+    ) -> None:
         import torch
 
         from ..devices import resolve_device
@@ -565,6 +574,7 @@ class LocalPoolExecutor:
             raise StylizeError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.retries = retries
+        self.worker_cls = worker_cls
         self._ctx = multiprocessing.get_context("spawn")  # CUDA and forked torch processes do not mix
         self._devices: list[str] | None = None
         if resolve_device(settings.device).type == "cuda" and settings.device in ("auto", "cuda"):
@@ -587,7 +597,7 @@ class LocalPoolExecutor:
             self.workers,
             mp_context=self._ctx,
             initializer=_pool_init,
-            initargs=(self._checkpoint, self._settings, devices),
+            initargs=(self._checkpoint, self._settings, devices, self.worker_cls),
         )
 
     def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
