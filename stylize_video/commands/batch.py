@@ -72,7 +72,9 @@ def register(sub: Any) -> None:
     enc.add_argument("--preset", default=None, help="encoder speed preset (x264: ultrafast..veryslow; NVENC: p1..p7)")
     tmp = p.add_argument_group("temporal")
     tmp.add_argument("--smooth", default="none", choices=["none", "ema", "flow"], help="temporal smoothing")
-    tmp.add_argument("--smooth-strength", type=float, default=0.5, help="smoothing strength, 0..1 (default 0.5)")
+    tmp.add_argument(
+        "--smooth-strength", type=float, default=None, help="smoothing strength, 0..1 (default: flow 0.8, ema 0.5)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(p)
     p.set_defaults(func=run)

@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from ..runtime.stylizer import Stylizer
 
 DEFAULT_STYLE = "starry-night"
+#: Tried in order when -s is not given; the lite variant runs in real time on a CPU.
+DEFAULT_STYLES = (DEFAULT_STYLE, f"{DEFAULT_STYLE}-lite")
 
 
 def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False) -> None:
@@ -40,8 +42,9 @@ def default_style() -> str:
     from ..models.checkpoint import available_styles
 
     styles = available_styles()
-    if DEFAULT_STYLE in styles:
-        return DEFAULT_STYLE
+    for name in DEFAULT_STYLES:
+        if name in styles:
+            return name
     if styles:
         return sorted(styles)[0]
     raise CheckpointError("no styles installed: pass -s PATH.safetensors (train one with `stylize-video train`)")

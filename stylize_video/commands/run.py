@@ -61,7 +61,9 @@ def register(sub: Any) -> None:
     enc.add_argument("--preset", default=None, help="encoder speed preset (x264: ultrafast..veryslow; NVENC: p1..p7)")
     tmp = p.add_argument_group("temporal")
     tmp.add_argument("--smooth", default="none", choices=["none", "ema", "flow"], help="temporal smoothing")
-    tmp.add_argument("--smooth-strength", type=float, default=0.5, help="smoothing strength, 0..1 (default 0.5)")
+    tmp.add_argument(
+        "--smooth-strength", type=float, default=None, help="smoothing strength, 0..1 (default: flow 0.8, ema 0.5)"
+    )
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--queue-size", type=int, default=4, help="frames buffered between threads (default 4)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         _apply_default(args)
     if args.input is None:
         raise StylizeError("no input: pass -i CAMERA|FILE|URL|synthetic (or run `stylize-video` alone for a demo)")
-    if not 0.0 <= args.smooth_strength < 1.0:
+    if args.smooth_strength is not None and not 0.0 <= args.smooth_strength < 1.0:
         raise StylizeError(f"--smooth-strength must be within [0, 1), got {args.smooth_strength}")
     if args.max_frames is not None and args.max_frames < 1:
         raise StylizeError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -84,7 +84,7 @@ class BatchSettings:
     preserve_color: bool = False
     precision: str = "auto"
     smooth: str = "none"
-    smooth_strength: float = 0.5
+    smooth_strength: float | None = None
     codec: str = "h264"
     crf: int | None = None
     bitrate: int | None = None
@@ -98,7 +98,7 @@ class BatchSettings:
             raise StylizeError(f"strength must be within 0..1, got {self.strength}")
         if self.smooth not in ("none", "ema", "flow"):
             raise StylizeError(f"unknown smoothing {self.smooth!r} (choose none, ema or flow)")
-        if not 0.0 <= self.smooth_strength < 1.0:
+        if self.smooth_strength is not None and not 0.0 <= self.smooth_strength < 1.0:
             raise StylizeError(f"smooth strength must be within [0, 1), got {self.smooth_strength}")
         if self.crf is not None and not 0 <= self.crf <= 63:
             raise StylizeError(f"crf must be within 0..63, got {self.crf}")

@@ -298,10 +298,14 @@ class Pipeline:
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
         transfer = self.stylizer.transfer
-        x = transfer.upload(frame.image)
-        y = self.stylizer.stylize(x)
         if frame.cut:
             self.smoother.reset()
+        prepare = getattr(self.smoother, "prepare", None) if self._smoothing_on else None
+        if prepare is not None:
+            # Optical flow starts on a worker thread now and overlaps the network.
+            prepare(frame.image)
+        x = transfer.upload(frame.image)
+        y = self.stylizer.stylize(x)
         if self._smoothing_on:
             y = self.smoother(y, x, frame.image)
         return dataclasses.replace(frame, image=transfer.download(y))
