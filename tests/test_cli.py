@@ -102,3 +102,18 @@ def test_console_script_runs() -> None:
 
     r = subprocess.run([sys.executable, "-m", "stylize_video", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "stylize-video" in r.stdout
+
+
+def test_default_style_prefers_lite_on_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylize_video.commands.common import default_style
+    from stylize_video.models.checkpoint import CheckpointMeta, save_checkpoint
+    from stylize_video.models.transform_net import TransformNet
+
+    from .conftest import TINY
+
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(tmp_path))
+    for name in ("aaa", "starry-night", "starry-night-lite"):
+        save_checkpoint(tmp_path / f"{name}.safetensors", TransformNet(TINY), CheckpointMeta(name=name))
+    assert default_style("cpu") == "starry-night-lite"
+    (tmp_path / "starry-night-lite.safetensors").unlink()
+    assert default_style("cpu") == "starry-night"

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise StylizeError(f"--workers must be >= 1, got {args.workers}")
     settings = BatchSettings(
-        style=args.style or default_style(),
+        style=args.style or default_style(args.device),
         strength=args.strength,
         preserve_color=args.preserve_color,
         precision=args.precision,

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.default:
         from .common import default_style
 
-        args.style = args.style or default_style()  # fail before opening anything when none is installed
+        args.style = args.style or default_style(args.device)  # fail before opening anything when none is installed
         _apply_default(args)
     if args.input is None:
         raise StylizeError("no input: pass -i CAMERA|FILE|URL|synthetic (or run `stylize-video` alone for a demo)")
