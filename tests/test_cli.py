@@ -112,6 +112,9 @@ def test_default_style_prefers_lite_on_cpu(tmp_path: Path, monkeypatch: pytest.M
     from .conftest import TINY
 
     monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(
+        "stylize_video.models.checkpoint._PROJECT_CHECKPOINTS", tmp_path / "shipped"
+    )  # ignore real styles
     for name in ("aaa", "starry-night", "starry-night-lite"):
         save_checkpoint(tmp_path / f"{name}.safetensors", TransformNet(TINY), CheckpointMeta(name=name))
     assert default_style("cpu") == "starry-night-lite"
