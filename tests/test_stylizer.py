@@ -158,3 +158,14 @@ def test_transfer_rgb_mode_and_out_of_range_values() -> None:
     out = t.download(x)
     assert out[0, 0, 0] == 0 and out[0, 0, 1] == 255
     assert np.array_equal(out[1:], frame[1:])
+
+
+def test_style_scale_runs_the_net_smaller_and_returns_full_size(tiny_net: TransformNet) -> None:
+    seen: list[tuple[int, ...]] = []
+    st = Stylizer(tiny_net, device="cpu", precision="fp32", scale=0.5)
+    st._model.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    frame = make_image(60, 80)
+    out = st(frame)
+    assert out.shape == frame.shape and seen == [(1, 3, 30, 40)]
+    with pytest.raises(ValueError, match="scale"):
+        st.scale = 0.0

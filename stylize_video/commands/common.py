@@ -30,6 +30,12 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
     )
     g.add_argument("--strength", type=float, default=1.0, help="blend with the original, 0..1 (default: 1)")
     g.add_argument("--preserve-color", action="store_true", help="keep the original colours, stylize luminance only")
+    g.add_argument(
+        "--style-scale",
+        type=float,
+        default=1.0,
+        help="run the network at this fraction of the frame size: <1 gives bigger brush strokes and is faster (default 1)",
+    )
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
     g.add_argument("--compile", action="store_true", help="torch.compile the network (faster on CUDA after warm-up)")
 
@@ -66,12 +72,15 @@ def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
 
     if not 0.0 <= args.strength <= 1.0:
         raise StylizeError(f"--strength must be within 0..1, got {args.strength}")
+    if not 0.0 < args.style_scale <= 2.0:
+        raise StylizeError(f"--style-scale must be within (0, 2], got {args.style_scale}")
     return Stylizer(
         args.style or default_style(args.device),
         device=args.device,
         precision=args.precision,
         strength=args.strength,
         preserve_color=args.preserve_color,
+        scale=args.style_scale,
         threads=args.threads,
         compile=args.compile,
         bgr=bgr,
