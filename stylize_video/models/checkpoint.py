@@ -153,6 +153,10 @@ def save_checkpoint(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={_META_KEY: meta.to_json()})
+        # mkstemp makes the file owner-only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
