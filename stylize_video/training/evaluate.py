@@ -80,13 +80,15 @@ def evaluate_checkpoint(
 
     ck = load_checkpoint(checkpoint)
     training = ck.meta.training
-    style_path = Path(style_image) if style_image else None
-    if style_path is not None and style_path.is_dir() and training.get("style_image"):
-        style_path = style_path / str(training["style_image"])
+    recorded = str(training["style_image"]) if training.get("style_image") else None
+    # Without --style-image, look for the recorded painting file name in the current folder.
+    style_path = Path(style_image) if style_image else (Path(recorded) if recorded else None)
+    if style_path is not None and style_path.is_dir() and recorded:
+        style_path = style_path / recorded
     if style_path is None or not style_path.is_file():
+        what = f"style image {str(style_path)!r} not found" if style_path else "no style image given"
         raise InputError(
-            f"style image {str(style_path) if style_path else None!r} not found "
-            f"(the checkpoint was trained on {training.get('style_image', 'an unrecorded image')!r}; pass --style-image)"
+            f"{what} (the checkpoint was trained on {recorded or 'an unrecorded image'!r}; pass --style-image PATH)"
         )
     dev = resolve_device(device)
     photos = PhotoSet.scan(data, val_fraction)
