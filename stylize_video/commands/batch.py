@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         style=args.style or default_style(args.device),
         strength=args.strength,
         preserve_color=args.preserve_color,
+        style_scale=args.style_scale,
         precision=args.precision,
         smooth=args.smooth,
         smooth_strength=args.smooth_strength,

@@ -71,7 +71,7 @@ class BatchSettings:
 
     Args:
         style: style name or checkpoint path.
-        strength, preserve_color, precision: engine options (as for ``run``).
+        strength, preserve_color, style_scale, precision: engine options (as for ``run``).
         smooth, smooth_strength: temporal smoothing (``none``, ``ema``, ``flow``).
         codec, crf, bitrate, preset: video encoder options; audio is always copied.
         extension: output container, e.g. ``.mp4``.
@@ -82,6 +82,7 @@ class BatchSettings:
     style: str
     strength: float = 1.0
     preserve_color: bool = False
+    style_scale: float = 1.0
     precision: str = "auto"
     smooth: str = "none"
     smooth_strength: float | None = None
@@ -100,6 +101,8 @@ class BatchSettings:
             raise StylizeError(f"unknown smoothing {self.smooth!r} (choose none, ema or flow)")
         if self.smooth_strength is not None and not 0.0 <= self.smooth_strength < 1.0:
             raise StylizeError(f"smooth strength must be within [0, 1), got {self.smooth_strength}")
+        if not 0.0 < self.style_scale <= 2.0:
+            raise StylizeError(f"style scale must be within (0, 2], got {self.style_scale}")
         if self.crf is not None and not 0 <= self.crf <= 63:
             raise StylizeError(f"crf must be within 0..63, got {self.crf}")
         if self.threads is not None and self.threads < 1:
@@ -364,6 +367,7 @@ class BatchWorker:
             precision=settings.precision,
             strength=settings.strength,
             preserve_color=settings.preserve_color,
+            scale=settings.style_scale,
             threads=settings.threads,
         )
         self.name = f"{os.uname().nodename}:{os.getpid()}:{self.stylizer.device}"
