@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from .common import add_engine_options
+from .common import add_engine_options, add_video_options
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--ext", default=".mp4", help="output container (default: .mp4)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    enc = p.add_argument_group("encoding")
-    enc.add_argument("--codec", default="h264", help="h264 (default), hevc, av1, vp9 or an FFmpeg encoder name")
-    enc.add_argument("--crf", type=int, default=None, help="constant quality (x264 default 18; lower is better)")
-    enc.add_argument("--bitrate", default=None, help="target bitrate, e.g. 4M or 800k (instead of --crf)")
-    enc.add_argument("--preset", default=None, help="encoder speed preset (x264: ultrafast..veryslow; NVENC: p1..p7)")
-    tmp = p.add_argument_group("temporal")
-    tmp.add_argument("--smooth", default="none", choices=["none", "ema", "flow"], help="temporal smoothing")
-    tmp.add_argument(
-        "--smooth-strength", type=float, default=None, help="smoothing strength, 0..1 (default: flow 0.8, ema 0.5)"
-    )
+    add_video_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(p)
     p.set_defaults(func=run)

@@ -40,6 +40,20 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
     g.add_argument("--compile", action="store_true", help="torch.compile the network (faster on CUDA after warm-up)")
 
 
+def add_video_options(p: argparse.ArgumentParser) -> None:
+    """Add the encoder (``--codec --crf --bitrate --preset``) and smoothing options."""
+    enc = p.add_argument_group("encoding")
+    enc.add_argument("--codec", default="h264", help="h264 (default), hevc, av1, vp9 or an FFmpeg encoder name")
+    enc.add_argument("--crf", type=int, default=None, help="constant quality (x264 default 18; lower is better)")
+    enc.add_argument("--bitrate", default=None, help="target bitrate, e.g. 4M or 800k (instead of --crf)")
+    enc.add_argument("--preset", default=None, help="encoder speed preset (x264: ultrafast..veryslow; NVENC: p1..p7)")
+    tmp = p.add_argument_group("temporal")
+    tmp.add_argument("--smooth", default="none", choices=["none", "ema", "flow"], help="temporal smoothing")
+    tmp.add_argument(
+        "--smooth-strength", type=float, default=None, help="smoothing strength, 0..1 (default: flow 0.8, ema 0.5)"
+    )
+
+
 def default_style(device: str = "auto") -> str:
     """The style used when ``-s`` is not given.
 

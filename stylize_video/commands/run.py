@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_engine_options, make_stylizer
+from .common import add_engine_options, add_video_options, make_stylizer
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,7 @@ def register(sub: Any) -> None:
     cam.add_argument("--width", type=int, default=None, help="requested capture width")
     cam.add_argument("--height", type=int, default=None, help="requested capture height")
     cam.add_argument("--fps", type=float, default=None, help="requested capture frame rate")
-    enc = p.add_argument_group("encoding")
-    enc.add_argument("--codec", default="h264", help="h264 (default), hevc, av1, vp9 or an FFmpeg encoder name")
-    enc.add_argument("--crf", type=int, default=None, help="constant quality (x264 default 18; lower is better)")
-    enc.add_argument("--bitrate", default=None, help="target bitrate, e.g. 4M or 800k (instead of --crf)")
-    enc.add_argument("--preset", default=None, help="encoder speed preset (x264: ultrafast..veryslow; NVENC: p1..p7)")
-    tmp = p.add_argument_group("temporal")
-    tmp.add_argument("--smooth", default="none", choices=["none", "ema", "flow"], help="temporal smoothing")
-    tmp.add_argument(
-        "--smooth-strength", type=float, default=None, help="smoothing strength, 0..1 (default: flow 0.8, ema 0.5)"
-    )
+    add_video_options(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--queue-size", type=int, default=4, help="frames buffered between threads (default 4)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
