@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
         args.style = args.style or default_style(args.device)  # fail before opening anything when none is installed
         _apply_default(args)
+        where = "camera 0 in a window" if args.input == "0" else "the built-in demo scene"
+        print(f"stylize-video: {where} in style {args.style} (see `stylize-video --help` for more)")
     if args.input is None:
         raise StylizeError("no input: pass -i CAMERA|FILE|URL|synthetic (or run `stylize-video` alone for a demo)")
     if args.smooth_strength is not None and not 0.0 <= args.smooth_strength < 1.0:
