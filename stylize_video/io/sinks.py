@@ -114,18 +114,13 @@ class _AudioCopier:
 
     def mux_until(self, seconds: float) -> None:
         """Mux audio packets that start before ``seconds`` (source time scale)."""
-        while not self._done:
-            if self._pending is None:
-                self._pending = self._next()
-                if self._pending is None:
-                    return
-            if self._time(self._pending) >= seconds:
-                return
-            self._mux(self._pending)
-            self._pending = None
+        self._advance(seconds, mux=True)
 
     def skip_until(self, seconds: float) -> None:
         """Drop audio packets that start before ``seconds`` (a live stream that reconnected mid-way)."""
+        self._advance(seconds, mux=False)
+
+    def _advance(self, seconds: float, mux: bool) -> None:
         while not self._done:
             if self._pending is None:
                 self._pending = self._next()
@@ -133,6 +128,8 @@ class _AudioCopier:
                     return
             if self._time(self._pending) >= seconds:
                 return
+            if mux:
+                self._mux(self._pending)
             self._pending = None
 
     def _mux(self, packet: Any) -> None:
