@@ -132,8 +132,9 @@ class InstanceNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Statistics accumulate in fp32 whatever the activation dtype: half-precision
         # sums over a whole 1080p plane lose the variance (or overflow) and give NaN
-        # or black frames. One fused pass for E[x] and E[x^2] measured 1.5-4x faster
-        # on CPU than F.instance_norm (which copies channels_last inputs).
+        # or black frames. E[x] and E[x^2] plus one addcmul measured 1.1-5x faster on
+        # the CPU than F.instance_norm (16x480x640 planes: fp32 9.2 -> 5.7 ms NCHW,
+        # 31.7 -> 6.4 ms channels_last, which F.instance_norm copies; bf16 1.1-2.9x).
         mean = torch.mean(x, dim=(2, 3), keepdim=True, dtype=torch.float32)
         sq = torch.mean(torch.square(x), dim=(2, 3), keepdim=True, dtype=torch.float32)
         var = (sq - mean * mean).clamp_min(0.0)
