@@ -239,6 +239,7 @@ def _transfer_luminance(original: torch.Tensor, stylized: torch.Tensor) -> torch
     amount changes Y by exactly that amount and leaves Cb/Cr untouched: adding
     ``Y_stylized - Y_original`` to the original replaces its luminance only.
     """
-    w = torch.tensor(_LUMA, device=original.device, dtype=original.dtype).view(1, 3, 1, 1)
-    delta = (stylized * w).sum(1, keepdim=True) - (original * w).sum(1, keepdim=True)
+    diff = stylized - original
+    # Python-float weights: no per-frame weight tensor (a host->device copy on CUDA).
+    delta = diff[:, 0:1] * _LUMA[0] + diff[:, 1:2] * _LUMA[1] + diff[:, 2:3] * _LUMA[2]
     return (original + delta).clamp_(0.0, 1.0)
