@@ -65,3 +65,25 @@ def tiny_checkpoint(tmp_path: Path, tiny_net: TransformNet) -> Path:
     return save_checkpoint(
         tmp_path / "tiny.safetensors", tiny_net, CheckpointMeta(name="tiny", title="Test", artist="Nobody")
     )
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder of 8 small generated photos (in a subfolder: discovery is recursive)."""
+    import cv2
+
+    d = tmp_path / "photos" / "nested"
+    d.mkdir(parents=True)
+    for i in range(8):
+        cv2.imwrite(str(d / f"p{i}.jpg"), make_image(40 + i, 52, seed=i))
+    return d.parent
+
+
+@pytest.fixture
+def style_file(tmp_path: Path) -> Path:
+    """A generated stand-in for a painting."""
+    import cv2
+
+    p = tmp_path / "painting.png"
+    cv2.imwrite(str(p), make_image(40, 60, seed=99))
+    return p

@@ -7,7 +7,6 @@ import math
 import tarfile
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
@@ -19,28 +18,12 @@ from stylize_video.training.data import PhotoSet, PositionDataset, is_validation
 from stylize_video.training.losses import PerceptualLoss, gram_matrix
 from stylize_video.training.train import TrainConfig, train
 
-from .conftest import TINY, make_image
+from .conftest import TINY
 
 
 def small_vgg(seed: int = 1) -> VGGFeatures:
     torch.manual_seed(seed)
     return VGGFeatures(width_div=16)
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    d = tmp_path / "photos" / "nested"
-    d.mkdir(parents=True)
-    for i in range(8):
-        cv2.imwrite(str(d / f"p{i}.jpg"), make_image(40 + i, 52, seed=i))
-    return d.parent
-
-
-@pytest.fixture
-def style_file(tmp_path: Path) -> Path:
-    p = tmp_path / "painting.png"
-    cv2.imwrite(str(p), make_image(40, 60, seed=99))
-    return p
 
 
 def _config(photos: Path, style: Path, out: Path, **kw: object) -> TrainConfig:

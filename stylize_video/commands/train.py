@@ -8,6 +8,7 @@ from typing import Any
 
 def register(sub: Any) -> None:
     from ..training.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+    from ..training.temporal import DEFAULT_TEMPORAL_WEIGHT
 
     p = sub.add_parser(
         "train",
@@ -55,6 +56,14 @@ def register(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
     p.add_argument("--teacher", default=None, help="distil from this checkpoint (e.g. a trained full model)")
     p.add_argument("--distill-weight", type=float, default=50.0, help="weight of the teacher MSE (default: 50)")
+    p.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=DEFAULT_TEMPORAL_WEIGHT,
+        help="weight of the temporal loss on synthetic moving-frame pairs; > 0 trains a network that is "
+        "steady on video without --smooth (default: %(default)s = off)",
+    )
+    p.add_argument("--init", default=None, help="start from this trained checkpoint's weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument(
@@ -102,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         teacher=args.teacher,
         distill_weight=args.distill_weight,
+        temporal_weight=args.temporal_weight,
+        init=args.init,
         name=args.name,
         title=args.title,
         artist=args.artist,

@@ -76,6 +76,7 @@ def evaluate_checkpoint(
     from ..models.vgg import VGGFeatures, load_vgg_state
     from .data import PhotoSet, load_fixed
     from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+    from .temporal import validation_temporal
     from .train import load_style_image
 
     ck = load_checkpoint(checkpoint)
@@ -108,4 +109,5 @@ def evaluate_checkpoint(
     )
     model: TransformNet = ck.model.to(dev)
     losses = validation_losses(model, loss_fn, images)
+    losses["temporal"] = validation_temporal(model, images)
     return StyleEvaluation(str(ck.path), str(style_path), len(images), image_size, losses)

@@ -37,6 +37,15 @@ from ..models.vgg import VGGFeatures, describe_vgg_source, load_vgg_state
 from .data import PhotoSet, PositionDataset, load_fixed
 from .evaluate import validation_losses
 from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, PerceptualLoss
+from .temporal import (
+    DEFAULT_TEMPORAL_WEIGHT,
+    FramePair,
+    Motion,
+    make_pair,
+    motion_generator,
+    temporal_loss,
+    validation_temporal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,8 @@ _RESUME_KEYS = (
     "seed",
     "teacher",
     "val_fraction",
+    "temporal_weight",
+    "init",
 )
 
 
@@ -97,6 +108,8 @@ class TrainConfig:
     workers: int | None = None
     teacher: str | None = None
     distill_weight: float = 50.0
+    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
+    init: str | None = None
     val_fraction: float = 0.05
     val_images: int = 64
     name: str | None = None
@@ -128,7 +141,7 @@ class TrainConfig:
             raise StylizeError(f"--sample-every must be >= 0 (0: never), got {self.sample_every}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise StylizeError(f"--lr must be a positive number, got {self.lr}")
-        for key in ("content_weight", "style_weight", "tv_weight", "distill_weight"):
+        for key in ("content_weight", "style_weight", "tv_weight", "distill_weight", "temporal_weight"):
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 raise StylizeError(f"--{key.replace('_', '-')} must be >= 0, got {value}")
@@ -234,15 +247,16 @@ class _InterruptFlag:
 
 
 class TrainStep:
-    """One optimisation step of a style network: forward, perceptual (+ teacher) loss, update.
+    """One optimisation step of a style network: forward, perceptual (+ teacher, + temporal) loss, update.
 
-    ``step(x)`` takes a batch (N, 3, H, W) in [0, 1] on the model's device and returns
-    the detached loss terms ``KEYS`` as one fp32 tensor (no device sync).
+    ``step(x, pair)`` takes a batch (N, 3, H, W) in [0, 1] on the model's device (and,
+    when ``temporal_weight`` > 0, its moved second frames) and returns the detached
+    loss terms ``KEYS`` as one fp32 tensor (no device sync).
     Under ``amp_dtype`` the networks run in reduced precision while Grams, losses
     and the optimizer stay fp32; fp16 uses the (enabled) ``scaler``.
     """
 
-    KEYS = ("total", "content", "style", "tv", "distill")
+    KEYS = ("total", "content", "style", "tv", "distill", "temporal")
 
     def __init__(
         self,
@@ -253,32 +267,44 @@ class TrainStep:
         amp_dtype: torch.dtype | None = None,
         teacher: torch.nn.Module | None = None,
         distill_weight: float = 0.0,
+        temporal_weight: float = 0.0,
     ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         device_type = next(model.parameters()).device.type
         self.scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
         self.teacher, self.distill_weight = teacher, distill_weight
+        self.temporal_weight = temporal_weight
         # Picked once so the hot loop has no precision branches.
         self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = (
             contextlib.nullcontext if amp_dtype is None else (lambda: torch.autocast(device_type, dtype=amp_dtype))
         )
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, pair: FramePair | None = None) -> torch.Tensor:
         with self.autocast():
             targets = self.loss_fn.content_targets(x)
-            y = self.model(x)
+            temporal = x.new_zeros((), dtype=torch.float32)
+            if pair is not None and self.temporal_weight > 0:
+                # Both frames in one batch (InstanceNorm keeps them independent); the
+                # VGG loss sees the first frame only, which keeps the extra cost to one
+                # more pass of the (cheaper) style network.
+                both = self.model(torch.cat([x, pair.frames]))
+                y, y2 = both[: len(x)], both[len(x) :]
+                temporal = temporal_loss(y, y2, pair) * self.temporal_weight
+            else:
+                y = self.model(x)
             terms = self.loss_fn(y, targets)
             distill = y.new_zeros((), dtype=torch.float32)
             if self.teacher is not None:
                 with torch.no_grad():
                     t = self.teacher(x)
                 distill = F.mse_loss(y.float(), t.float()) * self.distill_weight
-            total = terms["total"] + distill
+            total = terms["total"] + distill + temporal
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return torch.stack([total, terms["content"], terms["style"], terms["tv"], distill]).detach().float()
+        losses = [total, terms["content"], terms["style"], terms["tv"], distill, temporal]
+        return torch.stack([t.float() for t in losses]).detach()
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -311,6 +337,8 @@ def _check_start(config: TrainConfig) -> dict[str, Any] | None:
     out, state_path = Path(config.output), config.state_path
     if not Path(config.style_image).is_file():
         raise InputError(f"style image {config.style_image!r} does not exist")
+    if config.init and not config.resume and not Path(config.init).is_file():
+        raise InputError(f"--init checkpoint {config.init!r} does not exist")
     if config.resume:
         if not state_path.is_file():
             raise InputError(f"--resume: no training state {str(state_path)!r} to continue from")
@@ -321,10 +349,12 @@ def _check_start(config: TrainConfig) -> dict[str, Any] | None:
         if state.get("version") != STATE_VERSION:
             raise InputError(f"--resume: {str(state_path)!r} has state version {state.get('version')!r}")
         saved = state["config"]
+        # States written before a setting existed lack its key: read those as its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         diffs = [
-            f"{k} {saved.get(k)!r} -> {getattr(config, k)!r}"
+            f"{k} {saved.get(k, defaults[k])!r} -> {getattr(config, k)!r}"
             for k in _RESUME_KEYS
-            if saved.get(k) != getattr(config, k)
+            if saved.get(k, defaults[k]) != getattr(config, k)
         ]
         if diffs:
             raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
@@ -399,7 +429,16 @@ def train(
 
     net_config = arch or PRESETS[config.preset]
     torch.manual_seed(config.seed)
-    model = TransformNet(net_config).to(device).to(memory_format=memory_format).train()
+    model = TransformNet(net_config)
+    if config.init and state is None:
+        # Fine-tuning (e.g. adding the temporal term to a trained style): start from its weights.
+        init = load_checkpoint(config.init)
+        if init.meta.arch != net_config:
+            raise InputError(
+                f"--init {config.init!r} is a {init.meta.preset or 'custom'} network, not --preset {config.preset}"
+            )
+        model.load_state_dict(init.model.float().state_dict())
+    model = model.to(device).to(memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     history: list[dict[str, float]] = []
@@ -426,7 +465,10 @@ def train(
         pin_memory=on_cuda,
         prefetch_factor=4 if workers else None,
     )
-    step = TrainStep(model, loss_fn, optimizer, scaler, amp_dtype, teacher, config.distill_weight)
+    step = TrainStep(
+        model, loss_fn, optimizer, scaler, amp_dtype, teacher, config.distill_weight, config.temporal_weight
+    )
+    motion = Motion()
 
     def save_state(iteration: int) -> None:
         _atomic_torch_save(
@@ -460,8 +502,12 @@ def train(
         with _InterruptFlag() as interrupt:
             for batch in loader:
                 x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                pair = None
+                if config.temporal_weight > 0:
+                    pair = make_pair(x, motion, motion_generator(config.seed, done))
+                    pair.frames = pair.frames.contiguous(memory_format=memory_format)
                 consistent = False
-                pending.append(step(x))
+                pending.append(step(x, pair))
                 done += 1
                 consistent = True
                 if done % config.checkpoint_every == 0 or done == config.iterations:
@@ -503,6 +549,10 @@ def train(
     model.eval()
     val = load_fixed(photos.val[: config.val_images], config.image_size)
     val_losses = validation_losses(model, loss_fn, val, batch_size=config.batch_size) if len(val) else {}
+    if len(val):
+        # Reported for every run (with or without the term), on the same fixed motions,
+        # so steadiness compares across checkpoints.
+        val_losses["temporal"] = validation_temporal(model, val, batch_size=config.batch_size)
     if config.sample_every and len(sample_images):
         _save_samples(model, sample_images, config.samples_dir / "final.png")
     elapsed = time.perf_counter() - t_start
