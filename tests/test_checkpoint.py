@@ -43,6 +43,18 @@ def test_bare_name_resolves_through_search_path(tmp_path: Path, monkeypatch: pyt
         load_checkpoint("nope")
 
 
+def test_styles_installed_by_a_wheel_are_found_under_the_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A non-editable install puts checkpoints/ under <prefix>/share/stylize-video/checkpoints.
+    share = tmp_path / "share" / "stylize-video" / "checkpoints"
+    share.mkdir(parents=True)
+    save_checkpoint(share / "wheel-style.safetensors", TransformNet(TINY), CheckpointMeta(name="wheel-style"))
+    monkeypatch.setattr("sys.prefix", str(tmp_path))
+    monkeypatch.delenv("STYLIZE_VIDEO_CHECKPOINTS", raising=False)
+    assert available_styles()["wheel-style"] == share / "wheel-style.safetensors"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.safetensors")

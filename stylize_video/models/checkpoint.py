@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +90,12 @@ def search_dirs() -> list[Path]:
     """Folders searched for bare style names, in order.
 
     ``$STYLIZE_VIDEO_CHECKPOINTS`` (``os.pathsep``-separated) first, then the
-    project's ``checkpoints/``.
+    project's ``checkpoints/`` (a source checkout or editable install), then the
+    copy a wheel installs under ``<prefix>/share/stylize-video/checkpoints``.
     """
     dirs = [Path(p) for p in os.environ.get("STYLIZE_VIDEO_CHECKPOINTS", "").split(os.pathsep) if p]
     dirs.append(_PROJECT_CHECKPOINTS)
+    dirs.append(Path(sys.prefix) / "share" / "stylize-video" / "checkpoints")
     return dirs
 
 
