@@ -520,13 +520,12 @@ def train(
                     elapsed = time.perf_counter() - t_start
                     rate = (done - start) * config.batch_size / max(elapsed, 1e-9)
                     last = history[-1]
-                    bar.set_postfix(
-                        loss=f"{last['total']:.3g}",
-                        content=f"{last['content']:.3g}",
-                        style=f"{last['style']:.3g}",
-                        img_s=f"{rate:.2f}",
-                        refresh=False,
-                    )
+                    shown = {k: f"{last[k]:.3g}" for k in ("total", "content", "style", "distill", "temporal")}
+                    if not config.teacher:
+                        del shown["distill"]
+                    if not config.temporal_weight:
+                        del shown["temporal"]
+                    bar.set_postfix(shown | {"img_s": f"{rate:.2f}"}, refresh=False)
                     if on_step is not None:
                         on_step(done, last)
                 bar.update(1)
