@@ -96,6 +96,33 @@ def test_styles_lists_installed(
     assert "tiny" in out and "Nobody" in out
 
 
+def test_styles_markdown_table_shows_settings_and_losses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylize_video.models.checkpoint import CheckpointMeta, save_checkpoint
+    from stylize_video.models.transform_net import TransformNet
+
+    from .conftest import TINY
+
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(tmp_path))
+    training = {"iterations_done": 600, "batch_size": 4, "image_size": 128, "style_size": 256, "device": "cpu"}
+    for name, extra in (("wave-lite", {"teacher": "runs/wave.safetensors", "temporal_weight": 30.0}), ("wave", {})):
+        meta = CheckpointMeta(
+            name=name,
+            title="Wave",
+            artist="Nobody",
+            training=training | extra,
+            metrics={"val_content": 0.5, "val_style": 0.25, "val_temporal": 0.0014},
+        )
+        save_checkpoint(tmp_path / f"{name}.safetensors", TransformNet(TINY), meta)
+    assert main(["styles", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("| `wave")]
+    assert rows[0].startswith("| `wave` |") and rows[1].startswith("| `wave-lite` |")  # full first
+    assert "distilled from `wave`" in rows[1] and "| 30 |" in rows[1] and "| 1.40 |" in rows[1]
+    assert "| 600 x 4 | 128 / 256 |" in rows[0] and "| 0.500 | 0.250 |" in rows[0] and "| CPU |" in rows[0]
+
+
 def test_console_script_runs() -> None:
     import subprocess
     import sys
@@ -115,6 +142,7 @@ def test_default_style_prefers_lite_on_cpu(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(
         "stylize_video.models.checkpoint._PROJECT_CHECKPOINTS", tmp_path / "shipped"
     )  # ignore real styles
+    monkeypatch.setattr("sys.prefix", str(tmp_path / "prefix"))  # ... and those a wheel installed
     for name in ("aaa", "starry-night", "starry-night-lite"):
         save_checkpoint(tmp_path / f"{name}.safetensors", TransformNet(TINY), CheckpointMeta(name=name))
     assert default_style("cpu") == "starry-night-lite"
