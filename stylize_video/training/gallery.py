@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--style-weight", type=float, default=None, help="override the default style weight")
     p.add_argument("--content-weight", type=float, default=None, help="override the default content weight")
+    p.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=0.0,
+        help="temporal loss weight for every network (steadier video, softer strokes; default 0 = off)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--sample-every", type=int, default=1000)
     p.add_argument("--device", default="auto")
@@ -206,6 +212,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 threads=args.threads,
                 workers=args.workers,
                 teacher=teacher,
+                temporal_weight=args.temporal_weight,
                 name=s.name if preset == "full" else f"{s.name}-lite",
                 title=s.title,
                 artist=s.artist,
