@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no clips in {args.clips}", file=sys.stderr)
         return 1
     torch.set_num_threads(args.threads)
-    frames = {c.name: read_frames(c, args.max_frames, args.size) for c in clips}
+    frames = {c.name: list(read_frames(c, args.max_frames, args.size)) for c in clips}
 
     per_clip: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
