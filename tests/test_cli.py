@@ -106,7 +106,10 @@ def test_styles_markdown_table_shows_settings_and_losses(
 
     monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(tmp_path))
     training = {"iterations_done": 600, "batch_size": 4, "image_size": 128, "style_size": 256, "device": "cpu"}
-    for name, extra in (("wave-lite", {"teacher": "runs/wave.safetensors", "temporal_weight": 30.0}), ("wave", {})):
+    for name, extra in (
+        ("wave-lite", {"teacher": "runs/wave.safetensors", "temporal_weight": 30.0, "init_from": {"iterations": 400}}),
+        ("wave", {}),
+    ):
         meta = CheckpointMeta(
             name=name,
             title="Wave",
@@ -120,6 +123,7 @@ def test_styles_markdown_table_shows_settings_and_losses(
     rows = [line for line in lines if line.startswith("| `wave")]
     assert rows[0].startswith("| `wave` |") and rows[1].startswith("| `wave-lite` |")  # full first
     assert "distilled from `wave`" in rows[1] and "| 30 |" in rows[1] and "| 1.40 |" in rows[1]
+    assert "| 400 + 600 x 4 |" in rows[1]  # fine-tuned: iterations before + this run
     assert "| 600 x 4 | 128 / 256 |" in rows[0] and "| 0.500 | 0.250 |" in rows[0] and "| CPU |" in rows[0]
 
 

@@ -167,6 +167,8 @@ def test_init_fine_tunes_from_a_trained_checkpoint(
     tuned = load_checkpoint(result.checkpoint).model.state_dict()
     # A near-zero learning rate leaves the initial weights (up to fp16 storage).
     assert all(torch.allclose(start[k].float(), tuned[k].float(), atol=1e-3) for k in start)
+    training = load_checkpoint(result.checkpoint).meta.training
+    assert training["init_from"]["name"] == "tiny" and training["total_iterations"] == 1
     with pytest.raises(InputError, match="--init"):
         train(
             _config(photos, style_file, tmp_path / "x.safetensors", init=str(tiny_checkpoint)),

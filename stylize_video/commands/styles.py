@@ -30,6 +30,10 @@ def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int) -> str:
     t, m = meta.training, meta.metrics
     teacher = t.get("teacher")
     settings = f"{t.get('iterations_done', '?')} x {t.get('batch_size', '?')}"
+    init = t.get("init_from")
+    if isinstance(init, dict):
+        # Fine-tuned: iterations before + iterations of this run.
+        settings = f"{init.get('iterations', '?')} + {settings}"
     crops = f"{t.get('image_size', '?')} / {t.get('style_size') or 'native'}"
     kind = meta.preset or "custom"
     if teacher:

@@ -430,6 +430,9 @@ def train(
     net_config = arch or PRESETS[config.preset]
     torch.manual_seed(config.seed)
     model = TransformNet(net_config)
+    # What a fine-tuned network started from, kept in the state so a resumed run
+    # still records it even if the --init file has since been replaced.
+    init_info: dict[str, Any] | None = state.get("init_info") if state is not None else None
     if config.init and state is None:
         # Fine-tuning (e.g. adding the temporal term to a trained style): start from its weights.
         init = load_checkpoint(config.init)
@@ -438,6 +441,8 @@ def train(
                 f"--init {config.init!r} is a {init.meta.preset or 'custom'} network, not --preset {config.preset}"
             )
         model.load_state_dict(init.model.float().state_dict())
+        before = init.meta.training.get("total_iterations", init.meta.training.get("iterations_done"))
+        init_info = {"name": init.meta.name, "iterations": before}
     model = model.to(device).to(memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -480,6 +485,7 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "history": history,
+                "init_info": init_info,
             },
             config.state_path,
         )
@@ -570,6 +576,9 @@ def train(
             "style_image": Path(config.style_image).name,
         }
     )
+    if init_info is not None:
+        training["init_from"] = init_info
+        training["total_iterations"] = done + int(init_info.get("iterations") or 0)
     meta = CheckpointMeta(
         name=config.name or Path(config.output).stem,
         arch=net_config,
