@@ -109,5 +109,6 @@ def evaluate_checkpoint(
     )
     model: TransformNet = ck.model.to(dev)
     losses = validation_losses(model, loss_fn, images)
-    losses["temporal"] = validation_temporal(model, images)
+    # Same motions as the run's own val_temporal: they depend on its batch size.
+    losses["temporal"] = validation_temporal(model, images, batch_size=int(training.get("batch_size", 4)))
     return StyleEvaluation(str(ck.path), str(style_path), len(images), image_size, losses)

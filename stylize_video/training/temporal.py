@@ -25,10 +25,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-#: Default weight of the temporal term. The term is a masked per-pixel MSE on
-#: [0, 1] images, so it is ~1e-3 for a network that re-rolls its texture and needs a
-#: large weight to matter beside the normalised perceptual terms (~0.2-1).
-#: (Measured choice: see the note on the temporal issue / benchmarks/results.)
+#: Default weight of the temporal term: off, as in Johnson et al. The term is a masked
+#: per-pixel MSE on [0, 1] images (~5e-3 for the networks trained without it), so it
+#: needs a large weight to matter beside the normalised perceptual terms (~0.2-1):
+#: 30 cut real-clip flicker by a third, 100 by two thirds at a visibly softer style
+#: (benchmarks/results/temporal_training_starry_lite.md).
 DEFAULT_TEMPORAL_WEIGHT = 0.0
 
 
@@ -38,8 +39,7 @@ class Motion:
 
     Shifts, zoom and elastic amplitude are fractions of the crop size; ``noise`` is
     the standard deviation of the Gaussian noise added to the second frame (on
-    [0, 1] pixel values). The defaults are a few pixels of motion at 256 px, like
-    consecutive frames of a handheld 30 fps video.
+    [0, 1] pixel values). The defaults move a 256 px crop by at most ~5 pixels.
     """
 
     max_shift: float = 0.02
@@ -70,8 +70,19 @@ def motion_generator(seed: int, iteration: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + iteration) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def random_grid(n: int, height: int, width: int, motion: Motion, generator: torch.Generator) -> torch.Tensor:
-    """Sampling grids (n, H, W, 2) for random small motions, on the CPU in fp32."""
+def random_grid(
+    n: int,
+    height: int,
+    width: int,
+    motion: Motion,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Sampling grids (n, H, W, 2) for random small motions, fp32 on ``device``.
+
+    The random numbers (a few per image) are drawn on the CPU from ``generator``;
+    only they travel, the full-size grid is built on ``device``.
+    """
 
     def uniform(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator) * 2.0 - 1.0
@@ -89,12 +100,12 @@ def random_grid(n: int, height: int, width: int, motion: Motion, generator: torc
         ],
         dim=1,
     )
-    grid = F.affine_grid(theta, [n, 1, height, width], align_corners=False)
+    grid = F.affine_grid(theta.to(device), [n, 1, height, width], align_corners=False)
     if motion.elastic > 0:
         # A smooth non-rigid component (objects moving differently from the camera):
         # a 4x4 field of random offsets, upsampled bicubically to every pixel.
         coarse = uniform(n, 2, 4, 4) * (2.0 * motion.elastic)
-        field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
+        field = F.interpolate(coarse.to(device), size=(height, width), mode="bicubic", align_corners=True)
         grid = grid + field.permute(0, 2, 3, 1)
     return grid
 
@@ -107,10 +118,14 @@ def warp(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def make_pair(images: torch.Tensor, motion: Motion, generator: torch.Generator) -> FramePair:
     """The moved, noisy second frame of each image in a batch (N, 3, H, W) in [0, 1]."""
     n, _, h, w = images.shape
-    grid = random_grid(n, h, w, motion, generator).to(images.device)
+    grid = random_grid(n, h, w, motion, generator, images.device)
     frames = warp(images, grid)
     if motion.noise > 0:
-        noise = torch.randn(frames.shape, generator=generator).to(images.device)
+        # Drawn where the frames are, from a device generator seeded by the CPU one:
+        # still a function of (seed, iteration), without a frame-sized host->device copy.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        device_rng = torch.Generator(device=images.device).manual_seed(seed)
+        noise = torch.randn(frames.shape, generator=device_rng, device=images.device)
         frames = frames + noise * motion.noise
     # A point is valid when it lies at least half a pixel inside frame 1, so the
     # bilinear sample never mixes in the border padding.
@@ -137,8 +152,10 @@ def validation_temporal(
 ) -> float:
     """Mean temporal loss of ``model`` on fixed synthetic pairs of ``images``.
 
-    Lower is steadier. The pairs depend only on ``seed``, so checkpoints trained
-    with and without the temporal term compare on the same motions.
+    Lower is steadier. The pairs depend only on ``seed`` and ``batch_size`` (batch
+    ``b`` draws from ``motion_generator(seed, b * batch_size)``), so checkpoints
+    scored with the same two compare on the same motions; training scores with its
+    own batch size, and ``evaluate_checkpoint`` reuses the recorded one.
     """
     motion = motion or Motion()
     device = next(model.parameters()).device
