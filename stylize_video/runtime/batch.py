@@ -814,7 +814,8 @@ class _FilePlan:
     tasks: list[Task]
     seg_dir: Path | None = None
     results: dict[str, TaskResult] = field(default_factory=dict)
-    failure: str = ""
+    #: Every segment of the file, in order (done earlier or not): what gets joined.
+    parts: list[Path] = field(default_factory=list)
 
 
 class BatchRunner:
@@ -943,7 +944,11 @@ class BatchRunner:
         src = str(job.source)
         if not splits:
             return _FilePlan(job, [Task(f"{job.output}", src, str(job.output))])
-        key = f"{job.source.resolve()}|{self.settings_key}|{self.preroll}"
+        # The split points and the input's size/mtime are part of the key: segments cut
+        # at other points (another --segment-seconds) or from an older version of the
+        # input must never be taken as done.
+        stat = job.source.stat()
+        key = f"{job.source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.settings_key}|{self.preroll}|{splits}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         seg_dir = self.out_dir / SEGMENTS_DIR / f"{job.output.stem}-{digest}"
         seg_dir.mkdir(parents=True, exist_ok=True)
@@ -953,11 +958,15 @@ class BatchRunner:
             part = seg_dir / f"{i:05d}{self.settings.extension}"
             task = Task(f"{job.output}#{i}", src, str(part), bounds[i], bounds[i + 1], self.preroll, audio=False)
             tasks.append(task)
-        plan = _FilePlan(job, tasks, seg_dir)
         # Resume: segments finished by an earlier run are already in place.
-        plan.tasks = [t for t in tasks if not Path(t.output).exists()]
-        plan.results = {t.id: TaskResult(t.id, True, "resumed") for t in tasks if Path(t.output).exists()}
-        return plan
+        done = {t.id for t in tasks if Path(t.output).exists()}
+        return _FilePlan(
+            job,
+            [t for t in tasks if t.id not in done],
+            seg_dir,
+            {i: TaskResult(i, True, "resumed") for i in done},
+            [Path(t.output) for t in tasks],
+        )
 
     def _finish(self, plan: _FilePlan) -> FileReport:
         job = plan.job
@@ -974,10 +983,10 @@ class BatchRunner:
         if failures:
             report.status, report.reason = "failed", failures[0]
         elif plan.seg_dir is not None:
-            parts = sorted(plan.seg_dir.glob(f"[0-9]*{self.settings.extension}"))
+            parts = plan.parts
             try:
-                audio = str(job.source) if _has_audio(job.source) else None
-                join_segments(parts, job.output, audio)
+                # join_segments drops the audio itself when the source has none.
+                join_segments(parts, job.output, str(job.source))
             except StylizeError as exc:
                 report.status, report.reason = "failed", f"joining segments: {exc}"
             else:
@@ -1004,13 +1013,6 @@ class BatchRunner:
             finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )
         self.manifest.append(record)
-
-
-def _has_audio(path: str | os.PathLike[str]) -> bool:
-    from ..io.media import open_input
-
-    with open_input(path) as container:
-        return len(container.streams.audio) > 0
 
 
 def _rmdir_quiet(path: Path) -> None:
