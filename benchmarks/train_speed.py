@@ -38,10 +38,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_results
 
+from stylize_video.devices import cpu_has_fast_bf16
 from stylize_video.models.transform_net import PRESETS, TransformNet
 from stylize_video.models.vgg import VGGFeatures, load_vgg_state
 from stylize_video.training.losses import PerceptualLoss
-from stylize_video.training.train import TrainStep, cpu_has_fast_bf16, load_style_image
+from stylize_video.training.train import TrainStep, load_style_image
 
 # ------------------------------------------------------------------ baseline
 

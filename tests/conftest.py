@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +90,20 @@ def style_file(tmp_path: Path) -> Path:
     p = tmp_path / "painting.png"
     cv2.imwrite(str(p), make_image(40, 60, seed=99))
     return p
+
+
+@pytest.fixture
+def no_threads_left() -> Iterator[None]:
+    """Every sink, server and reader a test starts must be gone when it ends.
+
+    Opt-in (``pytestmark = pytest.mark.usefixtures("no_threads_left")``): tests of
+    threaded code use it; others start helper threads on purpose.
+    """
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 3
+    while (
+        left := [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    ) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"threads left running: {[t.name for t in left]}"

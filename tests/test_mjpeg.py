@@ -20,18 +20,7 @@ from stylize_video.io.mjpeg import MjpegSink
 from stylize_video.runtime.controls import LiveControls
 from tests.conftest import make_image
 
-
-@pytest.fixture(autouse=True)
-def _no_threads_left() -> Iterator[None]:
-    """Every sink, server and reader a test starts must be gone when it ends."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3
-    while (
-        left := [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    ) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"threads left running: {[t.name for t in left]}"
+pytestmark = pytest.mark.usefixtures("no_threads_left")
 
 
 @pytest.fixture

@@ -28,17 +28,7 @@ from tests.conftest import make_image
 FAST = Backoff(initial=0.05, maximum=0.2)
 
 
-@pytest.fixture(autouse=True)
-def _no_threads_left() -> Iterator[None]:
-    """Every sink, server and reader a test starts must be gone when it ends."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3
-    while (
-        left := [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    ) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"threads left running: {[t.name for t in left]}"
+pytestmark = pytest.mark.usefixtures("no_threads_left")
 
 
 def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:

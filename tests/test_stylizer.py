@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from stylize_video.devices import cpu_has_fast_bf16
 from stylize_video.errors import DeviceError, InputError
 from stylize_video.models.transform_net import TransformNet
-from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance, cpu_has_fast_bf16
+from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance
 from stylize_video.runtime.transfer import FrameTransfer
 
 from .conftest import make_image

@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SMOOTHERS = ("none", "ema", "flow")
-
 
 def register(sub: Any) -> None:
+    from ..runtime.smoothing import SMOOTHERS
+
     p = sub.add_parser(
         "evaluate",
         help="measure flicker (warping error), fidelity and cost of temporal smoothers on a clip",
@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--smooth",
         nargs="+",
-        default=list(DEFAULT_SMOOTHERS),
+        default=list(SMOOTHERS),
         metavar="KIND[:STRENGTH]",
         help="smoothers to compare: none, ema, flow, optionally with a strength, e.g. ema:0.7 (default: none ema flow)",
     )

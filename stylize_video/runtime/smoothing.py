@@ -77,22 +77,21 @@ class EmaSmoother:
         self._prev_thumb = None
 
 
-SMOOTHERS = ("none", "ema", "flow")
-
-
 #: Default strength per smoother. Flow at 0.5 missed the ">= 50% less warping error"
 #: goal on one of seven real clips and 0.8 met it on all (benchmarks/results/temporal.md);
 #: EMA smears motion at high strengths, so it stays at 0.5.
-DEFAULT_STRENGTH = {"none": 0.0, "ema": 0.5, "flow": 0.8}
+DEFAULT_STRENGTH = {"ema": 0.5, "flow": 0.8}
+
+SMOOTHERS = ("none", *DEFAULT_STRENGTH)
 
 
 def make_smoother(kind: str, strength: float | None = None) -> Smoother:
     """Build a smoother by name: ``none``, ``ema`` or ``flow`` (strength None: its default)."""
-    if kind not in DEFAULT_STRENGTH:
+    if kind not in SMOOTHERS:
         raise ValueError(f"unknown smoothing {kind!r} (choose from {', '.join(SMOOTHERS)})")
-    value = DEFAULT_STRENGTH[kind] if strength is None else strength
     if kind == "none":
         return NoSmoother()
+    value = DEFAULT_STRENGTH[kind] if strength is None else strength
     if kind == "ema":
         return EmaSmoother(value)
     from .flow_smoother import FlowSmoother

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..devices import resolve_device, set_cpu_threads
+from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import DeviceError
 from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..models.transform_net import TransformNet
@@ -30,24 +30,6 @@ Precision = Literal["auto", "fp32", "fp16", "bf16"]
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 StyleLike = Checkpoint | TransformNet | str | os.PathLike[str]
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True on x86 CPUs with AMX-BF16 or AVX512-BF16 (Linux ``/proc/cpuinfo`` flags).
-
-    There oneDNN runs bf16 convolutions natively; measured on a Sapphire Rapids
-    Xeon (2026-11-28, benchmarks/results/model_speed_cpu.md): full 2-3x faster
-    than fp32, lite 1.1-1.3x. Elsewhere bf16 is emulated and slower than fp32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def pick_dtype(device: torch.device, precision: str) -> torch.dtype:

@@ -4,8 +4,8 @@ tensors ((1, 3, H, W) float RGB in [0, 1]).
 On CUDA the host side goes through pinned staging buffers that are reused across
 frames, and uploads run on a side stream: pinned + ``non_blocking`` lets the copy of
 frame N+1 overlap the kernels of frame N. The BGR->RGB swap, the layout change and
-the scaling happen on the device, where they are almost free. On the CPU the same
-calls are plain tensor views and one conversion.
+the scaling happen on the device, where they are almost free. On the CPU OpenCV does
+the channel swap (both ways) and the float -> uint8 conversion of downloads.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class FrameTransfer:
             raise ValueError(f"expected (1, 3, H, W), got {tuple(x.shape)}")
         if not self._cuda:
             # HWC view first: for a channels_last x the uint8 result is written in
-            # HWC order directly, and OpenCV does the channel swap (see _upload_cpu).
+            # HWC order directly, and OpenCV does the channel swap (as in upload).
             import cv2
 
             hwc = x[0].permute(1, 2, 0).float().contiguous().numpy()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..devices import resolve_device, set_cpu_threads
+from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import InputError, OutputError, StylizeError
 from ..models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ..models.transform_net import PRESETS, NetConfig, TransformNet
@@ -198,14 +198,6 @@ def load_style_image(path: str | os.PathLike[str], size: int | None) -> torch.Te
             bgr = cv2.resize(bgr, dsize, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0).unsqueeze(0).contiguous()
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels here (AVX512-BF16 / AMX)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
