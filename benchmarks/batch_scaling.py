@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_info, machine_line  # noqa: E402
 from benchmarks.end_to_end import make_clip  # noqa: E402
+from stylize_video.commands.evaluate import parse_size  # noqa: E402
 from stylize_video.io.sinks import VideoFileSink  # noqa: E402
 from stylize_video.io.sources import SyntheticSource, VideoFileSource  # noqa: E402
 from stylize_video.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
@@ -56,8 +57,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
+    size = parse_size(text)  # the CLI's parser: same format, same checks
+    assert size is not None
+    return size
 
 
 def _children_cpu() -> float:
@@ -333,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "cores_per_node": args.cores_per_node,
         "storage_gbps": args.storage_gbps,
     }
-    stage_pixels = _size(args.stage_size)[0] * _size(args.stage_size)[1]
+    stage_pixels = sw * sh
     result["projection_x264"] = project(result["stages"], stage_pixels, nvenc=False, **common)  # type: ignore[arg-type]
     result["projection_nvenc"] = project(result["stages"], stage_pixels, nvenc=True, **common)  # type: ignore[arg-type]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_info, sync_for, write_results
 
-from stylize_video.commands.evaluate import Evaluation, evaluate_smoothers, read_frames
+from stylize_video.commands.evaluate import Evaluation, evaluate_smoothers, parse_size, read_frames
 from stylize_video.metrics.temporal import interpolate_at
 from stylize_video.models.transform_net import TransformNet, preset
 from stylize_video.runtime.flow_smoother import FlowSmoother
@@ -260,8 +260,9 @@ def gpu_cost(
 
 
 def _size(text: str) -> tuple[int, int]:
-    w, h = (int(v) for v in text.lower().split("x"))
-    return w, h
+    size = parse_size(text)  # the CLI's parser: same format, same checks
+    assert size is not None
+    return size
 
 
 def main(argv: Sequence[str] | None = None) -> int:

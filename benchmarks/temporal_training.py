@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_info, write_results
 
-from stylize_video.commands.evaluate import evaluate_smoothers, read_frames
+from stylize_video.commands.evaluate import evaluate_smoothers, parse_size, read_frames
 from stylize_video.models.checkpoint import load_checkpoint
 from stylize_video.runtime.stylizer import Stylizer
 
@@ -36,8 +36,9 @@ CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
 
 def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
+    size = parse_size(text)  # the CLI's parser: same format, same checks
+    assert size is not None
+    return size
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -537,13 +537,18 @@ def _pool_convert(task: Task) -> TaskResult:
     return _POOL_WORKER.convert(task)
 
 
+def _spreads_over_gpus(device: str) -> bool:
+    """Whether ``device`` means "the GPUs" (one worker each) rather than one chosen device."""
+    from ..devices import resolve_device
+
+    return device in ("auto", "cuda") and resolve_device(device).type == "cuda"
+
+
 def default_workers(device: str = "auto") -> int:
     """One worker per visible GPU; on the CPU, one per two cores (each runs decode, model and encode threads)."""
     import torch
 
-    from ..devices import resolve_device
-
-    if resolve_device(device).type == "cuda" and device in ("auto", "cuda"):
+    if _spreads_over_gpus(device):
         return max(1, torch.cuda.device_count())
     return max(1, (os.cpu_count() or 1) // 2)
 
@@ -584,7 +589,7 @@ class LocalPoolExecutor:
         self.worker_cls = worker_cls
         self._ctx = multiprocessing.get_context("spawn")  # CUDA and forked torch processes do not mix
         self._devices: list[str] | None = None
-        if resolve_device(settings.device).type == "cuda" and settings.device in ("auto", "cuda"):
+        if _spreads_over_gpus(settings.device):
             count = torch.cuda.device_count()
             if workers > count:
                 log.warning("%d workers share %d GPUs", workers, count)
