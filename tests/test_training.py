@@ -177,6 +177,31 @@ def test_resume_after_interrupt_equals_uninterrupted_run(photos: Path, style_fil
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_time_limit_writes_a_checkpoint_that_resume_continues(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    cfg = _config(photos, style_file, tmp_path / "t.safetensors", iterations=4, sample_every=0, time_limit=1e-6)
+    capped = train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    assert capped.iterations == 1 and len(capped.history) == 1
+    meta = load_checkpoint(capped.checkpoint).meta
+    assert meta.training["iterations_done"] == 1 and meta.training["stopped_at_time_limit"] is True
+    assert "val_content" in meta.metrics
+    # The state stays, so the run can go on to its --iterations (the limit may change on resume).
+    resumed = train(dataclasses.replace(cfg, resume=True, time_limit=None), vgg=small_vgg(), arch=TINY, progress=False)
+    assert resumed.iterations == 4 and len(resumed.history) == 4
+    assert load_checkpoint(resumed.checkpoint).meta.training["stopped_at_time_limit"] is False
+
+
+def test_parse_duration() -> None:
+    import argparse
+
+    from stylize_video.commands.common import parse_duration
+
+    assert parse_duration("90") == 90.0 and parse_duration("90s") == 90.0
+    assert parse_duration("3m") == 180.0 and parse_duration("1.5h") == 5400.0
+    for bad in ("", "m", "-1m", "0", "soon", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_duration(bad)
+
+
 def test_resume_refuses_changed_settings(photos: Path, style_file: Path, tmp_path: Path) -> None:
     cfg = _config(photos, style_file, tmp_path / "c.safetensors", iterations=1, sample_every=0)
     train(cfg, vgg=small_vgg(), arch=TINY, progress=False)

@@ -9,6 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     from ..training.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
     from ..training.temporal import DEFAULT_TEMPORAL_WEIGHT
+    from .common import parse_duration
 
     p = sub.add_parser(
         "train",
@@ -64,6 +65,14 @@ def register(sub: Any) -> None:
         "steady on video without --smooth (default: %(default)s = off)",
     )
     p.add_argument("--init", default=None, help="start from this trained checkpoint's weights (fine-tuning)")
+    p.add_argument(
+        "--time-limit",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="stop training after this long (e.g. 90s, 3m, 1.5h) and write the checkpoint as usual; "
+        "--resume can continue it later",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument(
@@ -113,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         distill_weight=args.distill_weight,
         temporal_weight=args.temporal_weight,
         init=args.init,
+        time_limit=args.time_limit,
         name=args.name,
         title=args.title,
         artist=args.artist,

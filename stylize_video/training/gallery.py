@@ -132,6 +132,8 @@ def gallery_style(name: str) -> GalleryStyle:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..commands.common import parse_duration
+
     p = argparse.ArgumentParser(
         prog="python -m stylize_video.training.gallery",
         description="Train every gallery style: full, then lite distilled from full.",
@@ -158,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="temporal loss weight for every network (steadier video, softer strokes; default 0 = off)",
     )
+    p.add_argument(
+        "--time-limit",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="cap on each full network's training (e.g. 3m); a capped network is written as usual",
+    )
+    p.add_argument(
+        "--lite-time-limit", type=parse_duration, default=None, metavar="DURATION", help="same for each lite network"
+    )
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--sample-every", type=int, default=1000)
     p.add_argument("--device", default="auto")
@@ -180,14 +192,15 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise InputError(f"paintings missing from {str(styles_dir)!r}: {', '.join(missing)}")
     written: list[Path] = []
     for s in styles:
-        jobs: list[tuple[str, Path, str | None, int]] = []
+        jobs: list[tuple[str, Path, str | None, int, float | None]] = []
         full_path = out_dir / f"{s.name}.safetensors"
         if args.preset in ("full", "both"):
-            jobs.append(("full", full_path, None, args.iterations))
+            jobs.append(("full", full_path, None, args.iterations, args.time_limit))
         if args.preset in ("lite", "both"):
             teacher = str(full_path) if full_path.is_file() or args.preset == "both" else None
-            jobs.append(("lite", out_dir / f"{s.name}-lite.safetensors", teacher, args.lite_iterations))
-        for preset, path, teacher, iterations in jobs:
+            lite_path = out_dir / f"{s.name}-lite.safetensors"
+            jobs.append(("lite", lite_path, teacher, args.lite_iterations, args.lite_time_limit))
+        for preset, path, teacher, iterations, time_limit in jobs:
             if path.is_file():
                 log.warning("%s exists, skipping", path)
                 written.append(path)
@@ -213,6 +226,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 workers=args.workers,
                 teacher=teacher,
                 temporal_weight=args.temporal_weight,
+                time_limit=time_limit,
                 name=s.name if preset == "full" else f"{s.name}-lite",
                 title=s.title,
                 artist=s.artist,

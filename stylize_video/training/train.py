@@ -110,6 +110,7 @@ class TrainConfig:
     distill_weight: float = 50.0
     temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
     init: str | None = None
+    time_limit: float | None = None
     val_fraction: float = 0.05
     val_images: int = 64
     name: str | None = None
@@ -155,6 +156,8 @@ class TrainConfig:
                 raise StylizeError(f"--style-layer-weights needs 4 numbers >= 0, got {list(self.style_layer_weights)}")
         if self.workers is not None and self.workers < 0:
             raise StylizeError(f"--workers must be >= 0, got {self.workers}")
+        if self.time_limit is not None and not (self.time_limit > 0 and math.isfinite(self.time_limit)):
+            raise StylizeError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
 
     @property
     def state_path(self) -> Path:
@@ -496,6 +499,7 @@ def train(
     bar = tqdm(total=config.iterations, initial=start, disable=not progress, unit="it", dynamic_ncols=True)
     t_start, rate = time.perf_counter(), 0.0
     consistent = True
+    timed_out = False
     try:
         with _InterruptFlag() as interrupt:
             for batch in loader:
@@ -529,6 +533,20 @@ def train(
                 bar.update(1)
                 if interrupt.set:
                     raise KeyboardInterrupt
+                if (
+                    config.time_limit is not None
+                    and done < config.iterations
+                    and time.perf_counter() - t_start >= config.time_limit
+                ):
+                    # Finish as a normal run would (validation, checkpoint) and keep the
+                    # state, so --resume with the same settings can train on later.
+                    flush()
+                    save_state(done)
+                    timed_out = True
+                    log.warning(
+                        "--time-limit %.0f s reached at iteration %d of %d", config.time_limit, done, config.iterations
+                    )
+                    break
     except KeyboardInterrupt:
         bar.close()
         if consistent:
@@ -559,6 +577,7 @@ def train(
         {
             "vgg": vgg_info,
             "iterations_done": done,
+            "stopped_at_time_limit": timed_out,
             "train_images": len(photos.train),
             "val_images": len(val),
             "skipped_images": len(photos.skipped),
