@@ -255,7 +255,11 @@ def test_flow_smoother_keeps_disoccluded_content_fresh() -> None:
     out = _run(sm, frames, stylized)[-1]
     assert sm.last_valid > 0.8  # the history is used almost everywhere else
     uncovered = (slice(None), slice(None), slice(20, 52), slice(30, 36))
-    assert float((out - stylized[1])[uncovered].abs().max()) < 0.02
+    err = (out - stylized[1])[uncovered].abs()
+    # A pixel whose warped history passes the large-change test (0.1) may blend in a
+    # colour that close; a ghost of the square is far off (0.25 with DIS medium, 0.55
+    # with a 0.2 change threshold, both measured).
+    assert float(err.max()) < 0.1 and float(err.mean()) < 0.005
 
 
 def test_prepare_computes_the_same_result_on_a_worker_thread() -> None:

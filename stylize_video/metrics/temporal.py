@@ -10,7 +10,7 @@
   smearing (EMA on motion) costs much more than flow-guided blending.
 
 The flow here is finer than the smoother's (DIS ``medium`` on frames up to 640 px
-instead of ``fast`` at 320) so the metric does not simply grade the smoother's own
+instead of the smoother's ``balanced`` at 320) so the metric does not simply grade the smoother's own
 flow; it is still DIS, not FlowNet2 as in the paper, so compare numbers within this
 tool only.
 """
