@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -83,10 +84,15 @@ def test_plan_mirrors_layout_and_ignores_outputs(tmp_path: Path) -> None:
         plan_jobs(src, tmp_path / "o4")
 
 
-def test_local_batch_manifest_corrupt_file_and_rerun(tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_local_batch_manifest_corrupt_file_and_rerun(
+    tmp_path: Path, tiny_checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     src = _library(tmp_path / "in")
     out = tmp_path / "out"
-    report, started = _run(src, out, tiny_checkpoint)
+    with caplog.at_level(logging.WARNING, logger="stylize_video.runtime.batch"):
+        report, started = _run(src, out, tiny_checkpoint)
+    # The failure names the worker that hit it (host:pid:device: where to look on a cluster).
+    assert any("bad.mp4" in r.getMessage() and f":{os.getpid()}:cpu)" in r.getMessage() for r in caplog.records)
     by_name = {Path(f.input).name: f for f in report.files}
     assert by_name["a.mp4"].status == "done" and by_name["b.mov"].status == "done"
     assert by_name["bad.mp4"].status == "failed" and "bad.mp4" in by_name["bad.mp4"].reason

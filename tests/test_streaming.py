@@ -197,6 +197,38 @@ def test_sink_never_blocks_without_server() -> None:
     assert sink.stats.dropped >= 48  # a 1-deep slot keeps only the newest frame
 
 
+def test_stream_colours_survive_and_the_matrix_is_tagged() -> None:
+    # As for files (test_sinks): frames go out in BT.709 and the stream says so, else an
+    # HD viewer that assumes BT.709 for untagged video shifts every saturated colour.
+    colours = [(30, 60, 200), (40, 190, 60), (210, 120, 40), (128, 128, 128)]  # BGR
+    image = np.zeros((720, 1280, 3), np.uint8)
+    for i, c in enumerate(colours):
+        image[:, i * 320 : (i + 1) * 320] = c
+    port = _free_port()
+    rx = _TcpReceiver(port)
+    rx.start()
+    sink = NetworkStreamSink(f"tcp://127.0.0.1:{port}", fps=30, gop=2, backoff=FAST)
+    try:
+        end = time.monotonic() + 10
+        i = 0
+        while time.monotonic() < end and sum(map(len, rx.received)) < 20000:
+            sink.write(Frame(image, i, time=i / 30, captured=time.perf_counter()))
+            i += 1
+            time.sleep(0.02)
+    finally:
+        sink.close()
+        rx.stop()
+    with av.open(io.BytesIO(bytes(rx.received[0])), "r", format="mpegts") as c:
+        cc = c.streams.video[0].codec_context
+        decoded = next(iter(c.decode(video=0)))
+        assert (int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc)) == (1, 1, 1)
+        bgr = decoded.to_ndarray(format="bgr24", interpolation="AREA")
+    # to_ndarray converts with the frame's own tagged matrix.
+    for i, c in enumerate(colours):
+        patch = bgr[300:400, i * 320 + 100 : i * 320 + 200].reshape(-1, 3).mean(0)
+        assert np.abs(patch - np.array(c)).max() <= 6, (c, patch)
+
+
 def test_missing_protocol_is_reported_not_retried() -> None:
     # Retrying cannot conjure a protocol FFmpeg was built without (PyAV's wheels lack SRT, for one).
     sink = NetworkStreamSink("nosuchproto://127.0.0.1:9", format="mpegts", backoff=FAST, pace=False)

@@ -186,7 +186,7 @@ def open_video_encoder(
         stream.pix_fmt = "yuv420p"
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
-        _tag_bt709(stream.codec_context)
+        tag_bt709(stream.codec_context)
         if bitrate:
             stream.bit_rate = int(bitrate)
         log.info("video encoder %s (%dx%d, options %s)", name, width, height, options)
@@ -199,7 +199,7 @@ def open_video_encoder(
 _BT709, _LIMITED = 1, 1
 
 
-def _tag_bt709(ctx: Any) -> None:
+def tag_bt709(ctx: Any) -> None:
     """Say in the stream which YUV matrix :func:`to_yuv420` used.
 
     Untagged streams leave players guessing (BT.601 for SD, BT.709 for HD), which
@@ -211,13 +211,27 @@ def _tag_bt709(ctx: Any) -> None:
     ctx.color_range = _LIMITED
 
 
-def to_yuv420(image: np.ndarray) -> Any:
-    """uint8 HxWx3 BGR (even size) -> a yuv420p ``VideoFrame`` in BT.709 limited range."""
+def to_yuv420(image: np.ndarray, size: tuple[int, int] | None = None) -> Any:
+    """uint8 HxWx3 BGR -> a yuv420p ``VideoFrame`` in BT.709 limited range.
+
+    ``size`` (w, h) scales on the way (even sizes only); without it the image's size
+    must already be even.
+    """
     av = import_av()
     from av.video.reformatter import ColorRange, Colorspace
 
     frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-    return frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+    w, h = size if size is not None else (None, None)
+    return frame.reformat(
+        width=w, height=h, format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+    )
+
+
+def protocol_hint(exc: BaseException) -> str:
+    """What to add to an error from opening a URL whose protocol this FFmpeg build lacks."""
+    if "Protocol not found" in str(exc):
+        return " (this FFmpeg build lacks the protocol; PyAV's wheels have no SRT: use udp://, tcp:// or rtmp://)"
+    return ""
 
 
 def _encoder_options(name: str, crf: int | None, preset: str | None, bitrate: int | None = None) -> dict[str, str]:

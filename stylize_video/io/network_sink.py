@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from ..errors import OutputError
 from .backoff import Backoff
 from .base import Frame
+from .media import protocol_hint, tag_bt709, to_yuv420
 from .pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class NetworkStreamSink:
                         audio.mux_until(frame.time + 1.0 / self.fps)
                 except _PERMANENT as exc:
                     # A missing protocol/encoder/muxer in this FFmpeg build: retrying cannot help.
-                    self._fatal = OutputError(f"cannot stream to {self.url!r}: {exc}{_hint(exc)}")
+                    self._fatal = OutputError(f"cannot stream to {self.url!r}: {exc}{protocol_hint(exc)}")
                     log.error("%s", self._fatal)
                     _abandon(out, audio)
                     out = stream = audio = None
@@ -258,6 +259,7 @@ class NetworkStreamSink:
             stream.width, stream.height = self._size
             stream.pix_fmt = "yuv420p"
             stream.codec_context.time_base = _TIME_BASE
+            tag_bt709(stream.codec_context)  # the matrix _send converts with, as files do
             if self.bitrate:
                 stream.bit_rate = int(self.bitrate)
             if self.audio_from is not None:
@@ -277,9 +279,8 @@ class NetworkStreamSink:
     def _send(self, av: Any, out: Any, stream: Any, frame: Frame, pts: int) -> None:
         assert self._size is not None
         w, h = self._size
-        vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
         # A live stream cannot change size; scale later frames (e.g. after a source reconnect) to fit.
-        vf = vf.reformat(width=w, height=h, format="yuv420p")
+        vf = to_yuv420(frame.image, (w, h))
         vf.pts, vf.time_base = pts, _TIME_BASE
         for packet in stream.encode(vf):
             out.mux(packet)
@@ -293,12 +294,6 @@ def _permanent_errors() -> tuple[type[BaseException], ...]:
 
 
 _PERMANENT = _permanent_errors()
-
-
-def _hint(exc: BaseException) -> str:
-    if "Protocol not found" in str(exc):
-        return " (this FFmpeg build lacks the protocol; PyAV's wheels have no SRT: use udp:// or rtmp://)"
-    return ""
 
 
 def _abandon(container: Any, audio: Any = None) -> None:

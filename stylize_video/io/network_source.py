@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from ..errors import InputError
 from .backoff import Backoff
 from .base import Frame
+from .media import protocol_hint
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,7 @@ class NetworkSource:
         try:
             container = av.open(self.url, format=self.format, options=self.options, timeout=self.timeout)
         except (OSError, av.FFmpegError) as exc:
-            hint = " (this FFmpeg build lacks the protocol)" if "Protocol not found" in str(exc) else ""
-            raise InputError(f"cannot open stream {self.url!r}: {exc}{hint}") from exc
+            raise InputError(f"cannot open stream {self.url!r}: {exc}{protocol_hint(exc)}") from exc
         if not container.streams.video:
             container.close()
             raise InputError(f"stream {self.url!r} has no video")

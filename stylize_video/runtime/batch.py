@@ -273,7 +273,7 @@ class TaskResult:
     frames: int = 0
     seconds: float = 0.0  # time in the worker, decode to close
     corrupt: int = 0
-    worker: str = ""
+    worker: str = ""  # host:pid:device of the worker that ran it ("" when the worker died)
 
 
 class _SegmentSource:
@@ -896,7 +896,9 @@ class BatchRunner:
                     plan = tasks[result.id]
                     plan.results[result.id] = result
                     if not result.ok:
-                        log.warning("%s: %s", plan.job.name, result.reason)
+                        # On a cluster the worker (host:pid:device) says where to look.
+                        where = f" (worker {result.worker})" if result.worker else ""
+                        log.warning("%s: %s%s", plan.job.name, result.reason, where)
                     pending[id(plan)] -= 1
                     if pending[id(plan)] == 0:
                         report.files.append(self._finish(plan))

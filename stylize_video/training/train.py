@@ -560,6 +560,9 @@ def train(
         raise
     bar.close()
     flush()
+    # Training throughput: the loop only, not the validation and samples below.
+    elapsed = time.perf_counter() - t_start
+    images_per_s = (done - start) * config.batch_size / max(elapsed, 1e-9)
 
     model.eval()
     val = load_fixed(photos.val[: config.val_images], config.image_size)
@@ -570,8 +573,6 @@ def train(
         val_losses["temporal"] = validation_temporal(model, val, batch_size=config.batch_size)
     if config.sample_every and len(sample_images):
         _save_samples(model, sample_images, config.samples_dir / "final.png")
-    elapsed = time.perf_counter() - t_start
-    images_per_s = (done - start) * config.batch_size / max(elapsed, 1e-9)
     training = {k: v for k, v in config.to_dict().items() if k not in ("resume", "overwrite", "output")}
     training.update(
         {
