@@ -29,11 +29,11 @@ import torch.nn.functional as F
 
 #: DIS settings by name: an OpenCV preset plus overrides of its parameters.
 #: ``balanced`` is ``fast`` solved down to half resolution (finest scale 1, as
-#: ``medium``) with half of fast's gradient-descent iterations: on the 7 real clips
-#: of ``benchmarks/temporal.py`` it smooths as well as ``medium`` (warping error
-#: -85% vs -86% median, worst clip -53% vs -55%; ``fast``: -80%, worst -43%) and
-#: costs 17 ms per 640x480 frame in the smoother against medium's 23 and fast's 11
-#: (one core for torch, 2026-11-28, this project's 2-core CI machine).
+#: ``medium``) with half of fast's gradient-descent iterations. On the 7 real clips
+#: (``benchmarks/results/flow_presets_cpu.md``, flow smoothing at 0.8) it cuts the
+#: warping error by 90% median, 55% on the worst clip (fast: 85% / 46%, medium: 90% /
+#: 57%) for 23 ms per 640x480 frame in the smoother (fast 15, medium 27; one torch
+#: thread on this project's 2-core machine).
 DIS_PRESETS: dict[str, tuple[int, dict[str, int]]] = {
     "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, {}),
     "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, {}),
