@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import StylizeError
+from .interrupts import stop_signals_as_interrupt
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
 COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate"]
@@ -50,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     try:
-        return int(args.func(args) or 0)
+        # SIGTERM/SIGHUP (timeout, kill, a closed terminal) finish like Ctrl-C: outputs
+        # finalized, training state saved.
+        with stop_signals_as_interrupt():
+            return int(args.func(args) or 0)
     except StylizeError as exc:
         print(f"stylize-video: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -207,6 +207,9 @@ def test_slow_viewer_stalls_neither_pipeline_nor_other_viewers() -> None:
     assert slow_first.startswith(b"\r\n") or b"--stylizeframe" in slow_first
     assert len(lags) == 60, "the fast viewer stopped receiving"
     assert (slow_first + slow_rest).count(b"--stylizeframe") < 20  # the slow one really was held back
-    assert max(lags) <= 3, lags  # fresh frames: never more than a few behind the pipeline
+    # Fresh frames: typically the newest one. One read may fall a few frames (of 16 ms)
+    # behind when the machine is loaded (seen: 4 with 8 test workers on 2 cores); a
+    # viewer held up by the slow one would stay behind instead.
+    assert sorted(lags)[len(lags) // 2] <= 1 and max(lags) <= 8, lags
     assert max(write_times) < 0.05  # write() only swaps a reference
     assert sink.viewers == 0 and close_time < 5

@@ -174,7 +174,9 @@ def test_bare_command_without_styles_says_so(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigint_leaves_a_playable_file_with_audio(tmp_path: Path, tiny_checkpoint: Path) -> None:
+# SIGTERM (timeout, kill, docker stop) and SIGHUP (terminal closed) finish like Ctrl-C.
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_stop_signal_leaves_a_playable_file_with_audio(tmp_path: Path, tiny_checkpoint: Path, signum: int) -> None:
     src = write_clip(tmp_path / "long.mp4", n_frames=1500, size=(64, 48), fps=25, audio=True)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -188,7 +190,7 @@ def test_sigint_leaves_a_playable_file_with_audio(tmp_path: Path, tiny_checkpoin
         while not list(tmp_path.glob(".out.partial-*.mp4")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, "finished before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StylizeError
+from ..interrupts import install_handler, restore
 from ..io.base import Frame, Sink, Source
 from .controls import LiveControls
 from .smoothing import NoSmoother, Smoother
@@ -79,7 +79,8 @@ class PipelineStats:
 
 @contextlib.contextmanager
 def _deferred_sigint() -> Iterator[None]:
-    """Hold Ctrl-C while outputs are finalized: a second one must not leave a broken file."""
+    """Hold Ctrl-C (and SIGTERM/SIGHUP) while outputs are finalized: a second one must
+    not leave a broken file."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -90,11 +91,11 @@ def _deferred_sigint() -> Iterator[None]:
             log.warning("finishing the output files, one moment...")
         pending.append(signum)
 
-    previous = signal.signal(signal.SIGINT, _hold)
+    previous = install_handler(_hold)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore(previous)
 
 
 class _Failure:

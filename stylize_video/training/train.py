@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import InputError, OutputError, StylizeError
+from ..interrupts import install_handler, restore
 from ..models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ..models.transform_net import PRESETS, NetConfig, TransformNet
 from ..models.vgg import VGGFeatures, describe_vgg_source, load_vgg_state
@@ -218,27 +218,32 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 class _InterruptFlag:
-    """Turns the first Ctrl-C into a flag checked between steps, so state is saved whole.
+    """Turns the first Ctrl-C (or SIGTERM/SIGHUP) into a flag checked between steps, so
+    state is saved whole.
 
-    A second Ctrl-C raises at once (the default behaviour is restored).
+    A second one raises at once (the previous handlers are restored).
     """
 
     def __init__(self) -> None:
         self.set = False
-        self._previous: Any = None
+        self._previous: list[tuple[int, Any]] | None = None
 
     def __enter__(self) -> _InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = install_handler(self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.set = True
-        signal.signal(signal.SIGINT, self._previous)
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            restore(self._previous)
+            self._previous = None
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        self._restore()
 
 
 class TrainStep:
