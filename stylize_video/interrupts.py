@@ -5,7 +5,10 @@ closing its terminal sends SIGHUP. Left at their defaults these kill the process
 once: a video being written loses everything (it sits under a temporary name until it
 is finalized) and a training run loses the steps since its last periodic save. The
 CLI turns them into ``KeyboardInterrupt``, so every path that already handles Ctrl-C
-(finalize the outputs, save the training state) handles them too.
+(finalize the outputs, save the training state) handles them too. Worker processes
+of ``batch`` do not get a signal sent to the parent alone: the pool passes it on.
+A stop signal that is ignored when the CLI starts (``nohup`` ignores SIGHUP) stays
+ignored.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _handled_signals() -> list[int]:
+    """The stop signals to take over: not those set to be ignored (``nohup`` ignores
+    SIGHUP so a job outlives its terminal; that choice stands)."""
+    return [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 @contextlib.contextmanager
 def stop_signals_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` like Ctrl-C.
@@ -36,7 +45,7 @@ def stop_signals_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = [(s, signal.signal(s, _raise_interrupt)) for s in STOP_SIGNALS if s != signal.SIGINT]
+    previous = [(s, signal.signal(s, _raise_interrupt)) for s in _handled_signals() if s != signal.SIGINT]
     try:
         yield
     finally:
@@ -45,10 +54,11 @@ def stop_signals_as_interrupt() -> Iterator[None]:
 
 
 def install_handler(handler: Any) -> list[tuple[int, Any]]:
-    """Set ``handler`` for every stop signal; returns what to restore with :func:`restore`."""
-    return [(s, signal.signal(s, handler)) for s in STOP_SIGNALS]
+    """Set ``handler`` for every stop signal not ignored; returns what to restore with :func:`restore`."""
+    return [(s, signal.signal(s, handler)) for s in _handled_signals()]
 
 
 def restore(previous: list[tuple[int, Any]]) -> None:
+    """Put back the handlers :func:`install_handler` replaced."""
     for s, handler in previous:
         signal.signal(s, handler)

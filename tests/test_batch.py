@@ -296,3 +296,42 @@ def test_ray_batch_three_clips_one_corrupt(tmp_path: Path, tiny_checkpoint: Path
         assert four.status == "done" and probe(out / "four.mp4").frames == 12
     finally:
         ray.shutdown()
+
+
+def test_sigterm_stops_pool_workers_mid_file(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    # SIGTERM reaches the batch process only (not its workers, unlike Ctrl-C in a
+    # terminal): the workers must be interrupted too, not left to finish their files.
+    import signal
+    import subprocess
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        write_clip(src / name, n_frames=3000, size=(64, 48), fps=25, audio=False)
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    cmd = [sys.executable, "-m", "stylize_video", "batch", str(src), "-o", str(out), "-s", str(tiny_checkpoint)]
+    proc = subprocess.Popen(
+        [*cmd, "--device", "cpu", "--workers", "2", "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        # Both workers are converting once their partial outputs exist.
+        while len(list(out.glob(".*partial*"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert not (out / "a.mp4").exists() and not (out / "b.mp4").exists(), "workers finished instead of stopping"
+    assert not [p for p in out.rglob(".*") if p.is_file() and p.suffix == ".mp4"], "half-done files left behind"

@@ -179,7 +179,9 @@ def test_bare_command_without_styles_says_so(
 def test_stop_signal_leaves_a_playable_file_with_audio(tmp_path: Path, tiny_checkpoint: Path, signum: int) -> None:
     src = write_clip(tmp_path / "long.mp4", n_frames=1500, size=(64, 48), fps=25, audio=True)
     out = tmp_path / "out.mp4"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # The repo first, then whatever the parent had (e.g. packages installed with --target).
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     cmd = [sys.executable, "-m", "stylize_video", "run", "-i", str(src), "-o", str(out), "-s", str(tiny_checkpoint)]
     proc = subprocess.Popen(
         [*cmd, "--threads", "1", "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -215,6 +215,22 @@ def test_sigterm_during_training_is_a_flag_not_a_kill() -> None:
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_stop_signals_leave_an_ignored_sighup_alone() -> None:
+    # `nohup stylize-video train ...` ignores SIGHUP so the run outlives the terminal.
+    import signal
+
+    from stylize_video.interrupts import stop_signals_as_interrupt
+    from stylize_video.training.train import _InterruptFlag
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals_as_interrupt(), _InterruptFlag():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # still taken over
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_resume_refuses_changed_settings(photos: Path, style_file: Path, tmp_path: Path) -> None:
     cfg = _config(photos, style_file, tmp_path / "c.safetensors", iterations=1, sample_every=0)
     train(cfg, vgg=small_vgg(), arch=TINY, progress=False)

@@ -70,8 +70,8 @@ def register(sub: Any) -> None:
         type=parse_duration,
         default=None,
         metavar="DURATION",
-        help="stop training after this long (e.g. 90s, 3m, 1.5h) and write the checkpoint as usual; "
-        "--resume can continue it later",
+        help="end the training loop after this long (e.g. 90s, 3m, 1.5h), then validate and write the "
+        "checkpoint as usual (loading and validation come on top); --resume can continue it later",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")

@@ -26,6 +26,7 @@ calling process; workers only turn a :class:`Task` into a :class:`TaskResult`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as _dt
 import glob
@@ -35,6 +36,7 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -622,7 +624,11 @@ class LocalPoolExecutor:
             pending = set(futures)
             broken = False
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                try:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    self._interrupt_workers()
+                    raise
                 for fut in finished:
                     task = futures[fut]
                     try:
@@ -637,6 +643,21 @@ class LocalPoolExecutor:
             if broken:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+
+    def _interrupt_workers(self) -> None:
+        """Pass an interrupt on to the worker processes.
+
+        Ctrl-C in a terminal reaches them already (one process group), but SIGTERM or
+        SIGHUP sent to this process alone does not, and ``close`` would then wait for
+        every file in progress to finish. Interrupted, a worker drops its half-done
+        file (nothing is left under a final name) and the next run redoes it.
+        """
+        # ProcessPoolExecutor has no public list of its processes before Python 3.14.
+        processes = getattr(self._pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(OSError, ValueError):  # it ended meanwhile
+                    os.kill(process.pid, signal.SIGINT)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -8,8 +8,9 @@ training state and no checkpoint is resumed, so the command can simply be rerun
 after an interruption.
 
 ``--data`` may be a folder or an uncompressed tar (``photos256.tar``: 1,300 photos,
-26 MB, which together with the 15 MB relu4_3 VGG file and the 8 paintings, 3 MB,
-fits a 64 MiB device carry)::
+26 MB; with the 15 MB relu4_3 VGG file and the 8 paintings, 3 MB, it fits a 64 MiB
+device call only once the working tree is slimmed to ~5 MB, which
+``benchmarks/gpu_session.sh prepare`` does)::
 
     mkdir -p gpu_carry/styles   # listed in .git/info/exclude
     cp ../shared/data/photos256.tar ../shared/weights/vgg16_imagenet_relu4_3.safetensors gpu_carry/
@@ -20,7 +21,11 @@ fits a 64 MiB device carry)::
 The GPU defaults (batch 8, 5000 iterations = 40k crops, bf16 + channels_last, 8
 loader workers) are sized from a FLOP estimate (~140 GFLOP per 256 px training
 image, i.e. ~1000 img/s on an H200 at a third of peak: under a minute per full
-style); they have not yet been run on a GPU.
+style); they have not yet been run on a GPU. ``--time-limit 3m`` caps each full
+network's training loop (a capped network is validated and written as usual;
+loading and validation come on top), so training fits a lease of known length;
+``benchmarks/gpu_session.sh train`` runs the one-style recipe that way, and its
+``prepare`` fills the copy folder above.
 """
 
 from __future__ import annotations

@@ -221,7 +221,9 @@ class _InterruptFlag:
     """Turns the first Ctrl-C (or SIGTERM/SIGHUP) into a flag checked between steps, so
     state is saved whole.
 
-    A second one raises at once (the previous handlers are restored).
+    The first one restores the handlers that were there before, so a second one acts
+    as they do: under the CLI it raises at once (``KeyboardInterrupt``); elsewhere a
+    second SIGTERM ends the process without saving.
     """
 
     def __init__(self) -> None:
