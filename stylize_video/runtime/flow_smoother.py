@@ -34,8 +34,9 @@ class FlowSmoother:
     Args:
         strength: weight of the warped history where the flow is valid, 0 (off) .. <1.
         flow_side: longer side of the frames the flow is computed on (the source is
-            downscaled to it; at 320, both DIS directions and the checks take ~15 ms
-            on one core with the default preset).
+            downscaled to it; at 320 with the default preset, both DIS directions and
+            the checks took 15 ms on one core here, the whole smoother 23 ms per
+            640x480 frame: ``benchmarks/results/flow_presets_cpu.md``).
         preset: DIS preset (see :data:`~stylize_video.runtime.flow.DIS_PRESETS`);
             ``balanced`` (the default) smooths about as well as ``medium`` for less.
         change_threshold: per-pixel large-change test, as a fraction of 255 (see
