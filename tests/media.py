@@ -33,6 +33,7 @@ def write_clip(
     audio_codec: str = "aac",
     audio_rate: int = 16000,
     audio_streams: int = 1,
+    start_s: float = 0.0,
 ) -> Path:
     """Write a short clip: a moving gradient, optionally a 440 Hz tone as long as the video.
 
@@ -43,6 +44,8 @@ def write_clip(
         codec: video encoder name.
         audio_codec: audio encoder (``aac``, ``libopus``, ``mp3``...).
         audio_streams: number of audio tracks (tones of 440, 660, ... Hz).
+        start_s: timestamp of the first frame and sample, in seconds (camera and
+            broadcast files rarely start at 0).
 
     Returns:
         The path written.
@@ -68,7 +71,7 @@ def write_clip(
                 audio_out.append(a)
         for i, pts in enumerate(pts_list):
             vf = av.VideoFrame.from_ndarray(clip_frame(i, w, h), format="rgb24")
-            vf.pts = pts
+            vf.pts = pts + round(start_s / tb)
             vf.time_base = tb
             for p in vs.encode(vf):
                 out.mux(p)
@@ -83,7 +86,7 @@ def write_clip(
                 part = tone[start : start + chunk]
                 af = av.AudioFrame.from_ndarray(part[None, :], format="flt", layout="mono")
                 af.sample_rate = audio_rate
-                af.pts = start
+                af.pts = start + round(start_s * audio_rate)
                 af.time_base = Fraction(1, audio_rate)
                 for p in as_.encode(af):
                     out.mux(p)

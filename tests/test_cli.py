@@ -69,6 +69,7 @@ def test_image_folder_and_glob(tmp_path: Path, tiny_checkpoint: Path) -> None:
         (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.png", "--strength", "2"], "strength"),
         (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.gif"], "unsupported image extension"),
         (["image", "{notimg}", "-s", "{ck}", "-o", "{tmp}/x.png"], "not a readable image"),
+        (["run", "-i", "synthetic", "-s", "{ck}", "-o", "{tmp}/x.mp4", "-o", "{tmp}/./x.mp4"], "given twice"),
     ],
 )
 def test_user_errors_are_one_line(

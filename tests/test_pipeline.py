@@ -175,6 +175,13 @@ def test_source_failing_before_any_frame_raises_and_discards(stylizer: Stylizer)
     assert sink.aborted and not sink.closed
 
 
+def test_input_without_a_single_frame_is_an_error_not_an_empty_success(stylizer: Stylizer) -> None:
+    sink = ListSink()
+    with pytest.raises(InputError, match="no decodable video frames"):
+        Pipeline(ListSource(0), stylizer, [sink]).run()
+    assert sink.aborted and not sink.closed  # no empty file under the final name
+
+
 def test_sink_failure_raises_and_discards(stylizer: Stylizer) -> None:
     sink = ListSink(fail_at=3)
     source = ListSource(30)

@@ -52,13 +52,43 @@ def test_file_sink_pads_odd_sizes_by_one_pixel(tmp_path: Path) -> None:
     assert err < 6
 
 
-def test_file_sink_rejects_a_size_change_naming_both(tmp_path: Path) -> None:
-    sink = VideoFileSink(tmp_path / "o.mp4", allow_nvenc=False)
-    sink.write(_frames(1)[0])
-    with pytest.raises(OutputError, match=r"frame 32x16 != stream 64x48"):
-        sink.write(Frame(np.zeros((16, 32, 3), np.uint8), 1, pts=1, time_base=Fraction(1, 25), time=0.04))
-    sink.abort()
-    assert not (tmp_path / "o.mp4").exists() and not sink.tmp.exists()
+def test_file_sink_fits_a_size_change_into_the_stream(tmp_path: Path) -> None:
+    # A source that changes resolution mid-way (camera reconnect, joined recording)
+    # must not cost the recording: later frames are scaled in, aspect kept, on black.
+    out = tmp_path / "o.mp4"
+    with VideoFileSink(out, crf=0, allow_nvenc=False) as sink:
+        sink.write(_frames(1)[0])
+        white = np.full((16, 64, 3), 255, np.uint8)  # 4:1, into a 4:3 stream
+        sink.write(Frame(white, 1, pts=1, time_base=Fraction(1, 25), time=0.04))
+    p = probe(out, keep_images=True)
+    assert (p.width, p.height, p.frames) == (64, 48, 2)
+    fitted = p.images[1].astype(int)
+    assert fitted[20:28].mean() > 240  # the picture, full width, centred
+    assert fitted[:14].mean() < 20 and fitted[34:].mean() < 20  # black above and below
+
+
+def test_file_sink_continues_after_timestamps_jump_back(tmp_path: Path) -> None:
+    out = tmp_path / "jump.mp4"
+    # In milliseconds, as in MPEG-TS and Matroska files: a tick is far less than a frame.
+    ms = [
+        Frame(make_image(seed=i), i, pts=40 * (i % 6), time_base=Fraction(1, 1000), time=0.04 * (i % 6))
+        for i in range(12)
+    ]
+    frames = ms  # pts 0..200, then 0..200 again
+    with VideoFileSink(out, fps=25, allow_nvenc=False) as sink:
+        for f in frames:
+            sink.write(f)
+    p = probe(out)
+    assert p.frames == 12
+    assert p.pts_seconds == pytest.approx([i / 25 for i in range(12)], abs=1e-3)
+
+
+def test_output_names_with_a_colon_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # relative, as typed: FFmpeg would read "2024-05-01T12:" as a protocol
+    with VideoFileSink("2024-05-01T12:30.mp4", fps=25, allow_nvenc=False) as sink:
+        for f in _frames(3):
+            sink.write(f)
+    assert probe(tmp_path / "2024-05-01T12:30.mp4").frames == 3
 
 
 def test_live_frames_without_pts_are_timed_by_their_clock(tmp_path: Path) -> None:

@@ -215,3 +215,34 @@ def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
     # red grows top to bottom and green right to left.
     assert image[:8, :, 2].mean() + 150 < image[-8:, :, 2].mean()
     assert image[:, :8, 1].mean() > image[:, -8:, 1].mean() + 150
+
+
+def test_raw_h264_without_timestamps_is_timed_at_its_frame_rate(tmp_path: Path) -> None:
+    # A raw elementary stream has no container timestamps: frames must still be 1/fps apart.
+    clip = write_clip(tmp_path / "raw.h264", n_frames=12, fps=25, audio=False)
+    with VideoFileSource(clip) as src:
+        fps = float(src.fps)
+        times = [f.time for f in src]
+    assert len(times) == 12
+    assert np.diff(times) == pytest.approx([1 / fps] * 11, rel=0.01)
+
+
+def test_timestamps_that_jump_back_keep_increasing(tmp_path: Path) -> None:
+    # Two MPEG-TS files joined byte for byte (`cat a.ts b.ts`): the second restarts at 0.
+    a = write_clip(tmp_path / "a.ts", n_frames=10, fps=25, audio=False)
+    b = write_clip(tmp_path / "b.ts", n_frames=10, fps=25, audio=False)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    with VideoFileSource(joined) as src:
+        frames = list(src)
+    assert len(frames) == 20
+    times = [f.time for f in frames]
+    assert np.diff(times) == pytest.approx([0.04] * 19, abs=1e-3)
+    assert np.all(np.diff([f.pts for f in frames]) > 0)
+
+
+def test_file_names_with_a_colon_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_clip(tmp_path / "take:2.mp4", n_frames=3, audio=False)
+    monkeypatch.chdir(tmp_path)  # relative, as typed: FFmpeg would read "take:" as a protocol name
+    with VideoFileSource("take:2.mp4") as src:
+        assert len(list(src)) == 3

@@ -268,7 +268,47 @@ def test_stream_carries_the_inputs_audio(tmp_path: Path) -> None:
     assert sink.stats.dropped <= 1 and len(_decode_ts(bytes(rx.received[0]))) >= 29
 
 
+def test_stream_audio_stays_under_the_video_when_the_file_starts_late(tmp_path: Path) -> None:
+    # .ts/.mts files rarely start at 0: the audio packets keep the file's clock, so must the video.
+    from stylize_video.io.sources import VideoFileSource
+    from tests.media import write_clip
+
+    clip = write_clip(tmp_path / "late.mkv", n_frames=30, fps=30, audio=True, start_s=10.0)
+    port = _free_port()
+    rx = _TcpReceiver(port)
+    rx.start()
+    try:
+        with (
+            VideoFileSource(clip) as src,
+            NetworkStreamSink(f"tcp://127.0.0.1:{port}", fps=30, audio_from=clip) as sink,
+        ):
+            for frame in src:
+                sink.write(frame)
+        deadline = time.monotonic() + 5
+        while not (rx.received and len(rx.received[0]) > 1000) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        rx.stop()
+    with av.open(io.BytesIO(bytes(rx.received[0])), "r", format="mpegts") as c:
+        video = [p for p in c.demux(c.streams.video[0]) if p.pts is not None]
+    with av.open(io.BytesIO(bytes(rx.received[0])), "r", format="mpegts") as c:
+        audio = [p for p in c.demux(c.streams.audio[0]) if p.pts is not None]
+    assert len(audio) > 5
+    first_video = min(float(p.pts * p.time_base) for p in video)
+    first_audio = min(float(p.pts * p.time_base) for p in audio)
+    assert first_audio == pytest.approx(first_video, abs=0.15)
+
+
 # ------------------------------------------------------------- network source
+def test_network_source_clock_starts_at_the_first_frame(ts_server: _TcpServer) -> None:
+    # run opens the source before loading the model: that wait must not lead the recording.
+    src = NetworkSource(f"tcp://127.0.0.1:{ts_server.port}", format="mpegts", timeout=3, backoff=FAST)
+    with src:
+        time.sleep(0.5)
+        first = next(iter(src))
+    assert first.time < 0.2
+
+
 def _ts_clip(n: int, h: int = 48, w: int = 64) -> bytes:
     buf = io.BytesIO()
     with av.open(buf, "w", format="mpegts") as c:

@@ -105,9 +105,10 @@ def read_frames(
     import av
 
     from ..errors import InputError
+    from ..io.media import ffmpeg_path
 
     try:
-        container = av.open(str(path))
+        container = av.open(ffmpeg_path(path))
     except (OSError, av.FFmpegError) as exc:
         raise InputError(f"cannot open video {str(path)!r}: {exc}") from exc
     with container:

@@ -128,6 +128,17 @@ def run(args: argparse.Namespace) -> int:
     if args.queue_size < 1:
         raise StylizeError(f"--queue-size must be >= 1, got {args.queue_size}")
     outputs = args.output or ["window"]
+    seen: dict[str, str] = {}
+    for spec in outputs:
+        # Two sinks on one file would share its temporary name and clobber each other.
+        key = (
+            spec
+            if spec in ("window", "null") or "://" in spec or is_streaming_spec(spec)
+            else str(Path(spec).resolve())
+        )
+        if key in seen:
+            raise StylizeError(f"output {spec!r} is given twice (as {seen[key]!r} too)")
+        seen[key] = spec
     bitrate = parse_bitrate(args.bitrate)
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise StylizeError(f"--crf must be within 0..63, got {args.crf}")

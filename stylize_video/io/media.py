@@ -47,6 +47,15 @@ def is_url(spec: str) -> bool:
     return bool(sep) and scheme.lower() in URL_SCHEMES
 
 
+def ffmpeg_path(path: str | os.PathLike[str]) -> str:
+    """A local path as FFmpeg should be given it: ``file:`` plus the absolute path.
+
+    FFmpeg reads ``name:rest`` as protocol ``name``, so a plain
+    ``2024-05-01T12:30.mp4`` or ``take:2.mp4`` would fail with "Protocol not found".
+    """
+    return "file:" + os.path.abspath(os.fspath(path))
+
+
 def open_input(spec: str | os.PathLike[str], options: dict[str, str] | None = None) -> Any:
     """Open a media file or URL for reading, with errors a user can act on.
 
@@ -63,7 +72,9 @@ def open_input(spec: str | os.PathLike[str], options: dict[str, str] | None = No
         if not os.access(text, os.R_OK):
             raise InputError(f"input {text!r} is not readable (permission denied)")
     try:
-        return av.open(text, mode="r", options=options or {}, timeout=10.0 if is_url(text) else None)
+        if is_url(text):
+            return av.open(text, mode="r", options=options or {}, timeout=10.0)
+        return av.open(ffmpeg_path(text), mode="r", options=options or {})
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"input {text!r} is not a readable video ({_reason(exc)})") from exc
 
@@ -209,6 +220,29 @@ def tag_bt709(ctx: Any) -> None:
     ctx.color_primaries = _BT709
     ctx.color_trc = _BT709
     ctx.color_range = _LIMITED
+
+
+def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale ``image`` to fit ``size`` (w, h) keeping its aspect ratio, centred on black.
+
+    For outputs whose size is fixed by their first frame (a file, a live stream)
+    when a later frame comes at another size (a camera reconnect, a stream that
+    changes resolution): distorting the picture or dropping the file would be worse.
+    """
+    import cv2
+
+    w, h = size
+    ih, iw = image.shape[:2]
+    if (iw, ih) == (w, h):
+        return image
+    scale = min(w / iw, h / ih)
+    nw, nh = max(1, min(w, round(iw * scale))), max(1, min(h, round(ih * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (nw, nh), interpolation=interpolation)
+    out = np.zeros((h, w, 3), dtype=image.dtype)
+    y, x = (h - nh) // 2, (w - nw) // 2
+    out[y : y + nh, x : x + nw] = scaled
+    return out
 
 
 def to_yuv420(image: np.ndarray, size: tuple[int, int] | None = None) -> Any:

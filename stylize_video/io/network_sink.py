@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from ..errors import OutputError
 from .backoff import Backoff
 from .base import Frame
-from .media import protocol_hint, tag_bt709, to_yuv420
+from .media import fit_into, protocol_hint, tag_bt709, to_yuv420
 from .pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class NetworkStreamSink:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._size: tuple[int, int] | None = None  # (width, height) fixed by the first frame
+        self._clock_offset = 0.0  # input timestamp of frame.time 0, in seconds
         self._fatal: OutputError | None = None  # set by the writer when retrying cannot help
         self.connected = threading.Event()
 
@@ -142,6 +143,10 @@ class NetworkStreamSink:
             self._size = (w - w % 2, h - h % 2)
             if min(self._size) < 2:
                 raise OutputError(f"frame {w}x{h} is too small to encode")
+            if frame.pts is not None and frame.time_base is not None:
+                # Audio packets carry the input's own timestamps, which need not start at 0
+                # (.ts/.mts files rarely do): put the video on the same clock.
+                self._clock_offset = float(frame.pts * frame.time_base) - frame.time
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="stream-writer", daemon=True)
             self._thread.start()
@@ -196,14 +201,15 @@ class NetworkStreamSink:
         try:
             while (frame := self._take()) is not None:
                 try:
+                    now = frame.time + self._clock_offset  # on the input's clock, like its audio
                     if out is None:
-                        out, stream, audio = self._open(av, frame.time)
+                        out, stream, audio = self._open(av, now)
                         last_pts = -1
-                    pts = max(last_pts + 1, round(frame.time * 1000))
+                    pts = max(last_pts + 1, round(now * 1000))
                     self._send(av, out, stream, frame, pts)
                     last_pts = pts
                     if audio is not None:
-                        audio.mux_until(frame.time + 1.0 / self.fps)
+                        audio.mux_until(now + 1.0 / self.fps)
                 except _PERMANENT as exc:
                     # A missing protocol/encoder/muxer in this FFmpeg build: retrying cannot help.
                     self._fatal = OutputError(f"cannot stream to {self.url!r}: {exc}{protocol_hint(exc)}")
@@ -279,8 +285,12 @@ class NetworkStreamSink:
     def _send(self, av: Any, out: Any, stream: Any, frame: Frame, pts: int) -> None:
         assert self._size is not None
         w, h = self._size
-        # A live stream cannot change size; scale later frames (e.g. after a source reconnect) to fit.
-        vf = to_yuv420(frame.image, (w, h))
+        # A live stream cannot change size; later frames (e.g. after a source reconnect) are fitted in.
+        image = frame.image
+        ih, iw = image.shape[:2]
+        if abs(iw - w) > 1 or abs(ih - h) > 1:  # not just the odd row/column trimmed at the start
+            image = fit_into(image, (w, h))
+        vf = to_yuv420(image, (w, h))
         vf.pts, vf.time_base = pts, _TIME_BASE
         for packet in stream.encode(vf):
             out.mux(packet)

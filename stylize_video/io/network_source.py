@@ -80,7 +80,9 @@ class NetworkSource:
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self.reconnects = 0
-        self._t0 = time.perf_counter()
+        # The clock starts at the first frame, not here: opening the model and the outputs
+        # takes seconds, which a recording would otherwise start with.
+        self._t0: float | None = None
         self._iterating = False
         self._container: Any = self._open()
         stream = self._container.streams.video[0]
@@ -115,11 +117,14 @@ class NetworkSource:
                 container = self._container
                 try:
                     for vf in container.decode(video=0):
+                        now = time.perf_counter()
+                        if self._t0 is None:
+                            self._t0 = now
                         yield Frame(
                             vf.to_ndarray(format="bgr24"),
                             index,
-                            time=time.perf_counter() - self._t0,  # one clock across reconnects
-                            captured=time.perf_counter(),
+                            time=now - self._t0,  # one clock across reconnects
+                            captured=now,
                             cut=cut,
                         )
                         if cut or index == 0:

@@ -29,6 +29,8 @@ from .media import (
     audio_codec_name,
     can_copy_audio,
     even_pad,
+    ffmpeg_path,
+    fit_into,
     import_av,
     is_url,
     open_input,
@@ -217,9 +219,12 @@ class VideoFileSink:
         self._size: tuple[int, int] = (0, 0)
         self._last_pts: int | None = None
         self._step = 1
+        self._frame_ticks = 1
+        self._pts_offset = 0
         self._start_time = 0.0
         self._complete = False
         self._closed = False
+        self._resized = False
 
     @property
     def encoder(self) -> str | None:
@@ -239,8 +244,9 @@ class VideoFileSink:
         if frame.time_base is not None and frame.pts is not None:
             self._start_time = float(frame.pts * frame.time_base) - frame.time
         self._step = max(1, round(1 / (float(rate) * self._time_base)))
+        self._frame_ticks = self._step  # one nominal frame, for telling a jump back from jitter
         try:
-            self._container = av.open(str(self.tmp), mode="w")
+            self._container = av.open(ffmpeg_path(self.tmp), mode="w")
         except (av.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from exc
         except OSError as exc:
@@ -276,15 +282,30 @@ class VideoFileSink:
             self._open(frame)
         image = even_pad(frame.image)
         if (image.shape[1], image.shape[0]) != self._size:
-            h, w = frame.image.shape[:2]
-            raise OutputError(f"frame {w}x{h} != stream {self._size[0]}x{self._size[1]} in {str(self.path)!r}")
+            # The stream's size is fixed by its first frame; a source that changes
+            # resolution mid-way (a camera reconnect, a joined recording) is fitted in.
+            if not self._resized:
+                h, w = frame.image.shape[:2]
+                log.warning(
+                    "%s: input changed size to %dx%d at frame %d; fitting it into %dx%d",
+                    self.path, w, h, self.frames, *self._size,
+                )  # fmt: skip
+                self._resized = True
+            image = fit_into(image, self._size)
         if frame.pts is not None and frame.time_base == self._time_base:
             pts = frame.pts
         else:
             pts = round((frame.time + self._start_time) / self._time_base)
+        pts += self._pts_offset
         if self._last_pts is not None and pts <= self._last_pts:
-            # Encoders need strictly increasing pts; a duplicate would be rejected.
-            pts = self._last_pts + 1
+            if self._last_pts - pts > self._frame_ticks:
+                # Time jumped back (joined recordings, a timestamp wrap): go on one frame
+                # later rather than squash everything after it onto consecutive ticks.
+                self._pts_offset += self._last_pts + self._frame_ticks - pts
+                pts = self._last_pts + self._frame_ticks
+            else:
+                # Encoders need strictly increasing pts; a duplicate would be rejected.
+                pts = self._last_pts + 1
         if self._last_pts is not None:
             self._step = max(1, pts - self._last_pts)
         self._last_pts = pts
@@ -298,6 +319,8 @@ class VideoFileSink:
                 self._audio.mux_until(self._video_end())
         except OSError as exc:
             raise _disk_error(exc, self.path) from exc
+        except import_av().FFmpegError as exc:
+            raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from exc
         self.frames += 1
 
     def _video_end(self) -> float:
@@ -327,6 +350,9 @@ class VideoFileSink:
         except OSError as exc:
             self._discard()
             raise _disk_error(exc, self.path) from exc
+        except import_av().FFmpegError as exc:
+            self._discard()
+            raise OutputError(f"cannot write {str(self.path)!r}: {exc}") from exc
         except BaseException:
             self._discard()
             raise

@@ -449,7 +449,7 @@ def join_segments(
         OutputError: the segments do not fit together (different encoder headers,
             or timestamps that go backwards).
     """
-    from ..io.media import import_av, open_input
+    from ..io.media import ffmpeg_path, import_av, open_input
     from ..io.paths import atomic_output
     from ..io.sinks import _AudioCopier  # the sink's interleaving audio copier, shared on purpose
 
@@ -458,7 +458,7 @@ def join_segments(
         raise OutputError(f"no segments to join into {os.fspath(output)!r}")
     packets = 0
     with atomic_output(output) as tmp:
-        out = av.open(str(tmp), mode="w")
+        out = av.open(ffmpeg_path(tmp), mode="w")
         try:
             with open_input(parts[0]) as first:
                 template = first.streams.video[0]

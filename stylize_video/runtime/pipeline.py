@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StylizeError
+from ..errors import InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, Sink, Source
 from .controls import LiveControls
@@ -386,6 +386,11 @@ class Pipeline:
         writer.join()
 
     def _finalize(self, ended: bool, failure: BaseException | None) -> PipelineStats:
+        if ended and failure is None and self.stats.frames == 0:
+            # An input that decodes to nothing is an error, not an empty success.
+            name = getattr(self.source, "path", None)
+            where = f"input {name!r}" if name is not None else "the input"
+            failure = InputError(f"{where} has no decodable video frames")
         writer_error = self._writer_error
         keep = writer_error is None and (failure is None or isinstance(failure, StylizeError))
         if keep and failure is not None and self.stats.frames == 0 and not self._inline:
