@@ -43,6 +43,18 @@ def test_bare_name_resolves_through_search_path(tmp_path: Path, monkeypatch: pyt
         load_checkpoint("nope")
 
 
+def test_a_folder_named_like_a_style_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `image photo.jpg -s my-style -o my-style` makes that folder; the style must still resolve.
+    styles, work = tmp_path / "styles", tmp_path / "work"
+    save_checkpoint(styles / "my-style.safetensors", TransformNet(TINY), CheckpointMeta(name="my-style"))
+    (work / "my-style").mkdir(parents=True)
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(styles))
+    monkeypatch.chdir(work)
+    assert load_checkpoint("my-style").path == styles / "my-style.safetensors"
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_checkpoint("./my-style")
+
+
 def test_styles_installed_by_a_wheel_are_found_under_the_prefix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

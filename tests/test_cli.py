@@ -70,6 +70,8 @@ def test_image_folder_and_glob(tmp_path: Path, tiny_checkpoint: Path) -> None:
         (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.gif"], "unsupported image extension"),
         (["image", "{notimg}", "-s", "{ck}", "-o", "{tmp}/x.png"], "not a readable image"),
         (["run", "-i", "synthetic", "-s", "{ck}", "-o", "{tmp}/x.mp4", "-o", "{tmp}/./x.mp4"], "given twice"),
+        (["image", "{img}", "-s", "{ck}", "-o", "{tmp}/x.ppm"], "unsupported image extension"),
+        (["batch", "{tmp}", "-s", "{ck}", "-o", "{tmp}/b", "--device", "cpu", "--precision", "fp16"], "fp16 is not"),
     ],
 )
 def test_user_errors_are_one_line(
@@ -86,6 +88,20 @@ def test_user_errors_are_one_line(
     assert main([a.format(**fmt) for a in args]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_image_folder_output_writes_unwritable_types_as_png(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    from tests.conftest import make_image
+
+    a, b = tmp_path / "a.png", tmp_path / "b.ppm"  # OpenCV reads .ppm; we write only common types
+    cv2.imwrite(str(a), make_image())
+    cv2.imwrite(str(b), make_image(seed=2))
+    assert main(["image", str(a), str(b), "-s", str(tiny_checkpoint), "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
 
 
 def test_styles_lists_installed(

@@ -59,6 +59,32 @@ def test_optimize_cli_refuses_existing_output(tmp_path: Path, capsys: pytest.Cap
     assert out.read_bytes() == b"keep me"
 
 
+@pytest.mark.parametrize(
+    ("shape", "extra", "output", "message"),
+    [
+        ((48, 64), [], "result", "unsupported image extension"),  # found before minutes of work
+        ((8, 160), ["--size", "32"], "out.png", "shorter side must be >= 16"),
+        ((48, 64), ["--style-size", "8"], "out.png", "--style-size must be >= 16"),
+    ],
+)
+def test_optimize_cli_checks_before_any_work(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    shape: tuple[int, int],
+    extra: list[str],
+    output: str,
+    message: str,
+) -> None:
+    photo, painting = tmp_path / "a.png", tmp_path / "b.png"
+    cv2.imwrite(str(photo), make_image(*shape))
+    cv2.imwrite(str(painting), make_image(seed=3))
+    # A VGG file that does not exist: the check must come before loading it.
+    args = ["optimize", str(photo), str(painting), "-o", str(tmp_path / output), "--device", "cpu"]
+    code = main([*args, "--vgg-weights", str(tmp_path / "missing.safetensors"), *extra])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_evaluate_checkpoint_reports_losses_on_held_out_photos(tmp_path: Path, tiny_checkpoint: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -170,3 +170,45 @@ def test_style_scale_runs_the_net_smaller_and_returns_full_size(tiny_net: Transf
     assert out.shape == frame.shape and seen == [(1, 3, 30, 40)]
     with pytest.raises(ValueError, match="scale"):
         st.scale = 0.0
+
+
+def test_two_checkpoints_with_one_name_stay_two_styles(tmp_path: Path) -> None:
+    # Names default to the file stem: v1/my-style and v2/my-style must not share a network.
+    from stylize_video.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    from .conftest import TINY
+
+    paths = []
+    for k in (1, 2):
+        torch.manual_seed(k)
+        paths.append(
+            save_checkpoint(
+                tmp_path / f"v{k}" / "my-style.safetensors", TransformNet(TINY), CheckpointMeta(name="my-style")
+            )
+        )
+    a, b = (load_checkpoint(p) for p in paths)
+    st = Stylizer(a, device="cpu", precision="fp32")
+    frame = make_image(32, 32)
+    first = st(frame)
+    st.set_style(b)
+    assert st.style_name != "my-style" and not np.array_equal(st(frame), first)
+    st.set_style(load_checkpoint(paths[0]))  # the first file again: its cached network
+    assert st.style_name == "my-style" and np.array_equal(st(frame), first)
+
+
+def test_running_out_of_memory_is_a_one_line_device_error(
+    tiny_net: TransformNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = Stylizer(tiny_net, device="cpu", precision="fp32")
+
+    def no_memory(x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"
+        )
+
+    monkeypatch.setattr(st, "stylize", no_memory)
+    with pytest.raises(DeviceError, match=r"out of cpu memory stylizing a 40x30 image.*--max-size"):
+        st(make_image(30, 40))
+    monkeypatch.setattr(st, "stylize", lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not dressed up as memory
+        st(make_image(30, 40))

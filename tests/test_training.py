@@ -238,6 +238,50 @@ def test_resume_refuses_changed_settings(photos: Path, style_file: Path, tmp_pat
         train(dataclasses.replace(cfg, resume=True, iterations=2, lr=5e-3), vgg=small_vgg(), arch=TINY, progress=False)
 
 
+def test_resume_refuses_another_painting(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from tests.conftest import make_image
+
+    cfg = _config(photos, style_file, tmp_path / "p.safetensors", iterations=1, sample_every=0)
+    train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    other = tmp_path / "other.png"
+    cv2.imwrite(str(other), make_image(40, 60, seed=7))
+    with pytest.raises(InputError, match="not the painting"):
+        train(dataclasses.replace(cfg, resume=True, iterations=2, style_image=str(other)), vgg=small_vgg(), arch=TINY)
+    # The same painting under another path is the same painting.
+    moved = tmp_path / "moved.png"
+    moved.write_bytes(style_file.read_bytes())
+    resumed = train(
+        dataclasses.replace(cfg, resume=True, iterations=2, style_image=str(moved)),
+        vgg=small_vgg(),
+        arch=TINY,
+        progress=False,
+    )
+    assert resumed.iterations == 2
+
+
+def test_output_folder_is_created_before_the_first_save(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    # No samples (they used to create the folder): the state save must not fail.
+    out = tmp_path / "new" / "deeper" / "s.safetensors"
+    cfg = _config(photos, style_file, out, iterations=2, checkpoint_every=1, sample_every=0)
+    train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    assert out.is_file() and cfg.state_path.is_file()
+
+
+def test_init_takes_a_style_name(
+    photos: Path, style_file: Path, tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(tiny_checkpoint.parent))
+    cfg = _config(
+        photos, style_file, tmp_path / "f.safetensors", iterations=1, sample_every=0, init=tiny_checkpoint.stem
+    )
+    result = train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    assert load_checkpoint(result.checkpoint).meta.training["init_from"]["name"] is not None
+    with pytest.raises(InputError, match="--init: unknown style 'no-such-style'"):
+        train(dataclasses.replace(cfg, init="no-such-style", overwrite=True), vgg=small_vgg(), arch=TINY)
+
+
 def test_distillation_adds_a_teacher_term(
     photos: Path, style_file: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
@@ -276,6 +320,10 @@ def test_config_validation_names_the_bad_value(photos: Path, style_file: Path, t
         _config(photos, style_file, tmp_path / "v.pth")
     with pytest.raises(Exception, match="style-layer-weights"):
         _config(photos, style_file, tmp_path / "v.safetensors", style_layer_weights=(1, 1))
+    with pytest.raises(Exception, match="not all 0"):
+        _config(photos, style_file, tmp_path / "v.safetensors", style_layer_weights=(0, 0, 0, 0))
+    with pytest.raises(Exception, match="--seed must be >= 0"):
+        _config(photos, style_file, tmp_path / "v.safetensors", seed=-1)
 
 
 def test_style_layer_weights_are_relative_and_validated() -> None:

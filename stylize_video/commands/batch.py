@@ -98,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
     )
-    # Style and inputs are checked before any worker starts: a typo costs no start-up.
+    # Style, device, precision and inputs are checked before any worker starts: a typo
+    # costs no start-up, and a worker that cannot start would only say "worker died".
+    from ..devices import resolve_device
+    from ..runtime.stylizer import pick_dtype
+
+    pick_dtype(resolve_device(settings.device), settings.precision)
     checkpoint = load_checkpoint(settings.style)
     jobs = plan_jobs(args.input, args.output, settings.extension)
     runner = BatchRunner(

@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def _plan(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     from ..errors import OutputError
-    from .common import default_style  # noqa: F401  (keeps import order lazy)
+    from ..io.images import IMAGE_SUFFIXES
 
     as_dir = output.is_dir() or len(inputs) > 1 or output.suffix == ""
     if not as_dir:
@@ -41,6 +41,8 @@ def _plan(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     seen: set[Path] = set()
     for src in inputs:
         dst = output / src.name
+        if dst.suffix.lower() not in IMAGE_SUFFIXES:
+            dst = dst.with_suffix(".png")  # read but not written by us (.ppm, .pgm...): lossless instead
         if dst in seen:
             raise OutputError(f"two inputs would both be written to {str(dst)!r}")
         seen.add(dst)
@@ -50,7 +52,7 @@ def _plan(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import OutputError
-    from ..io.images import expand_image_inputs, read_image, resize_max, write_image
+    from ..io.images import check_image_suffix, expand_image_inputs, read_image, resize_max, write_image
     from ..io.paths import check_output
 
     inputs = expand_image_inputs(args.inputs)
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     # Check every output before any work, so a bad one costs nothing.
     for _, dst in plan:
         check_output(dst, inputs, overwrite=args.overwrite)
+        check_image_suffix(dst)
     stylizer = make_stylizer(args)
     for src, dst in plan:
         t0 = time.perf_counter()

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..devices import resolve_device, set_cpu_threads
     from ..errors import StylizeError
-    from ..io.images import write_image
+    from ..io.images import check_image_suffix, write_image
     from ..io.paths import check_output
     from ..models.vgg import load_vgg
     from ..training.optimize import OptimizeSettings, make_optimize_loss, optimize_image
@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.size < 16:
         raise StylizeError(f"--size must be >= 16, got {args.size}")
+    if args.style_size is not None and args.style_size < 16:
+        raise StylizeError(f"--style-size must be >= 16, got {args.style_size}")
     out = check_output(Path(args.output), [Path(args.content), Path(args.style)], overwrite=args.overwrite)
+    check_image_suffix(out)  # before minutes of optimization, not after
     settings = OptimizeSettings(
         iterations=args.iterations, optimizer=args.optimizer, lr=args.lr, init=args.init, seed=args.seed
     )
@@ -61,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     set_cpu_threads(args.threads)
     content = load_style_image(args.content, args.size).to(device)
     style = load_style_image(args.style, args.style_size or args.size).to(device)
+    for name, img in ((args.content, content), (args.style, style)):
+        if min(img.shape[-2:]) < 16:  # VGG pools four times: a thinner image leaves it nothing
+            h, w = img.shape[-2:]
+            raise StylizeError(f"{name!r} is {w}x{h} px at this size; its shorter side must be >= 16 (raise --size)")
     vgg = load_vgg(args.vgg_weights).to(device)
     loss_fn = make_optimize_loss(vgg, style, args.content_weight, args.style_weight, args.tv_weight)
     image, history = optimize_image(content, loss_fn, settings)

@@ -27,14 +27,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError, InputError
-    from ..io.images import read_image, resize_max, write_image
+    from ..io.images import check_image_suffix, read_image, resize_max, write_image
     from ..io.paths import check_output
     from ..io.sheet import label_tile, tile
     from ..models.checkpoint import available_styles, load_checkpoint
     from ..runtime.stylizer import Stylizer
 
     src = Path(args.input)
-    out = check_output(Path(args.output), [src], overwrite=args.overwrite)
+    out = check_image_suffix(check_output(Path(args.output), [src], overwrite=args.overwrite))
     if args.tile_size < 16:
         raise InputError(f"--tile-size must be >= 16, got {args.tile_size}")
     photo = resize_max(read_image(src), args.tile_size)

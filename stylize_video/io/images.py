@@ -36,14 +36,20 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return img
 
 
+def check_image_suffix(path: str | os.PathLike[str]) -> Path:
+    """Raise now, before any work, if ``path``'s extension is not an image type we write."""
+    p = Path(path)
+    if p.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"output {str(p)!r}: unsupported image extension (use one of {', '.join(IMAGE_SUFFIXES)})")
+    return p
+
+
 def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> Path:
     """Encode ``image`` (uint8 HxWx3 BGR) by the path's extension and write it atomically."""
     import cv2
 
-    p = Path(path)
+    p = check_image_suffix(path)
     ext = p.suffix.lower()
-    if ext not in IMAGE_SUFFIXES:
-        raise OutputError(f"output {str(p)!r}: unsupported image extension (use one of {', '.join(IMAGE_SUFFIXES)})")
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
     ok, buf = cv2.imencode(ext, image, params)
     if not ok:

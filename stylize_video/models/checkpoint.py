@@ -118,15 +118,19 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
-    if path.exists():
-        if path.is_dir():
-            raise CheckpointError(f"checkpoint {text!r} is a directory, not a weights file")
-        return path
     is_bare = os.sep not in text and "/" not in text and path.suffix not in _SUFFIXES
+    if path.is_file():
+        return path
     if is_bare:
+        # Before "is a directory": `-o udnie-lite` makes a folder named after the style.
         styles = available_styles()
         if text in styles:
             return styles[text]
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {text!r} is a directory, not a weights file")
+    if path.exists():
+        return path  # a fifo or device: let the loader say what is wrong with it
+    if is_bare:
         known = ", ".join(sorted(styles)) or "none installed"
         raise CheckpointError(f"unknown style {text!r} (known styles: {known})")
     raise CheckpointError(f"checkpoint file {text!r} does not exist")

@@ -94,6 +94,7 @@ class Stylizer:
         self.preserve_color = preserve_color
         self.scale = scale
         self._models: dict[str, nn.Module] = {}
+        self._origins: dict[str, str] = {}  # checkpoint name -> the file it came from
         self._warned_fallback = False
         self.style_name = ""
         self._model: nn.Module = nn.Identity()
@@ -146,6 +147,12 @@ class Stylizer:
                 style = load_checkpoint(style)
             else:
                 key = style.meta.name or str(style.path)
+                origin = str(style.path.resolve()) if style.path is not None else f"id-{id(style)}"
+                if self._origins.setdefault(key, origin) != origin:
+                    # Another network already goes by this name (names default to the file
+                    # stem: v1/my-style vs v2/my-style): tell them apart by their path.
+                    key = str(style.path) if style.path is not None else f"{key}#{id(style)}"
+                    self._origins.setdefault(key, origin)
             net = style.model
         if key not in self._models:
             self._models[key] = self._prepare(net)
@@ -207,8 +214,22 @@ class Stylizer:
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """Stylize one uint8 HxWx3 frame (BGR unless ``bgr=False``); returns a new one."""
-        return self.transfer.download(self.stylize(self.transfer.upload(frame)))
+        """Stylize one uint8 HxWx3 frame (BGR unless ``bgr=False``); returns a new one.
+
+        Raises:
+            DeviceError: the device ran out of memory (a big still on a small card).
+        """
+        try:
+            return self.transfer.download(self.stylize(self.transfer.upload(frame)))
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            out_of_memory = isinstance(exc, torch.OutOfMemoryError | MemoryError) or "can't allocate memory" in str(exc)
+            if not out_of_memory:
+                raise
+            h, w = frame.shape[:2]
+            raise DeviceError(
+                f"out of {self.device.type} memory stylizing a {w}x{h} image with {self.style_name}: "
+                "make it smaller (--max-size 2048), use --style-scale 0.5 or a -lite style"
+            ) from exc
 
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of JPEG's YCbCr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import InputError, OutputError, StylizeError
 from ..interrupts import install_handler, restore
-from ..models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from ..models.checkpoint import CheckpointMeta, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..models.transform_net import PRESETS, NetConfig, TransformNet
 from ..models.vgg import VGGFeatures, describe_vgg_source, load_vgg_state
 from .data import PhotoSet, PositionDataset, load_fixed
@@ -152,8 +153,11 @@ class TrainConfig:
             raise StylizeError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.style_layer_weights is not None:
             object.__setattr__(self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights))
-            if len(self.style_layer_weights) != 4 or min(self.style_layer_weights) < 0:
-                raise StylizeError(f"--style-layer-weights needs 4 numbers >= 0, got {list(self.style_layer_weights)}")
+            weights = self.style_layer_weights
+            if len(weights) != 4 or min(weights) < 0 or not sum(weights) > 0:
+                raise StylizeError(f"--style-layer-weights needs 4 numbers >= 0, not all 0, got {list(weights)}")
+        if self.seed < 0:
+            raise StylizeError(f"--seed must be >= 0, got {self.seed}")
         if self.workers is not None and self.workers < 0:
             raise StylizeError(f"--workers must be >= 0, got {self.workers}")
         if self.time_limit is not None and not (self.time_limit > 0 and math.isfinite(self.time_limit)):
@@ -332,6 +336,10 @@ def _save_samples(model: TransformNet, images: torch.Tensor, path: Path) -> None
     os.replace(tmp, path)
 
 
+def _file_sha256(path: str | os.PathLike[str]) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _check_start(config: TrainConfig) -> dict[str, Any] | None:
     """Validate outputs for a fresh run, or load and check the state of a resumed one."""
     from ..io.paths import check_output
@@ -339,8 +347,11 @@ def _check_start(config: TrainConfig) -> dict[str, Any] | None:
     out, state_path = Path(config.output), config.state_path
     if not Path(config.style_image).is_file():
         raise InputError(f"style image {config.style_image!r} does not exist")
-    if config.init and not config.resume and not Path(config.init).is_file():
-        raise InputError(f"--init checkpoint {config.init!r} does not exist")
+    if config.init and not config.resume:
+        try:
+            resolve_checkpoint(config.init)  # a style name works, as for --teacher
+        except StylizeError as exc:
+            raise InputError(f"--init: {exc}") from None
     if config.resume:
         if not state_path.is_file():
             raise InputError(f"--resume: no training state {str(state_path)!r} to continue from")
@@ -358,10 +369,18 @@ def _check_start(config: TrainConfig) -> dict[str, Any] | None:
             for k in _RESUME_KEYS
             if saved.get(k, defaults[k]) != getattr(config, k)
         ]
+        saved_painting = state.get("style_sha256")
+        if saved_painting is not None and saved_painting != _file_sha256(config.style_image):
+            diffs.append(f"style image {config.style_image!r} is not the painting the run started with")
         if diffs:
             raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
         return dict(state)
     check_output(out, [Path(config.style_image)], overwrite=config.overwrite)
+    try:
+        # Now, not at the first save: a missing folder must not cost the work done by then.
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {str(out.parent)!r}: {exc.strerror or exc}") from None
     if state_path.exists() and not config.overwrite:
         raise OutputError(
             f"training state {str(state_path)!r} exists: pass --resume to continue it or --overwrite to start over"
@@ -477,6 +496,8 @@ def train(
     )
     motion = Motion()
 
+    style_sha256 = _file_sha256(config.style_image)
+
     def save_state(iteration: int) -> None:
         _atomic_torch_save(
             {
@@ -488,6 +509,7 @@ def train(
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "history": history,
                 "init_info": init_info,
+                "style_sha256": style_sha256,  # --resume checks the painting by content, not by path
             },
             config.state_path,
         )
