@@ -60,6 +60,34 @@ def test_text_commands_and_stdin_reader() -> None:
     assert c.poll() == ControlChanges(style_step=1, style="candy", strength=0.25, smoothing=True, snapshot=True)
 
 
+def test_stdin_reader_waits_out_read_errors() -> None:
+    # A background job reading its terminal gets EIO (SIGTTIN ignored): wait, then go on.
+    class Flaky(io.StringIO):
+        failures = 2
+
+        def readline(self, *args: object) -> str:  # type: ignore[override]
+            if self.failures:
+                self.failures -= 1
+                raise OSError(5, "Input/output error")
+            return super().readline()
+
+    c = LiveControls()
+    thread = start_stdin_reader(c, Flaky("next\n"), retry_s=0.01)
+    thread.join(5)
+    assert not thread.is_alive() and c.poll() == ControlChanges(style_step=1)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTTIN"), reason="no job control on this platform")
+def test_background_reads_are_ignored_then_restored() -> None:
+    from stylize_video.runtime.controls import ignore_background_reads
+
+    before = signal.getsignal(signal.SIGTTIN)
+    restore = ignore_background_reads()
+    assert signal.getsignal(signal.SIGTTIN) == signal.SIG_IGN
+    restore()
+    assert signal.getsignal(signal.SIGTTIN) == before
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
 def test_signals_switch_styles() -> None:
     assert threading.current_thread() is threading.main_thread()
@@ -126,3 +154,20 @@ def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert stylizer.style_name == other and stylizer.strength == 0.3
     assert len(pipeline.snapshots) == 1 and pipeline.snapshots[0].exists()
     assert controls.state() == {"style": other, "styles": styles, "strength": 0.3, "smoothing": True, "snapshots": 1}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc (unwritable even for root)")
+def test_a_failed_snapshot_does_not_end_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylize_video.models.transform_net import TransformNet
+    from stylize_video.runtime.pipeline import Pipeline
+    from stylize_video.runtime.stylizer import Stylizer
+    from tests.conftest import TINY
+
+    monkeypatch.chdir("/proc")  # snapshots go to the working folder; here they cannot be written
+    controls = LiveControls()
+    controls.snapshot()
+    sink = _Keep()
+    pipeline = Pipeline(_Frames(3), Stylizer(TransformNet(TINY).eval(), device="cpu"), [sink], controls=controls)
+    stats = pipeline.run()
+    assert stats.frames == 3 and len(sink.frames) == 3 and stats.error is None
+    assert pipeline.snapshots == []

@@ -85,7 +85,11 @@ def test_control_endpoint_records_requests(sink: MjpegSink, controls: LiveContro
     assert not controls.poll()  # a bad request changes nothing, not even its valid part
     assert _get(sink, "POST", "/control?colour=red")[0] == 400
 
+    assert _get(sink, "POST", "/control?snapshot=0")[0] == 400  # "0" is not "take one"
     controls.report(style="mosaic", styles=["candy", "mosaic"], strength=0.7)
+    status, _, body = _get(sink, "POST", "/control?style=nosuch")
+    assert status == 400 and b"unknown style" in body  # refused, not "accepted" then dropped
+    assert not controls.poll()
     status, _, body = _get(sink, "GET", "/control")
     assert status == 200
     assert json.loads(body)["state"] == {
@@ -213,3 +217,14 @@ def test_slow_viewer_stalls_neither_pipeline_nor_other_viewers() -> None:
     assert sorted(lags)[len(lags) // 2] <= 1 and max(lags) <= 8, lags
     assert max(write_times) < 0.05  # write() only swaps a reference
     assert sink.viewers == 0 and close_time < 5
+
+
+def test_file_frames_are_paced_to_their_timestamps() -> None:
+    # A file decodes faster than real time; the preview must play it at its own speed.
+    with MjpegSink("127.0.0.1", 0, pace=True) as paced:
+        t0 = time.perf_counter()
+        for i in range(10):
+            f = Frame(make_image(16, 24, seed=i), i)
+            f.time = i * 0.05
+            paced.write(f)
+        assert time.perf_counter() - t0 == pytest.approx(0.45, abs=0.15)

@@ -125,6 +125,28 @@ def test_live_source_drops_stale_frames_and_counts_them(tiny_net: TransformNet) 
     assert indices == sorted(indices) and indices[-1] == 39  # newest frames win
 
 
+def test_a_dropped_live_frame_passes_its_cut_mark_on(stylizer: Stylizer) -> None:
+    # After a reconnect frames come in a burst; the one marked as a cut is often the one dropped.
+    class Burst(ListSource):
+        def __iter__(self) -> Iterator[Frame]:
+            for f in super().__iter__():
+                yield f
+                if f.index == 0:
+                    time.sleep(0.1)  # frame 0 is taken; 1..5 then arrive at once while it is shown
+
+    class Slow(ListSink):
+        def write(self, frame: Frame) -> None:
+            if frame.index == 0:
+                time.sleep(0.4)
+            super().write(frame)
+
+    sink = Slow(threaded=False)
+    Pipeline(Burst(6, live=True, cuts=(1,)), stylizer, [sink], queue_size=1).run()
+    kept = [f.index for f in sink.frames]
+    assert 1 not in kept  # dropped: the burst outran the model
+    assert any(f.cut for f in sink.frames if f.index > 1)  # its cut mark went on with the next frame
+
+
 def test_smoother_applies_and_resets_on_cuts(stylizer: Stylizer) -> None:
     class CountingEma(EmaSmoother):
         resets = 0

@@ -544,6 +544,14 @@ def test_pacer_paces_files_but_never_delays_a_live_source() -> None:
     assert clock.slept == []
 
     clock = _FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)  # the default, as for files: no warm-up burst
+    for i in range(10):
+        pacer.wait(i / 30)
+    assert sum(clock.slept) == pytest.approx(9 / 30, abs=1e-6)
+    pacer.wait(10 / 30 + 3.0)  # a still held 3 s in a variable-rate video stays 3 s
+    assert clock.slept[-1] == pytest.approx(3.0 + 1 / 30) and pacer.resyncs == 0
+
+    clock = _FakeClock()
     pacer = Pacer(warmup=0.0, max_lag=0.25, clock=clock, sleep=clock.sleep)
     pacer.wait(0.0)
     clock.now += 1.0  # the pipeline stalled for a second

@@ -78,13 +78,27 @@ def test_metric_ignores_disoccluded_pixels() -> None:
 
 def test_pair_error_is_none_when_nothing_is_valid() -> None:
     motion = InputMotion()
-    a, b = _texture(48, 64, seed=1), _texture(48, 64, seed=9)
+    a = _texture(48, 64, seed=1)
     assert motion.update(a) is None
-    field = motion.update(b)
+    field = motion.update(_shift(a, 2, 0))
     assert field is not None
     field.valid[:] = 0.0
     t = torch.rand(1, 3, 48, 64)
     assert pair_warping_error(t, t, field) is None
+
+
+def test_a_scene_cut_is_not_scored() -> None:
+    # Two shots joined: the pair across the cut would swamp the mean of the others.
+    shot_a, shot_b = _pan(n=4), [_shift(_texture(64, 80, seed=11), 2 * i, 0) for i in range(4)]
+    frames = shot_a + shot_b
+    outs = _flicker(frames, sigma=5.0)
+    motion = InputMotion()
+    fields = [motion.update(f) for f in frames]
+    assert motion.cuts == 1 and fields[4] is None
+    assert all(f is not None for f in fields[1:4] + fields[5:])
+    joined = warping_error(frames, outs)
+    apart = (warping_error(shot_a, outs[:4]) * 3 + warping_error(shot_b, outs[4:]) * 3) / 6
+    assert joined == pytest.approx(apart, rel=0.05)
 
 
 def test_temporal_score_tracks_fidelity_and_skips_unscored_pairs() -> None:

@@ -226,15 +226,22 @@ def _live_control_inputs(controls: Any, live_outputs: list[str], sinks: list[Any
     import threading
 
     from ..io.sinks import WindowSink
-    from ..runtime.controls import install_signal_handlers, start_stdin_reader
+    from ..runtime.controls import ignore_background_reads, install_signal_handlers, start_stdin_reader
 
     if not live_outputs or threading.current_thread() is not threading.main_thread():
         return lambda: None
     restore = install_signal_handlers(controls)
     # The window has its own keys; without one, a terminal is the control panel.
     if sys.stdin is not None and sys.stdin.isatty() and not any(isinstance(s, WindowSink) for s in sinks):
+        restore_ttin = ignore_background_reads()
         start_stdin_reader(controls)
         log.warning("live controls: type next, prev, style NAME, strength 0.5, smooth, snap (+ Enter)")
+
+        def restore_all() -> None:
+            restore()
+            restore_ttin()
+
+        return restore_all
     return restore
 
 

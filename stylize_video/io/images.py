@@ -54,8 +54,11 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 
     ok, buf = cv2.imencode(ext, image, params)
     if not ok:
         raise OutputError(f"could not encode {str(p)!r}")
-    with atomic_output(p) as tmp:
-        buf.tofile(str(tmp))
+    try:
+        with atomic_output(p) as tmp:
+            buf.tofile(str(tmp))
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(p)!r}: {exc.strerror or exc}") from exc
     return p
 
 

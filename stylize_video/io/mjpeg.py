@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import OutputError
 from ..runtime.controls import LiveControls
 from .base import Frame
+from .pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class MjpegSink:
         send_buffer: kernel send buffer per viewer in bytes (None: the OS's, which
             autotunes to megabytes on Linux). Small keeps a slow viewer's backlog, and
             so its delay, to a frame or two: the rest is skipped at the source instead.
+        pace: hold frames to the source's timestamps (for files; see :class:`~.pacing.Pacer`).
     """
 
     live = True
@@ -77,6 +79,7 @@ class MjpegSink:
         on_sent: Callable[[Frame], None] | None = None,
         send_timeout: float = 10.0,
         send_buffer: int | None = 256 * 1024,
+        pace: bool = False,
     ) -> None:
         if not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be within 1..100, got {quality}")
@@ -95,6 +98,7 @@ class MjpegSink:
         self._clients: set[socket.socket] = set()
         self._clients_lock = threading.Condition()
         self.frames_encoded = 0
+        self.pacer: Pacer | None = Pacer() if pace else None
         try:
             self._server = _Server((host, port), _handler_for(self))
         except OSError as exc:
@@ -128,6 +132,8 @@ class MjpegSink:
         """Publish a frame (keeps a reference; the caller must not modify the image afterwards)."""
         if self._closed:
             raise OutputError(f"MJPEG server {self.url} is closed")
+        if self.pacer is not None:  # a file plays at its own speed, not the model's
+            self.pacer.wait(frame.time, frame.cut)
         with self._cond:
             self._frame = frame
             self._seq += 1
@@ -343,6 +349,9 @@ def _apply_controls(controls: LiveControls, params: list[tuple[str, str]]) -> di
             elif value in ("prev", "previous"):
                 actions.append(controls.prev_style)
             elif value:
+                known = controls.state().get("styles") or []
+                if known and value not in known:  # refused now, not dropped later with "accepted"
+                    raise ValueError(f"unknown style {value!r} (loaded: {', '.join(known)})")
                 actions.append(functools.partial(controls.set_style, value))
             else:
                 raise ValueError("style needs a value: next, prev or a name")
@@ -362,6 +371,8 @@ def _apply_controls(controls: LiveControls, params: list[tuple[str, str]]) -> di
             else:
                 raise ValueError(f"smooth must be toggle, on or off, got {value!r}")
         elif key == "snapshot":
+            if value not in ("1", "true", "on", ""):
+                raise ValueError(f"snapshot takes 1 (or no value), got {value!r}")
             actions.append(controls.snapshot)
         else:
             raise ValueError(f"unknown control {key!r} (style, strength, smooth, snapshot)")

@@ -17,23 +17,28 @@ from collections.abc import Callable
 class Pacer:
     """Sleep until ``anchor + frame_time``, where the anchor is learnt from the first frames.
 
-    During a short warm-up the anchor is the *smallest* ``now - frame_time`` seen, so
-    a slow first frame (model warm-up) does not make every later frame of a live
-    source wait; after it, early frames wait and frames later than ``max_lag`` move
-    the anchor and restart the warm-up (no rushing to catch up, and no delay left
-    behind by a stall). A ``cut`` restarts the warm-up too.
+    The anchor is set by the first frame (after its model warm-up, since sinks see
+    frames once stylized); with ``warmup`` > 0 it is the *smallest*
+    ``now - frame_time`` seen over that much source time, for sources whose first
+    frames arrive late. Early frames wait; frames later than ``max_lag`` move the
+    anchor (no rushing to catch up, and no delay left behind by a stall). A ``cut``
+    restarts it too.
 
     Args:
-        warmup: seconds of source time used to learn the anchor.
+        warmup: seconds of source time used to learn the anchor. 0 (the default, for
+            files) paces from the second frame: a warm-up would send its frames in a
+            burst.
         max_lag: seconds behind schedule after which the schedule moves.
         max_wait: a frame further ahead than this is a timestamp jump: resync instead.
+            Long: a still section of a variable-frame-rate video (a screen recording)
+            holds one frame for seconds, and it must stay on screen that long.
     """
 
     def __init__(
         self,
-        warmup: float = 0.5,
+        warmup: float = 0.0,
         max_lag: float = 0.25,
-        max_wait: float = 1.0,
+        max_wait: float = 10.0,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

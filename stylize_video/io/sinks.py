@@ -528,7 +528,11 @@ class WindowSink:
 
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = fresh_path(self.snapshot_dir / f"snapshot-{stamp}.png")
-        write_image(path, self._last)
+        try:
+            write_image(path, self._last)
+        except StylizeError as exc:  # a failed snapshot must not end the run or its recording
+            log.warning("snapshot not saved: %s", exc)
+            return None
         self.snapshots.append(path)
         log.info("snapshot saved to %s", path)
         return path

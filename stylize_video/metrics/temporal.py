@@ -61,17 +61,25 @@ class InputMotion:
         preset: DIS preset.
     """
 
+    #: Below this share of consistent flow, or above this mean residual (0..1), a pair
+    #: is a scene cut and is not scored. A real cut leaves ~1% consistent; the least
+    #: consistent real pair in the project's test clips (a fade from black) 20%.
+    CUT_VALID = 0.1
+    CUT_RESIDUAL = 0.15
+
     def __init__(self, flow_side: int = 640, preset: str = "medium") -> None:
         self.flow_side = flow_side
         self._dis = DisFlow(preset)
         self._prev: np.ndarray | None = None
+        self.cuts = 0  # pairs skipped as scene cuts
 
     def reset(self) -> None:
         self._prev = None
 
     def update(self, frame: np.ndarray) -> WarpField | None:
         """Motion from the previous frame to ``frame`` (uint8 HxWx3 BGR); None for the first
-        frame and after a size change."""
+        frame, after a size change and across a scene cut (a cut's error would swamp
+        the mean, and the smoothers rightly reset there)."""
         gray = small_gray(frame, self.flow_side)
         prev, self._prev = self._prev, gray
         if prev is None or prev.shape != gray.shape:
@@ -79,6 +87,9 @@ class InputMotion:
         # Lai et al. mask occlusions only: no large-change test, so flashes and new
         # objects count against every method equally.
         est = estimate_flow(gray, prev, self._dis, change_threshold=0.0)
+        if est.valid_fraction < self.CUT_VALID or est.residual > self.CUT_RESIDUAL:
+            self.cuts += 1
+            return None
         flow = torch.from_numpy(est.flow).permute(2, 0, 1).unsqueeze(0)
         return WarpField(normalize_flow(flow), est.valid)
 

@@ -17,6 +17,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -195,7 +196,22 @@ class LiveControls:
         return True
 
 
-def start_stdin_reader(controls: LiveControls, stream: IO[str] | None = None) -> threading.Thread:
+def ignore_background_reads() -> Callable[[], None]:
+    """Ignore SIGTTIN, so reading the terminal from a background job (``... &``) fails
+    with EIO instead of stopping the whole process, outputs and all. Main thread only;
+    returns a function that restores the previous handler."""
+    signum = getattr(signal, "SIGTTIN", None)
+    if signum is None:  # Windows
+        return lambda: None
+    previous = signal.signal(signum, signal.SIG_IGN)
+
+    def restore() -> None:
+        signal.signal(signum, previous)
+
+    return restore
+
+
+def start_stdin_reader(controls: LiveControls, stream: IO[str] | None = None, retry_s: float = 0.5) -> threading.Thread:
     """Feed ``controls`` from text commands, one a line (see :meth:`LiveControls.apply_command`).
 
     The thread is a daemon because a blocking ``readline`` on a terminal cannot be
@@ -204,7 +220,16 @@ def start_stdin_reader(controls: LiveControls, stream: IO[str] | None = None) ->
     src = sys.stdin if stream is None else stream
 
     def _run() -> None:
-        for line in src:
+        while True:
+            try:
+                line = src.readline()
+            except OSError:
+                # A background job reading its terminal gets EIO (with SIGTTIN ignored, see
+                # ignore_background_reads) instead of being stopped: wait for `fg`.
+                time.sleep(retry_s)
+                continue
+            if not line:
+                return  # end of input
             if line.strip() and not controls.apply_command(line):
                 log.warning("unknown control command %r (try: next, prev, strength 0.5, smooth, snap)", line.strip())
 

@@ -186,9 +186,13 @@ class Pipeline:
                             break
                         except queue.Full:
                             try:
-                                self._in.get_nowait()
+                                stale = self._in.get_nowait()
                                 with self._lock:
                                     self.stats.dropped += 1
+                                if isinstance(stale, Frame) and stale.cut and not frame.cut:
+                                    # The cut mark (a reconnect) must survive the frame it came on,
+                                    # or the smoother blends the old picture into the new.
+                                    frame = dataclasses.replace(frame, cut=True)
                             except queue.Empty:
                                 pass
                 elif not self._put(self._in, frame):
@@ -290,7 +294,12 @@ class Pipeline:
         from ..io.sinks import fresh_path
 
         path = fresh_path(Path.cwd() / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.png")
-        write_image(path, frame.image)
+        try:
+            write_image(path, frame.image)
+        except StylizeError as exc:
+            # A snapshot is a side request: failing it must not end the run or its recording.
+            log.warning("snapshot not saved: %s", exc)
+            return
         self.snapshots.append(path)
         if self.controls is not None:
             self.controls.report(snapshots=len(self.snapshots))
