@@ -154,6 +154,39 @@ def test_camera_source_requests_format_and_yields_live_frames() -> None:
     assert cap.released
 
 
+def test_camera_is_not_released_under_a_running_read() -> None:
+    import threading
+    import time
+
+    class SlowRead(FakeCapture):
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            self.in_read = True
+            time.sleep(0.3)
+            self.in_read = False
+            return super().read()
+
+        def release(self) -> None:
+            assert not self.in_read, "released during read()"
+            super().release()
+
+    cap = SlowRead(frames=100)
+    cam = CameraSource(0, capture_factory=lambda dev: cap)
+    got: list[int] = []
+    reader = threading.Thread(target=lambda: got.extend(f.index for f in cam))
+    reader.start()
+    time.sleep(0.1)  # inside the first read
+    cam.close()  # from another thread, as the pipeline does
+    reader.join(2)
+    assert cap.released and not reader.is_alive() and len(got) <= 1
+    # A read that never returns does not hang close(): it gives up and says so.
+    stuck = SlowRead(frames=100)
+    cam2 = CameraSource(0, capture_factory=lambda dev: stuck)
+    cam2._lock.acquire()
+    cam2.close(timeout=0.05)
+    assert not stuck.released
+    cam2._lock.release()
+
+
 def test_camera_that_does_not_open_or_never_delivers() -> None:
     with pytest.raises(InputError, match="camera 7 did not open"):
         CameraSource(7, capture_factory=lambda dev: FakeCapture(opened=False))

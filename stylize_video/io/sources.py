@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -221,13 +222,20 @@ class CameraSource:
         self.fps = Fraction(float(self._cap.get(cv2.CAP_PROP_FPS) or fps or 30)).limit_denominator(1001)
         self.frame_count: int | None = None
         self.corrupt = 0
+        # read() and release() must not overlap: a capture released under a running read
+        # can crash the driver. close() may come from another thread than the reader.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __iter__(self) -> Iterator[Frame]:
         failures = 0
         index = 0
         t0: float | None = None
         while True:
-            ok, image = self._cap.read()
+            with self._lock:
+                if self._closed:
+                    return
+                ok, image = self._cap.read()
             now = time.perf_counter()
             if not ok or image is None:
                 failures += 1
@@ -245,8 +253,15 @@ class CameraSource:
             yield Frame(image=image, index=index, pts=None, time_base=None, time=now - t0, captured=now)
             index += 1
 
-    def close(self) -> None:
-        self._cap.release()
+    def close(self, timeout: float = 5.0) -> None:
+        self._closed = True
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self._cap.release()
+            finally:
+                self._lock.release()
+        else:  # a read stalled in the driver: leave the capture to the process exit
+            log.warning("camera %r: a read did not return within %.0f s; not releasing it", self.device, timeout)
 
     def __enter__(self) -> CameraSource:
         return self
