@@ -127,6 +127,7 @@ def test_parse_smoother_and_size() -> None:
     assert parse_smoother("none", 0.8) == ("none", 0.0)
     assert parse_smoother("flow", 0.8) == ("flow", 0.8)
     assert parse_smoother("ema:0.3", 0.8) == ("ema", 0.3)
+    assert parse_smoother("ema") == ("ema", 0.5) and parse_smoother("flow") == ("flow", 0.8)  # as in run
     for bad in ("blur", "ema:x", "ema:1.0"):
         with pytest.raises(InputError):
             parse_smoother(bad, 0.8)

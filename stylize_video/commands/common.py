@@ -53,7 +53,11 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
         help="run the network at this fraction of the frame size: <1 gives bigger brush strokes and is faster (default 1)",
     )
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the network (faster on CUDA after warm-up)")
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (often faster on CPU and CUDA; recompiles for each new frame size)",
+    )
 
 
 def add_video_options(p: argparse.ArgumentParser) -> None:

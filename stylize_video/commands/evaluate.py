@@ -51,7 +51,12 @@ def register(sub: Any) -> None:
         metavar="KIND[:STRENGTH]",
         help="smoothers to compare: none, ema, flow, optionally with a strength, e.g. ema:0.7 (default: none ema flow)",
     )
-    p.add_argument("--smooth-strength", type=float, default=0.8, help="strength when none is given (default: 0.8)")
+    p.add_argument(
+        "--smooth-strength",
+        type=float,
+        default=None,
+        help="strength for a KIND given without :STRENGTH (default: each one's default in run: ema 0.5, flow 0.8)",
+    )
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--size", default=None, metavar="WxH", help="resize frames before stylizing, e.g. 640x360")
     p.add_argument("--json", default=None, metavar="OUT", help="write the results as JSON")
@@ -79,10 +84,11 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def parse_smoother(spec: str, default_strength: float) -> tuple[str, float]:
-    """``"ema:0.7"`` -> ("ema", 0.7); ``"flow"`` -> ("flow", default_strength); ``"none"`` -> ("none", 0.0)."""
+def parse_smoother(spec: str, default_strength: float | None = None) -> tuple[str, float]:
+    """``"ema:0.7"`` -> ("ema", 0.7); ``"flow"`` -> ("flow", default_strength, or flow's own
+    default as in ``run`` when None); ``"none"`` -> ("none", 0.0)."""
     from ..errors import InputError
-    from ..runtime.smoothing import SMOOTHERS
+    from ..runtime.smoothing import DEFAULT_STRENGTH, SMOOTHERS
 
     kind, _, value = spec.partition(":")
     if kind not in SMOOTHERS:
@@ -90,7 +96,10 @@ def parse_smoother(spec: str, default_strength: float) -> tuple[str, float]:
     if kind == "none":
         return kind, 0.0
     try:
-        strength = float(value) if value else default_strength
+        if value:
+            strength = float(value)
+        else:
+            strength = DEFAULT_STRENGTH[kind] if default_strength is None else default_strength
     except ValueError:
         raise InputError(f"bad strength in {spec!r}") from None
     if not 0.0 <= strength < 1.0:

@@ -11,7 +11,7 @@ def register(sub: Any) -> None:
         "evaluate-style",
         help="content/style loss of a trained style on held-out photos",
         description=(
-            "Compute the perceptual loss terms (content, style, tv unweighted; total as trained) of a checkpoint on the fixed "
+            "Compute the perceptual loss terms (content, style, tv unweighted; total as trained; temporal on fixed synthetic motion) of a checkpoint on the fixed "
             "validation split of a photo folder, to compare presets and training settings with numbers."
         ),
         epilog=(
@@ -25,7 +25,9 @@ def register(sub: Any) -> None:
         "--style-image", default=None, help="the painting, or a folder holding the file recorded in the checkpoint"
     )
     p.add_argument("--vgg-weights", default=None, help="VGG16 weights file (default: torchvision's)")
-    p.add_argument("--image-size", type=int, default=256, help="center-crop size (default: 256)")
+    p.add_argument(
+        "--image-size", type=int, default=None, help="center-crop size (default: the size the style was trained at)"
+    )
     p.add_argument("--max-images", type=int, default=64, help="at most this many held-out photos (default: 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import StylizeError
     from ..training.evaluate import evaluate_checkpoint
 
-    if args.image_size < 16 or args.max_images < 1:
+    if (args.image_size is not None and args.image_size < 16) or args.max_images < 1:
         raise StylizeError(
             f"--image-size must be >= 16 and --max-images >= 1, got {args.image_size}, {args.max_images}"
         )

@@ -47,7 +47,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("-i", "--input", default=None, help="camera index/device, video file, URL or synthetic")
     p.add_argument(
-        "-o", "--output", action="append", default=None, help="window, FILE, null, URL or virtualcam (repeatable)"
+        "-o",
+        "--output",
+        action="append",
+        default=None,
+        help="window, FILE, null, URL or virtualcam (repeatable; default: window)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     cam = p.add_argument_group("camera")

@@ -79,9 +79,9 @@ def register(sub: Any) -> None:
         "--amp",
         default="auto",
         choices=["auto", "off", "bf16", "fp16"],
-        help="mixed precision (auto: bf16 on CUDA and on CPUs with native bf16)",
+        help="mixed precision (auto: bf16 on CUDA (fp16 where unsupported) and on CPUs with native bf16)",
     )
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 8 on CUDA)")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, up to 8 on CUDA)")
     g = p.add_argument_group("painting credit (stored in the checkpoint)")
     g.add_argument("--name", default=None, help="style name (default: output file stem)")
     g.add_argument("--title", default=None)

@@ -55,7 +55,7 @@ def evaluate_checkpoint(
     data: str | os.PathLike[str],
     style_image: str | os.PathLike[str] | None = None,
     vgg_weights: str | os.PathLike[str] | None = None,
-    image_size: int = 256,
+    image_size: int | None = None,
     max_images: int = 64,
     device: str = "auto",
     val_fraction: float = 0.05,
@@ -64,9 +64,9 @@ def evaluate_checkpoint(
     """Loss terms of a checkpoint on the held-out split of ``data``.
 
     The style image defaults to ``style_dir/<training.style_image>`` recorded in the
-    checkpoint when ``style_image`` is a folder, and the loss weights and style size
-    to those the checkpoint was trained with, so numbers compare with its
-    ``val_*`` metrics. ``vgg`` overrides ``vgg_weights`` (tests pass a random stand-in).
+    checkpoint when ``style_image`` is a folder, and the loss weights, style size and
+    ``image_size`` to those the checkpoint was trained with, so numbers compare with
+    its ``val_*`` metrics. ``vgg`` overrides ``vgg_weights`` (tests pass a random stand-in).
 
     Raises:
         InputError: no style image can be found, or the data has no validation images.
@@ -95,6 +95,8 @@ def evaluate_checkpoint(
     photos = PhotoSet.scan(data, val_fraction)
     if not photos.val:
         raise InputError(f"{str(data)!r} has no held-out validation images")
+    # The size it was trained (and its val_* metrics computed) at, unless asked otherwise.
+    image_size = image_size or int(training.get("image_size", 256))
     images = load_fixed(photos.val[:max_images], image_size)
     loss_net = vgg if isinstance(vgg, VGGFeatures) else VGGFeatures(load_vgg_state(vgg_weights))
     loss_net = loss_net.to(dev)

@@ -81,7 +81,8 @@ class TrainConfig:
     Attributes mirror the ``stylize-video train`` options. ``style_size`` is the
     longer side the painting is scaled to (smaller -> larger brush strokes);
     ``None`` keeps it as is. ``amp``: ``auto`` (bf16 on CUDA when supported, else
-    fp16 with loss scaling; off on CPU), ``off``, ``bf16`` or ``fp16``.
+    fp16 with loss scaling; bf16 on CPUs with native bf16, else off), ``off``, ``bf16`` or
+    ``fp16``.
     """
 
     style_image: str
