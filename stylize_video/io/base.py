@@ -41,6 +41,38 @@ class Frame:
     cut: bool = False
 
 
+class ForwardTimestamps:
+    """Keeps a stream's pts moving forward when its timestamps jump back in time.
+
+    Joined recordings (``cat a.ts b.ts``) and timestamp wraps restart the clock: from
+    there on an offset is added so the frame lands one nominal frame after the last,
+    instead of everything after it being squashed onto consecutive ticks. Jitter of
+    up to a frame is left to the caller. Missing pts (raw ``.h264``) continue at the
+    nominal rate.
+
+    Args:
+        frame_ticks: one nominal frame in pts units (>= 1).
+    """
+
+    def __init__(self, frame_ticks: int) -> None:
+        self.frame_ticks = max(1, frame_ticks)
+        self.offset = 0
+        self.jumps = 0
+        self.last: int | None = None
+
+    def __call__(self, pts: int | None) -> int:
+        if pts is None:
+            pts = 0 if self.last is None else self.last + self.frame_ticks
+        else:
+            pts += self.offset
+            if self.last is not None and self.last - pts > self.frame_ticks:
+                self.offset += self.last + self.frame_ticks - pts
+                self.jumps += 1
+                pts = self.last + self.frame_ticks
+        self.last = pts
+        return pts
+
+
 @runtime_checkable
 class Source(Protocol):
     """Produces frames. ``live`` sources may drop stale frames; files never do."""

@@ -288,7 +288,7 @@ class NetworkStreamSink:
         # A live stream cannot change size; later frames (e.g. after a source reconnect) are fitted in.
         image = frame.image
         ih, iw = image.shape[:2]
-        if abs(iw - w) > 1 or abs(ih - h) > 1:  # not just the odd row/column trimmed at the start
+        if (iw - iw % 2, ih - ih % 2) != (w, h):  # as the first frame's size was made even
             image = fit_into(image, (w, h))
         vf = to_yuv420(image, (w, h))
         vf.pts, vf.time_base = pts, _TIME_BASE

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, StylizeError
-from .base import Frame, Sink
+from .base import ForwardTimestamps, Frame, Sink
 from .media import (
     audio_codec_name,
     can_copy_audio,
@@ -219,8 +219,7 @@ class VideoFileSink:
         self._size: tuple[int, int] = (0, 0)
         self._last_pts: int | None = None
         self._step = 1
-        self._frame_ticks = 1
-        self._pts_offset = 0
+        self._forward = ForwardTimestamps(1)
         self._start_time = 0.0
         self._complete = False
         self._closed = False
@@ -244,7 +243,7 @@ class VideoFileSink:
         if frame.time_base is not None and frame.pts is not None:
             self._start_time = float(frame.pts * frame.time_base) - frame.time
         self._step = max(1, round(1 / (float(rate) * self._time_base)))
-        self._frame_ticks = self._step  # one nominal frame, for telling a jump back from jitter
+        self._forward = ForwardTimestamps(self._step)
         try:
             self._container = av.open(ffmpeg_path(self.tmp), mode="w")
         except (av.FFmpegError, ValueError) as exc:
@@ -296,16 +295,10 @@ class VideoFileSink:
             pts = frame.pts
         else:
             pts = round((frame.time + self._start_time) / self._time_base)
-        pts += self._pts_offset
+        pts = self._forward(pts)  # a jump back in time goes on one frame later
         if self._last_pts is not None and pts <= self._last_pts:
-            if self._last_pts - pts > self._frame_ticks:
-                # Time jumped back (joined recordings, a timestamp wrap): go on one frame
-                # later rather than squash everything after it onto consecutive ticks.
-                self._pts_offset += self._last_pts + self._frame_ticks - pts
-                pts = self._last_pts + self._frame_ticks
-            else:
-                # Encoders need strictly increasing pts; a duplicate would be rejected.
-                pts = self._last_pts + 1
+            # Encoders need strictly increasing pts; a duplicate would be rejected.
+            pts = self._last_pts + 1
         if self._last_pts is not None:
             self._step = max(1, pts - self._last_pts)
         self._last_pts = pts
@@ -524,17 +517,9 @@ class WindowSink:
         """Save the frame on screen (without overlay) as a fresh PNG in ``snapshot_dir``."""
         if self._last is None:
             return None
-        from .images import write_image
-
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = fresh_path(self.snapshot_dir / f"snapshot-{stamp}.png")
-        try:
-            write_image(path, self._last)
-        except StylizeError as exc:  # a failed snapshot must not end the run or its recording
-            log.warning("snapshot not saved: %s", exc)
-            return None
-        self.snapshots.append(path)
-        log.info("snapshot saved to %s", path)
+        path = save_snapshot(self.snapshot_dir, self._last)
+        if path is not None:
+            self.snapshots.append(path)
         return path
 
     def _window_closed(self) -> bool:
@@ -584,6 +569,24 @@ def fresh_path(path: Path) -> Path:
         if not candidate.exists():
             return candidate
     raise OutputError(f"no free file name next to {str(path)!r}")
+
+
+def save_snapshot(folder: Path, image: np.ndarray) -> Path | None:
+    """Save ``image`` as a fresh ``snapshot-<time>.png`` in ``folder``; None if it cannot be written.
+
+    A snapshot is a side request: failing it is a warning, never the end of the run
+    and its recording.
+    """
+    from .images import write_image
+
+    path = fresh_path(folder / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.png")
+    try:
+        write_image(path, image)
+    except StylizeError as exc:
+        log.warning("snapshot not saved: %s", exc)
+        return None
+    log.info("snapshot saved to %s", path)
+    return path
 
 
 def has_display() -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .base import Frame, Source
+from .base import ForwardTimestamps, Frame, Source
 from .media import import_av, is_url, open_input, rotate
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ class VideoFileSource:
         self.live = is_url(self.path) and self.path.split("://")[0].lower() in ("rtsp", "udp", "srt", "rtmp")
         self.corrupt = 0
         self._start: int | None = None
-        self._last_pts: int | None = None
-        self._pts_offset = 0  # added after a jump back in time, so pts keep increasing
+        # Raw .h264/.hevc carry no pts and joined .ts files restart theirs: without this
+        # a 12-frame raw clip came out 0.04 s long and a joined one squashed its second half.
+        self._pts = ForwardTimestamps(round(1 / (float(self.fps) * self.time_base)))
 
     @property
     def duration(self) -> float | None:
@@ -120,20 +121,10 @@ class VideoFileSource:
         image = vf.to_ndarray(format="bgr24")
         image = rotate(image, getattr(vf, "rotation", 0) or 0)
         tb = vf.time_base or self.time_base
-        step = max(1, round(1 / (float(self.fps) * tb)))  # one nominal frame, in ticks
-        if vf.pts is None:
-            # Raw elementary streams (.h264, .hevc) carry no timestamps: space frames
-            # at the nominal rate, not one tick apart (that made a 0.04 s video).
-            pts = 0 if self._last_pts is None else self._last_pts + step
-        else:
-            pts = vf.pts + self._pts_offset
-            if self._last_pts is not None and self._last_pts - pts > step:
-                # Time jumped back (concatenated .ts files, a timestamp wrap): continue
-                # one frame after the last instead of squashing the rest onto one tick.
-                log.info("%s: timestamps jump back %.3f s at frame %d", self.path, (self._last_pts - pts) * tb, index)
-                self._pts_offset += self._last_pts + step - pts
-                pts = self._last_pts + step
-        self._last_pts = pts
+        jumps = self._pts.jumps
+        pts = self._pts(vf.pts)
+        if self._pts.jumps != jumps:
+            log.info("%s: timestamps jump back at frame %d; continuing one frame later", self.path, index)
         if self._start is None:
             self._start = pts
         return Frame(

@@ -290,20 +290,14 @@ class Pipeline:
 
     def _snapshot(self, frame: Frame) -> None:
         self._snapshot_pending = False
-        from ..io.images import write_image
-        from ..io.sinks import fresh_path
+        from ..io.sinks import save_snapshot
 
-        path = fresh_path(Path.cwd() / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.png")
-        try:
-            write_image(path, frame.image)
-        except StylizeError as exc:
-            # A snapshot is a side request: failing it must not end the run or its recording.
-            log.warning("snapshot not saved: %s", exc)
+        path = save_snapshot(Path.cwd(), frame.image)
+        if path is None:
             return
         self.snapshots.append(path)
         if self.controls is not None:
             self.controls.report(snapshots=len(self.snapshots))
-        log.info("snapshot saved to %s", path)
 
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
