@@ -193,7 +193,7 @@ def test_time_limit_writes_a_checkpoint_that_resume_continues(photos: Path, styl
 def test_parse_duration() -> None:
     import argparse
 
-    from stylize_video.commands.common import parse_duration
+    from stylize_video.units import parse_duration
 
     assert parse_duration("90") == 90.0 and parse_duration("90s") == 90.0
     assert parse_duration("3m") == 180.0 and parse_duration("1.5h") == 5400.0

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import TYPE_CHECKING
+
+from ..units import parse_duration as parse_duration  # re-exported: commands import it from here
 
 if TYPE_CHECKING:
     from ..runtime.stylizer import Stylizer
 
 DEFAULT_STYLE = "starry-night"
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``3m``, ``1.5h`` -> seconds (argparse type)."""
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    value = text.strip().lower()
-    scale = units.get(value[-1:])
-    number = value[:-1] if scale is not None else value
-    try:
-        seconds = float(number) * (scale or 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 3m, 1.5h)") from None
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
-    return seconds
 
 
 def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False) -> None:

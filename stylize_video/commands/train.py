@@ -9,7 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     from ..training.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
     from ..training.temporal import DEFAULT_TEMPORAL_WEIGHT
-    from .common import parse_duration
+    from ..units import parse_duration
 
     p = sub.add_parser(
         "train",

@@ -137,7 +137,7 @@ def gallery_style(name: str) -> GalleryStyle:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..commands.common import parse_duration
+    from ..units import parse_duration
 
     p = argparse.ArgumentParser(
         prog="python -m stylize_video.training.gallery",
