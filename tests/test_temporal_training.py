@@ -142,13 +142,13 @@ def test_resume_with_the_temporal_term_equals_an_uninterrupted_run(
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, vgg=small_vgg(), arch=TINY, progress=False, on_step=stop_at_two)
-    resumed = train(dataclasses.replace(cfg, resume=True), vgg=small_vgg(), arch=TINY, progress=False)
+    resumed = train(cfg.replace(resume=True), vgg=small_vgg(), arch=TINY, progress=False)
     for a, b in zip(straight.history, resumed.history, strict=True):
         assert math.isclose(a["temporal"], b["temporal"], rel_tol=1e-6), (a, b)
         assert math.isclose(a["total"], b["total"], rel_tol=1e-6), (a, b)
     with pytest.raises(InputError, match="temporal_weight"):
         train(
-            dataclasses.replace(cfg, resume=True, iterations=5, temporal_weight=1.0),
+            cfg.replace(resume=True, iterations=5, temporal_weight=1.0),
             vgg=small_vgg(),
             arch=TINY,
             progress=False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tarfile
 from pathlib import Path
@@ -45,7 +44,7 @@ def _config(photos: Path, style: Path, out: Path, **kw: object) -> TrainConfig:
         "artist": "Nobody",
     }
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return TrainConfig.from_options(**base)
 
 
 def test_gram_is_fp32_and_size_normalised() -> None:
@@ -164,9 +163,9 @@ def test_resume_after_interrupt_equals_uninterrupted_run(photos: Path, style_fil
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, vgg=small_vgg(), arch=TINY, progress=False, on_step=stop_at_two)
-    assert cfg.state_path.is_file() and not Path(cfg.output).exists()
+    assert cfg.state_path.is_file() and not Path(cfg.run.output).exists()
     torch.manual_seed(12345)  # resume must not depend on the global RNG
-    resumed = train(dataclasses.replace(cfg, resume=True), vgg=small_vgg(), arch=TINY, progress=False)
+    resumed = train(cfg.replace(resume=True), vgg=small_vgg(), arch=TINY, progress=False)
 
     assert len(resumed.history) == 4
     for a, b in zip(straight.history, resumed.history, strict=True):
@@ -185,7 +184,7 @@ def test_time_limit_writes_a_checkpoint_that_resume_continues(photos: Path, styl
     assert meta.training["iterations_done"] == 1 and meta.training["stopped_at_time_limit"] is True
     assert "val_content" in meta.metrics
     # The state stays, so the run can go on to its --iterations (the limit may change on resume).
-    resumed = train(dataclasses.replace(cfg, resume=True, time_limit=None), vgg=small_vgg(), arch=TINY, progress=False)
+    resumed = train(cfg.replace(resume=True, time_limit=None), vgg=small_vgg(), arch=TINY, progress=False)
     assert resumed.iterations == 4 and len(resumed.history) == 4
     assert load_checkpoint(resumed.checkpoint).meta.training["stopped_at_time_limit"] is False
 
@@ -206,7 +205,7 @@ def test_sigterm_during_training_is_a_flag_not_a_kill() -> None:
     import os
     import signal
 
-    from stylize_video.training.train import _InterruptFlag
+    from stylize_video.training.trainer import _InterruptFlag
 
     before = signal.getsignal(signal.SIGTERM)
     with _InterruptFlag() as flag:
@@ -220,7 +219,7 @@ def test_stop_signals_leave_an_ignored_sighup_alone() -> None:
     import signal
 
     from stylize_video.interrupts import stop_signals_as_interrupt
-    from stylize_video.training.train import _InterruptFlag
+    from stylize_video.training.trainer import _InterruptFlag
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
@@ -235,7 +234,7 @@ def test_resume_refuses_changed_settings(photos: Path, style_file: Path, tmp_pat
     cfg = _config(photos, style_file, tmp_path / "c.safetensors", iterations=1, sample_every=0)
     train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
     with pytest.raises(InputError, match="lr"):
-        train(dataclasses.replace(cfg, resume=True, iterations=2, lr=5e-3), vgg=small_vgg(), arch=TINY, progress=False)
+        train(cfg.replace(resume=True, iterations=2, lr=5e-3), vgg=small_vgg(), arch=TINY, progress=False)
 
 
 def test_resume_refuses_another_painting(photos: Path, style_file: Path, tmp_path: Path) -> None:
@@ -248,12 +247,12 @@ def test_resume_refuses_another_painting(photos: Path, style_file: Path, tmp_pat
     other = tmp_path / "other.png"
     cv2.imwrite(str(other), make_image(40, 60, seed=7))
     with pytest.raises(InputError, match="not the painting"):
-        train(dataclasses.replace(cfg, resume=True, iterations=2, style_image=str(other)), vgg=small_vgg(), arch=TINY)
+        train(cfg.replace(resume=True, iterations=2, style_image=str(other)), vgg=small_vgg(), arch=TINY)
     # The same painting under another path is the same painting.
     moved = tmp_path / "moved.png"
     moved.write_bytes(style_file.read_bytes())
     resumed = train(
-        dataclasses.replace(cfg, resume=True, iterations=2, style_image=str(moved)),
+        cfg.replace(resume=True, iterations=2, style_image=str(moved)),
         vgg=small_vgg(),
         arch=TINY,
         progress=False,
@@ -279,7 +278,7 @@ def test_init_takes_a_style_name(
     result = train(cfg, vgg=small_vgg(), arch=TINY, progress=False)
     assert load_checkpoint(result.checkpoint).meta.training["init_from"]["name"] is not None
     with pytest.raises(InputError, match="--init: unknown style 'no-such-style'"):
-        train(dataclasses.replace(cfg, init="no-such-style", overwrite=True), vgg=small_vgg(), arch=TINY)
+        train(cfg.replace(init="no-such-style", overwrite=True), vgg=small_vgg(), arch=TINY)
 
 
 def test_distillation_adds_a_teacher_term(
@@ -347,3 +346,71 @@ def test_gallery_lists_missing_paintings(tmp_path: Path, photos: Path) -> None:
     args = build_parser().parse_args(["--styles-dir", str(tmp_path), "--data", str(photos), "--only", "udnie"])
     with pytest.raises(InputError, match=r"picabia_udnie_1913\.jpg"):
         run(args)
+
+
+def test_grouped_config_round_trips_the_flat_options(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    from stylize_video.training.config import FLAT_KEYS, DataConfig, LossConfig, RunConfig
+
+    cfg = _config(photos, style_file, tmp_path / "g.safetensors", lr=5e-3, teacher="t", name="n")
+    assert (cfg.data.photos, cfg.optim.lr, cfg.loss.teacher, cfg.credit.name) == (str(photos), 5e-3, "t", "n")
+    flat = cfg.to_dict()
+    # The state file and the checkpoint metadata keep the historical flat keys, in order.
+    assert list(flat) == list(FLAT_KEYS) and len(flat) == 35 and flat["data"] == str(photos)
+    assert TrainConfig.from_options(**flat) == cfg
+    changed = cfg.replace(resume=True, image_size=40)
+    assert changed.run.resume and changed.data.image_size == 40 and not cfg.run.resume
+    assert changed.loss == cfg.loss  # untouched groups are shared as they were
+    built = TrainConfig(
+        DataConfig(str(photos)), LossConfig(str(style_file)), RunConfig(str(tmp_path / "h.safetensors"))
+    )
+    assert built.option("iterations") == 20000 and TrainConfig.defaults()["lr"] == 1e-3
+    with pytest.raises(TypeError, match="'learning_rate'"):
+        cfg.replace(learning_rate=1.0)
+    with pytest.raises(TypeError, match="output"):
+        TrainConfig.from_options(style_image="s.png", data="d")
+    with pytest.raises(TypeError, match="from_options"):
+        TrainConfig(str(photos), str(style_file), "o.safetensors")  # type: ignore[arg-type]
+
+
+def test_trainer_phases_can_be_driven_one_by_one(photos: Path, style_file: Path, tmp_path: Path) -> None:
+    from stylize_video.training.trainer import Trainer
+
+    cfg = _config(photos, style_file, tmp_path / "ph.safetensors", iterations=2, sample_every=0)
+    trainer = Trainer(cfg, vgg=small_vgg(), arch=TINY, progress=False)
+    trainer.setup()
+    batch = next(iter(trainer.loader))
+    trainer.step(batch)
+    trainer.checkpoint()
+    saved = torch.load(cfg.state_path, map_location="cpu", weights_only=True)
+    assert saved["iteration"] == 1 and len(saved["history"]) == 1 and saved["config"] == cfg.to_dict()
+    result = trainer.finish()
+    assert result.iterations == 1 and load_checkpoint(result.checkpoint).meta.training["iterations_done"] == 1
+
+
+def test_gallery_trains_full_then_lite_from_it(
+    tmp_path: Path, photos: Path, style_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stylize_video.training.train as train_module
+    from stylize_video.training.config import TrainResult
+    from stylize_video.training.gallery import build_parser, gallery_style, run
+
+    wave = gallery_style("great-wave")
+    (tmp_path / wave.file).write_bytes(style_file.read_bytes())
+    seen: list[TrainConfig] = []
+
+    def fake_train(config: TrainConfig, **kw: object) -> TrainResult:
+        seen.append(config)
+        return TrainResult(Path(config.run.output), config.optim.iterations)
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    argv = ["--styles-dir", str(tmp_path), "--data", str(photos), "--only", "great-wave", "--out", str(tmp_path)]
+    run(build_parser().parse_args([*argv, "--time-limit", "2m", "--lite-iterations", "7"]))
+    full, lite = seen
+    assert (full.model.preset, full.loss.teacher, full.run.time_limit, full.credit.name) == (
+        "full",
+        None,
+        120.0,
+        wave.name,
+    )
+    assert (lite.model.preset, lite.optim.iterations, lite.credit.name) == ("lite", 7, f"{wave.name}-lite")
+    assert lite.loss.teacher == full.run.output and lite.credit.artist == wave.artist and not full.run.resume

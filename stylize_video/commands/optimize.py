@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import check_image_suffix, write_image
     from ..io.paths import check_output
     from ..models.vgg import load_vgg
+    from ..training.data import load_style_image
     from ..training.optimize import OptimizeSettings, make_optimize_loss, optimize_image
-    from ..training.train import load_style_image
 
     if args.size < 16:
         raise StylizeError(f"--size must be >= 16, got {args.size}")

@@ -207,3 +207,20 @@ def load_fixed(records: Sequence[ImageRecord], size: int) -> torch.Tensor:
             raise InputError(f"validation image {r.name!r} is not readable")
         images.append(_to_tensor(center_crop(rgb, size)))
     return torch.stack(images) if images else torch.empty(0, 3, size, size)
+
+
+def load_style_image(path: str | os.PathLike[str], size: int | None) -> torch.Tensor:
+    """Read a painting as (1, 3, H, W) RGB in [0, 1], longer side scaled to ``size``."""
+    import cv2
+
+    from ..io.images import read_image
+
+    bgr = read_image(path)
+    if size is not None:
+        h, w = bgr.shape[:2]
+        s = size / max(h, w)
+        if s != 1.0:
+            dsize = (max(1, round(w * s)), max(1, round(h * s)))
+            bgr = cv2.resize(bgr, dsize, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0).unsqueeze(0).contiguous()

@@ -74,10 +74,9 @@ def evaluate_checkpoint(
     from ..devices import resolve_device
     from ..models.checkpoint import load_checkpoint
     from ..models.vgg import VGGFeatures, load_vgg_state
-    from .data import PhotoSet, load_fixed
+    from .data import PhotoSet, load_fixed, load_style_image
     from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
     from .temporal import validation_temporal
-    from .train import load_style_image
 
     ck = load_checkpoint(checkpoint)
     training = ck.meta.training

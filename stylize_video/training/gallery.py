@@ -188,8 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Path]:
     """Train what ``args`` asks for; returns the checkpoints written (or already there)."""
     from ..errors import InputError
+    from .config import (
+        STATE_SUFFIX,
+        DataConfig,
+        LossConfig,
+        ModelConfig,
+        OptimConfig,
+        RunConfig,
+        StyleCredit,
+        TrainConfig,
+    )
     from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT
-    from .train import TrainConfig, train
+    from .train import train
 
     styles = [gallery_style(n) for n in args.only] if args.only else list(GALLERY)
     styles_dir, out_dir = Path(args.styles_dir), Path(args.out)
@@ -212,32 +222,39 @@ def run(args: argparse.Namespace) -> list[Path]:
                 written.append(path)
                 continue
             config = TrainConfig(
-                style_image=str(styles_dir / s.file),
-                data=str(args.data),
-                output=str(path),
-                preset=preset,
-                vgg_weights=args.vgg_weights,
-                image_size=args.image_size,
-                style_size=args.style_size,
-                batch_size=args.batch_size,
-                iterations=iterations,
-                lr=args.lr,
-                content_weight=args.content_weight if args.content_weight is not None else DEFAULT_CONTENT_WEIGHT,
-                style_weight=args.style_weight if args.style_weight is not None else DEFAULT_STYLE_WEIGHT,
-                checkpoint_every=args.checkpoint_every,
-                sample_every=args.sample_every,
-                resume=Path(str(path) + ".train-state.pt").is_file(),
-                device=args.device,
-                threads=args.threads,
-                workers=args.workers,
-                teacher=teacher,
-                temporal_weight=args.temporal_weight,
-                time_limit=time_limit,
-                name=s.name if preset == "full" else f"{s.name}-lite",
-                title=s.title,
-                artist=s.artist,
-                year=s.year,
-                credit=s.credit,
+                data=DataConfig(
+                    photos=str(args.data),
+                    image_size=args.image_size,
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                ),
+                loss=LossConfig(
+                    style_image=str(styles_dir / s.file),
+                    style_size=args.style_size,
+                    vgg_weights=args.vgg_weights,
+                    content_weight=args.content_weight if args.content_weight is not None else DEFAULT_CONTENT_WEIGHT,
+                    style_weight=args.style_weight if args.style_weight is not None else DEFAULT_STYLE_WEIGHT,
+                    temporal_weight=args.temporal_weight,
+                    teacher=teacher,
+                ),
+                run=RunConfig(
+                    output=str(path),
+                    checkpoint_every=args.checkpoint_every,
+                    sample_every=args.sample_every,
+                    resume=Path(str(path) + STATE_SUFFIX).is_file(),
+                    time_limit=time_limit,
+                    device=args.device,
+                    threads=args.threads,
+                ),
+                model=ModelConfig(preset=preset),
+                optim=OptimConfig(iterations=iterations, lr=args.lr),
+                credit=StyleCredit(
+                    name=s.name if preset == "full" else f"{s.name}-lite",
+                    title=s.title,
+                    artist=s.artist,
+                    year=s.year,
+                    credit=s.credit,
+                ),
             )
             t0 = time.perf_counter()
             result = train(config, progress=not args.no_progress)

@@ -1,0 +1,140 @@
+"""The resumable state of a training run: what is saved, and the checks before (re)starting.
+
+The state file (``OUTPUT.train-state.pt``) holds the model, the optimizer (and AMP
+scaler), the iteration count, the loss history and the run's flat settings. A
+``resume`` continues only the same run: the settings in :data:`RESUME_KEYS` and the
+painting (by content) must match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError, OutputError, StylizeError
+from ..models.checkpoint import resolve_checkpoint
+from .config import STATE_SUFFIX, TrainConfig
+
+__all__ = ["RESUME_KEYS", "STATE_SUFFIX", "STATE_VERSION", "check_start", "save_state"]
+
+STATE_VERSION = 1
+
+#: Settings that must agree between a run and its ``--resume``: changing any of them
+#: would make the continued run a different run.
+RESUME_KEYS = (
+    "preset",
+    "image_size",
+    "style_size",
+    "batch_size",
+    "lr",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "style_layer_weights",
+    "distill_weight",
+    "seed",
+    "teacher",
+    "val_fraction",
+    "temporal_weight",
+    "init",
+)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _file_sha256(path: str | os.PathLike[str]) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_state(
+    config: TrainConfig,
+    *,
+    iteration: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    history: list[dict[str, float]],
+    init_info: dict[str, Any] | None,
+    style_sha256: str,
+) -> None:
+    """Write the state of ``config``'s run after ``iteration`` steps, atomically."""
+    _atomic_torch_save(
+        {
+            "version": STATE_VERSION,
+            "config": config.to_dict(),
+            "iteration": iteration,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            "history": history,
+            "init_info": init_info,
+            "style_sha256": style_sha256,  # --resume checks the painting by content, not by path
+        },
+        config.state_path,
+    )
+
+
+def check_start(config: TrainConfig) -> dict[str, Any] | None:
+    """Validate outputs for a fresh run (returns None), or load and check the state of a resumed one.
+
+    Raises:
+        InputError: a missing painting or ``init``; for ``resume``, a missing,
+            unreadable or foreign state, or settings that differ from the saved run.
+        OutputError: the output (or a stale state) exists without ``overwrite``.
+    """
+    from ..io.paths import check_output
+
+    out, state_path = Path(config.run.output), config.state_path
+    style_image, init = config.loss.style_image, config.model.init
+    if not Path(style_image).is_file():
+        raise InputError(f"style image {style_image!r} does not exist")
+    if init and not config.run.resume:
+        try:
+            resolve_checkpoint(init)  # a style name works, as for --teacher
+        except StylizeError as exc:
+            raise InputError(f"--init: {exc}") from None
+    if config.run.resume:
+        if not state_path.is_file():
+            raise InputError(f"--resume: no training state {str(state_path)!r} to continue from")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle/zip errors of many types all mean "unusable"
+            raise InputError(f"--resume: training state {str(state_path)!r} is unreadable: {exc}") from None
+        if state.get("version") != STATE_VERSION:
+            raise InputError(f"--resume: {str(state_path)!r} has state version {state.get('version')!r}")
+        saved = state["config"]
+        # States written before a setting existed lack its key: read those as its default.
+        defaults = TrainConfig.defaults()
+        diffs = [
+            f"{k} {saved.get(k, defaults[k])!r} -> {config.option(k)!r}"
+            for k in RESUME_KEYS
+            if saved.get(k, defaults[k]) != config.option(k)
+        ]
+        saved_painting = state.get("style_sha256")
+        if saved_painting is not None and saved_painting != _file_sha256(style_image):
+            diffs.append(f"style image {style_image!r} is not the painting the run started with")
+        if diffs:
+            raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
+        return dict(state)
+    check_output(out, [Path(style_image)], overwrite=config.run.overwrite)
+    try:
+        # Now, not at the first save: a missing folder must not cost the work done by then.
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {str(out.parent)!r}: {exc.strerror or exc}") from None
+    if state_path.exists() and not config.run.overwrite:
+        raise OutputError(
+            f"training state {str(state_path)!r} exists: pass --resume to continue it or --overwrite to start over"
+        )
+    return None
