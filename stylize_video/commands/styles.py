@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..models.checkpoint import CheckpointMeta
+from ..training.report import MARKDOWN_HEADER, markdown_row
+
+__all__ = ["MARKDOWN_HEADER", "markdown_row", "register", "run"]
 
 
 def register(sub: Any) -> None:
@@ -19,47 +19,6 @@ def register(sub: Any) -> None:
         help="a Markdown table with training settings and validation losses (as in checkpoints/README.md)",
     )
     p.set_defaults(func=run)
-
-
-def _number(value: object, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
-
-
-def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int) -> str:
-    """One row of the styles table: what was trained how, and how well it scored."""
-    t, m = meta.training, meta.metrics
-    teacher = t.get("teacher")
-    settings = f"{t.get('iterations_done', '?')} x {t.get('batch_size', '?')}"
-    init = t.get("init_from")
-    if isinstance(init, dict):
-        # Fine-tuned: iterations before + iterations of this run.
-        settings = f"{init.get('iterations', '?')} + {settings}"
-    crops = f"{t.get('image_size', '?')} / {t.get('style_size') or 'native'}"
-    kind = meta.preset or "custom"
-    if teacher:
-        kind += f", distilled from `{Path(str(teacher)).stem}`"
-    temporal = m.get("val_temporal")
-    size = f"{size_bytes / 2**20:.1f} MiB" if size_bytes >= 2**20 else f"{size_bytes / 2**10:.0f} KiB"
-    cells = [
-        f"`{name}`",
-        kind,
-        meta.describe(),
-        settings,
-        crops,
-        _number(t.get("temporal_weight", 0.0), 0),
-        str(t.get("device", "?")).split(":")[0].upper(),
-        _number(m.get("val_content")),
-        _number(m.get("val_style")),
-        _number(temporal * 1e3 if isinstance(temporal, float) else None, 2),
-        size,
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-MARKDOWN_HEADER = (
-    "| style | preset | painting | iterations x batch | crop / style px | temporal weight | trained on "
-    "| val content | val style | val temporal x10^3 | size |\n" + "|---" * 11 + "|"
-)
 
 
 def run(args: argparse.Namespace) -> int:
