@@ -42,12 +42,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ..errors import DependencyError, InputError, OutputError, StylizeError
+from ..errors import DependencyError, InputError, StylizeError
 from ..io.base import Frame
+from ..io.segments import join_segments
 from ..models.checkpoint import Checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -430,70 +430,6 @@ class BatchWorker:
         finally:
             staged.unlink(missing_ok=True)
             source.close()
-
-
-# --------------------------------------------------------------------------- joining
-def join_segments(
-    parts: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], audio_from: str | None
-) -> int:
-    """Concatenate encoded segments into ``output`` without re-encoding, adding ``audio_from``'s audio.
-
-    The segments keep the input's timestamps, so their packets are copied as they
-    are; the audio is copied (never re-encoded when the container takes it) and
-    interleaved by time. Written atomically.
-
-    Returns:
-        Video packets written.
-
-    Raises:
-        OutputError: the segments do not fit together (different encoder headers,
-            or timestamps that go backwards).
-    """
-    from ..io.media import ffmpeg_path, import_av, open_input
-    from ..io.paths import atomic_output
-    from ..io.sinks import _AudioCopier  # the sink's interleaving audio copier, shared on purpose
-
-    av = import_av()
-    if not parts:
-        raise OutputError(f"no segments to join into {os.fspath(output)!r}")
-    packets = 0
-    with atomic_output(output) as tmp:
-        out = av.open(ffmpeg_path(tmp), mode="w")
-        try:
-            with open_input(parts[0]) as first:
-                template = first.streams.video[0]
-                extradata = template.codec_context.extradata
-                vout = out.add_stream_from_template(template)
-            audio = _AudioCopier(out, audio_from) if audio_from is not None else None
-            if audio is not None and not len(audio):
-                audio.close()
-                audio = None
-            last_dts: Fraction | None = None
-            for part in parts:
-                with open_input(part) as c:
-                    vin = c.streams.video[0]
-                    if vin.codec_context.extradata != extradata:
-                        raise OutputError(f"segment {os.fspath(part)!r} was encoded with other headers; cannot join")
-                    for packet in c.demux(vin):
-                        if packet.size == 0 or packet.dts is None:
-                            continue
-                        dts = packet.dts * packet.time_base  # exact seconds: the muxer may change vout's time base
-                        if last_dts is not None and dts <= last_dts:
-                            raise OutputError(
-                                f"segment {os.fspath(part)!r} overlaps the one before it (at {float(dts):.3f}s)"
-                            )
-                        last_dts = dts
-                        if audio is not None:
-                            audio.mux_until(float(packet.dts * packet.time_base))
-                        packet.stream = vout
-                        out.mux(packet)
-                        packets += 1
-            if audio is not None:
-                audio.mux_until(math.inf)
-                audio.close()
-        finally:
-            out.close()
-    return packets
 
 
 # --------------------------------------------------------------------------- executors
