@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from ..errors import OutputError
+from ..files import atomic_output
 from .audio import AudioCopier
 from .media import ffmpeg_path, import_av, open_input
-from .paths import atomic_output
 
 
 def join_segments(

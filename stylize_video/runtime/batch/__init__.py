@@ -30,6 +30,7 @@ joined by :func:`stylize_video.io.segments.join_segments`.
 
 from __future__ import annotations
 
+from ...files import file_sha256
 from ...io.segments import join_segments
 from .executors import (
     Executor,
@@ -49,7 +50,6 @@ from .plan import (
     FileJob,
     Task,
     TaskResult,
-    file_sha256,
     keyframe_splits,
     plan_jobs,
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,14 +77,6 @@ class BatchSettings:
         """The settings that shape the output (what the manifest records)."""
         skip = {"style", "device", "threads"}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

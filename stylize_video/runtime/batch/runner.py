@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import StylizeError
+from ...files import file_sha256
 from ...io.segments import join_segments
 from ...models.checkpoint import Checkpoint, load_checkpoint
 from .executors import Executor
 from .manifest import MANIFEST_NAME, BatchReport, FileReport, Manifest
-from .plan import SEGMENTS_DIR, BatchSettings, FileJob, Task, TaskResult, file_sha256, keyframe_splits
+from .plan import SEGMENTS_DIR, BatchSettings, FileJob, Task, TaskResult, keyframe_splits
 
 log = logging.getLogger(__name__)
 

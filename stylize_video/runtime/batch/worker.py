@@ -13,10 +13,10 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ...errors import InputError, StylizeError
+from ...files import atomic_output
 from ...io.base import Frame
 from ...models.checkpoint import Checkpoint
 from .plan import BatchSettings, Task, TaskResult
@@ -140,39 +140,38 @@ class BatchWorker:
         from ..smoothing import make_smoother
 
         s = self.settings
-        final = Path(task.output)
-        # The sink renames its own partial file to ``staged`` when it closes; only a
-        # run that ended well is renamed again to the final name, so a file that
-        # failed mid-way never looks finished to a rerun.
-        staged = final.with_name(f".{final.stem}.staged-{os.getpid()}{final.suffix}")
         source = VideoFileSource(task.source)
         try:
-            segment = task.start_pts is not None or task.end_pts is not None
-            frames_in: Any = source
-            if segment:
-                frames_in = _SegmentSource(source, task.start_pts, task.end_pts, task.preroll)
-            sink = VideoFileSink(
-                staged,
-                codec=s.codec,
-                crf=s.crf,
-                bitrate=s.bitrate,
-                preset=s.preset,
-                audio_from=task.source if task.audio and source.has_audio else None,
-                fps=source.fps,
-                inputs=[task.source],
-                overwrite=True,
-                share_cpu=self.stylizer.device.type == "cpu",
-            )
-            smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
-            stats = Pipeline(frames_in, self.stylizer, [_StartGate(sink, task.start_pts)], smoother=smoother).run()
-            if stats.interrupted:  # the pipeline kept a valid but short file: not a finished output
-                raise KeyboardInterrupt
-            if stats.error is not None:
-                raise stats.error
-            if sink.frames == 0:
-                raise InputError(f"input {task.source!r}: no frames decoded")
-            os.replace(staged, final)
+            # The sink renames its own partial file to ``staged`` when it closes (even
+            # when interrupted: a valid, short file); only a run that ended well leaves
+            # this block and is renamed to the final name, so a file that failed
+            # mid-way never looks finished to a rerun.
+            with atomic_output(task.output) as staged:
+                segment = task.start_pts is not None or task.end_pts is not None
+                frames_in: Any = source
+                if segment:
+                    frames_in = _SegmentSource(source, task.start_pts, task.end_pts, task.preroll)
+                sink = VideoFileSink(
+                    staged,
+                    codec=s.codec,
+                    crf=s.crf,
+                    bitrate=s.bitrate,
+                    preset=s.preset,
+                    audio_from=task.source if task.audio and source.has_audio else None,
+                    fps=source.fps,
+                    inputs=[task.source],
+                    overwrite=True,
+                    share_cpu=self.stylizer.device.type == "cpu",
+                )
+                smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
+                gate = _StartGate(sink, task.start_pts)
+                stats = Pipeline(frames_in, self.stylizer, [gate], smoother=smoother).run()
+                if stats.interrupted:  # the pipeline kept a valid but short file: not a finished output
+                    raise KeyboardInterrupt
+                if stats.error is not None:
+                    raise stats.error
+                if sink.frames == 0:
+                    raise InputError(f"input {task.source!r}: no frames decoded")
             return sink.frames, stats.corrupt
         finally:
-            staged.unlink(missing_ok=True)
             source.close()
