@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import InputError, OutputError, StylizeError
+from ..files import atomic_output, file_sha256
 from ..interrupts import install_handler, restore
 from ..models.checkpoint import CheckpointMeta, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..models.transform_net import PRESETS, NetConfig, TransformNet
@@ -315,12 +315,8 @@ class TrainStep:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _save_samples(model: TransformNet, images: torch.Tensor, path: Path) -> None:
@@ -331,14 +327,12 @@ def _save_samples(model: TransformNet, images: torch.Tensor, path: Path) -> None
         out = model(images).float().clamp(0, 1)
     grid = torch.cat([torch.cat(list(images.float().cpu()), dim=2), torch.cat(list(out.cpu()), dim=2)], dim=1)
     rgb = (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]))
 
 
 def _file_sha256(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def _check_start(config: TrainConfig) -> dict[str, Any] | None:
