@@ -2,18 +2,23 @@
 
 Rules: never write over an input; refuse an existing output unless asked to
 overwrite; write under a temporary name in the same folder and rename into place
-only when complete, so a crash or Ctrl-C never leaves a truncated file under the
-final name.
+only when complete (:func:`atomic_output`), so a crash or Ctrl-C never leaves a
+truncated file under the final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import OutputError
+
+# The atomic-write helpers live in the package's neutral ``files`` module (models and
+# training use them too); they stay importable from here, where every sink finds them.
+from ..files import atomic_output, is_partial, partial_path
+
+__all__ = ["atomic_output", "check_output", "is_partial", "partial_path"]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -39,25 +44,3 @@ def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = Fa
     if out.exists() and not overwrite:
         raise OutputError(f"output {str(out)!r} exists (pass --overwrite to replace it)")
     return out
-
-
-def partial_path(final: Path) -> Path:
-    """Temporary sibling of ``final`` that keeps its extension (encoders guess formats from it)."""
-    return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
-
-
-@contextlib.contextmanager
-def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it to ``final``, on error remove it.
-
-    ``KeyboardInterrupt`` is an error here: callers that want Ctrl-C to keep a valid
-    file must catch it inside the block, finish the file, and leave normally.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from ..files import atomic_output
 from .transform_net import PRESETS, NetConfig, TransformNet
 
 log = logging.getLogger(__name__)
@@ -155,19 +155,8 @@ def save_checkpoint(
         raise CheckpointError(f"checkpoint {str(path)!r} must end in .safetensors")
     meta = dataclasses.replace(meta, arch=model.config, created=meta.created or _now())
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata={_META_KEY: meta.to_json()})
-        # mkstemp makes the file owner-only; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

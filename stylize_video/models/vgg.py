@@ -13,7 +13,6 @@ one set of loss weights works with both.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DependencyError, InputError
+from ..files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,7 @@ def describe_vgg_source(path: str | os.PathLike[str] | None) -> dict[str, str]:
     if path is None:
         return {"source": "torchvision VGG16_Weights.IMAGENET1K_V1"}
     p = Path(path)
-    digest = hashlib.sha256()
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"source": "file", "file": p.name, "sha256": digest.hexdigest()[:16]}
+    return {"source": "file", "file": p.name, "sha256": file_sha256(p)[:16]}
 
 
 def load_vgg_state(path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:

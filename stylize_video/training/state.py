@@ -8,7 +8,6 @@ painting (by content) must match.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, OutputError, StylizeError
+from ..files import atomic_output, file_sha256
 from ..models.checkpoint import resolve_checkpoint
 from .config import STATE_SUFFIX, TrainConfig
 
@@ -45,16 +45,12 @@ RESUME_KEYS = (
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _file_sha256(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def save_state(

@@ -20,6 +20,7 @@ import torch
 
 from ..devices import resolve_device, set_cpu_threads
 from ..errors import InputError, StylizeError
+from ..files import atomic_output
 from ..interrupts import install_handler, restore
 from ..models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ..models.transform_net import PRESETS, NetConfig, TransformNet
@@ -76,10 +77,8 @@ def _save_samples(model: TransformNet, images: torch.Tensor, path: Path) -> None
         out = model(images).float().clamp(0, 1)
     grid = torch.cat([torch.cat(list(images.float().cpu()), dim=2), torch.cat(list(out.cpu()), dim=2)], dim=1)
     rgb = (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]))
 
 
 class Trainer:
