@@ -61,3 +61,14 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fresh_path(path: Path) -> Path:
+    """``path`` if free, else ``stem-1.ext``, ``stem-2.ext``, ... (never an existing file)."""
+    if not path.exists():
+        return path
+    for i in range(1, 100_000):
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OutputError(f"no free file name next to {str(path)!r}")

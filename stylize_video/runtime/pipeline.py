@@ -28,9 +28,9 @@ import numpy as np
 
 from ..errors import InputError, StylizeError
 from ..interrupts import install_handler, restore
-from ..io.base import Frame, Sink, Source
+from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
 from .controls import LiveControls
-from .smoothing import NoSmoother, Smoother
+from .smoothing import NoSmoother, Smoother, as_smoother
 from .stylizer import Stylizer
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,9 @@ class Pipeline:
 
     def __init__(
         self,
-        source: Source,
+        source: FrameSource,
         stylizer: Stylizer,
-        sinks: Sequence[Sink],
+        sinks: Sequence[FrameSink],
         *,
         smoother: Smoother | None = None,
         smoothing: bool | None = None,
@@ -137,10 +137,11 @@ class Pipeline:
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        self.source = source
+        # Stages written against the older duck-typed contract get the declared defaults here, once.
+        self.source = as_source(source)
         self.stylizer = stylizer
-        self.sinks = list(sinks)
-        self.smoother: Smoother = smoother or NoSmoother()
+        self.sinks = [as_sink(s) for s in sinks]
+        self.smoother: Smoother = as_smoother(smoother or NoSmoother())
         self._smoothing_on = smoother is not None if smoothing is None else smoothing
         self.max_frames = max_frames
         self.progress = progress
@@ -152,13 +153,13 @@ class Pipeline:
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
         # A live source keeps one frame waiting: anything older is latency, not throughput.
-        live = bool(getattr(source, "live", False))
+        live = self.source.live
         self._in: queue.Queue[Any] = queue.Queue(maxsize=1 if live else queue_size)
         self._out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._writer_error: BaseException | None = None
-        self._threaded = [s for s in self.sinks if getattr(s, "threaded", True)]
-        self._inline = [s for s in self.sinks if not getattr(s, "threaded", True)]
+        self._threaded = [s for s in self.sinks if s.threaded]
+        self._inline = [s for s in self.sinks if not s.threaded]
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ threads
@@ -173,7 +174,7 @@ class Pipeline:
         return False
 
     def _read(self) -> None:
-        live = bool(getattr(self.source, "live", False))
+        live = self.source.live
         try:
             for frame in self.source:
                 if self._stop.is_set():
@@ -256,13 +257,9 @@ class Pipeline:
         if self.controls is not None:
             self._live_controls(self.controls)
         for sink in self._inline:
-            poll = getattr(sink, "poll_actions", None)
-            if poll is not None:
-                for action in poll():
-                    self._apply(action)
-            set_status = getattr(sink, "set_status", None)
-            if set_status is not None:
-                set_status(self._status())
+            for action in sink.poll_actions():
+                self._apply(action)
+            sink.set_status(self._status())
 
     def _live_controls(self, controls: LiveControls) -> None:
         """Apply what live controls requested since the last frame, then report the state back."""
@@ -304,10 +301,9 @@ class Pipeline:
         transfer = self.stylizer.transfer
         if frame.cut:
             self.smoother.reset()
-        prepare = getattr(self.smoother, "prepare", None) if self._smoothing_on else None
-        if prepare is not None:
+        if self._smoothing_on:
             # Optical flow starts on a worker thread now and overlaps the network.
-            prepare(frame.image)
+            self.smoother.prepare(frame.image)
         x = transfer.upload(frame.image)
         y = self.stylizer.stylize(x)
         if self._smoothing_on:
@@ -376,7 +372,7 @@ class Pipeline:
             self._stop.set()
             reader.join(timeout=2.0)
             self.stats.wall = time.perf_counter() - t0
-            self.stats.corrupt = int(getattr(self.source, "corrupt", 0))
+            self.stats.corrupt = int(self.source.corrupt)
             return self._finalize(ended, failure)
 
     def _writer_done(self, writer: threading.Thread) -> None:
@@ -391,7 +387,7 @@ class Pipeline:
     def _finalize(self, ended: bool, failure: BaseException | None) -> PipelineStats:
         if ended and failure is None and self.stats.frames == 0:
             # An input that decodes to nothing is an error, not an empty success.
-            name = getattr(self.source, "path", None)
+            name = self.source.path
             where = f"input {name!r}" if name is not None else "the input"
             failure = InputError(f"{where} has no decodable video frames")
         writer_error = self._writer_error
@@ -402,13 +398,11 @@ class Pipeline:
         for sink in self.sinks:
             try:
                 if keep:
-                    if ended and hasattr(sink, "finish"):
+                    if ended:
                         sink.finish()
                     sink.close()
-                elif hasattr(sink, "abort"):
-                    sink.abort()
                 else:
-                    sink.close()
+                    sink.abort()
             except BaseException as exc:  # close every sink even if one fails
                 close_error = close_error or exc
         if writer_error is not None:
