@@ -286,6 +286,7 @@ def _any(text: str) -> bool:
 register_source("camera", _is_camera, "stylize_video.io.sources:open_camera")
 register_source("synthetic", _is_synthetic, "stylize_video.io.sources:open_synthetic")
 register_source("network", is_live_url, "stylize_video.io.network_source:open_network_source")
+register_source("images", _is_image_input, "stylize_video.io.image_sequence:open_image_sequence", local=True)
 register_source("file", _any, "stylize_video.io.sources:open_video_file", fallback=True)
 
 register_sink("window", "window".__eq__, "stylize_video.io.window:open_window")
@@ -293,4 +294,5 @@ register_sink("null", "null".__eq__, "stylize_video.io.null_sink:open_null")
 register_sink("virtualcam", _is_virtualcam, "stylize_video.io.streaming:open_live_sink", live=True)
 register_sink("mjpeg", _is_preview_url, "stylize_video.io.streaming:open_live_sink", live=True)
 register_sink("stream", _is_stream_url, "stylize_video.io.streaming:open_live_sink", live=True)
+register_sink("images", _is_image_pattern, "stylize_video.io.image_sequence_sink:open_image_sequence_sink", local=True)
 register_sink("file", _not_a_url, "stylize_video.io.file_sink:open_file_sink", local=True, fallback=True)
