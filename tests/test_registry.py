@@ -187,3 +187,9 @@ def test_a_missing_backend_module_is_one_clear_error() -> None:
             open_sink("nothing")
     finally:
         registry._SINKS[:] = [r for r in registry._SINKS if r.kind != "nothing"]
+
+
+def test_io_does_not_import_runtime_or_commands() -> None:
+    for path in (ROOT / "io").glob("*.py"):
+        text = path.read_text()
+        assert "..runtime" not in text and "..commands" not in text, path.name

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..controls import KEY_COMMANDS
 from ..errors import OutputError
 from .base import Frame, Sink
 from .images import save_snapshot
@@ -19,26 +20,18 @@ from .specs import OutputSpec, SinkOptions
 log = logging.getLogger(__name__)
 
 
-#: Keys of the window sink -> actions the pipeline applies (the rest are handled locally).
-KEY_ACTIONS = {
-    ord("q"): "quit",
-    27: "quit",  # Esc
-    ord("n"): "next_style",
-    ord("p"): "prev_style",
-    ord("+"): "strength_up",
-    ord("="): "strength_up",  # '+' without shift on most layouts
-    ord("-"): "strength_down",
-    ord("_"): "strength_down",
-    ord("t"): "toggle_smoothing",
-}
+#: Keys of the window sink -> live-control commands the pipeline applies (from the one
+#: vocabulary in :mod:`stylize_video.controls`; the window's display keys are handled here).
+KEY_ACTIONS = KEY_COMMANDS
 
 
 class WindowSink(Sink):
     """Show frames in an OpenCV window and turn key presses into actions.
 
     Keys: q/Esc quit, n/p next/previous style, +/- strength, t smoothing on/off
-    (applied by the pipeline through ``poll_actions``); s snapshot, space pause,
-    f fullscreen, o overlay (handled here).
+    (commands of :data:`stylize_video.controls.COMMANDS`, applied by the pipeline through
+    ``poll_actions``); s snapshot of the frame on screen, space pause, f fullscreen,
+    o overlay (display functions, handled here).
 
     Args:
         title: window title.

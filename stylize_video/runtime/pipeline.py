@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from ..controls import ControlChanges, LiveControls
 from ..errors import InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
-from .controls import LiveControls
 from .smoothing import NoSmoother, Smoother, as_smoother
 from .stylizer import Stylizer
 
@@ -117,7 +117,8 @@ class Pipeline:
         max_frames: stop after this many frames (None: until the source ends).
         progress: ``tqdm``-like object with ``update(n)`` (or None).
         styles: style names to cycle with n/p (preloaded on the stylizer).
-        controls: live controls (HTTP endpoint, stdin, signals) polled once per frame.
+        controls: live controls (HTTP endpoint, stdin, signals) polled once per frame; window
+            keys go through them too (a private set is made when None is given).
     """
 
     def __init__(
@@ -147,7 +148,7 @@ class Pipeline:
         self.progress = progress
         self.styles = list(styles)
         self.on_frame = on_frame
-        self.controls = controls
+        self.controls = controls if controls is not None else LiveControls(smoothing=self._smoothing_on)
         self._last_out: Frame | None = None
         self._snapshot_pending = False  # requested before the first frame: taken once one exists
         self.snapshots: list[Path] = []
@@ -235,35 +236,21 @@ class Pipeline:
         smooth = "on" if self._smoothing_on else "off"
         return f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
 
-    def _apply(self, action: str) -> None:
-        st = self.stylizer
-        if action in ("next_style", "prev_style") and len(self.styles) > 1:
-            i = self.styles.index(st.style_name) if st.style_name in self.styles else -1
-            step = 1 if action == "next_style" else -1
-            st.set_style(self.styles[(i + step) % len(self.styles)])
-            self.smoother.reset()
-        elif action == "strength_up":
-            st.strength = min(1.0, round(st.strength + 0.1, 2))
-        elif action == "strength_down":
-            st.strength = max(0.0, round(st.strength - 0.1, 2))
-        elif action == "toggle_smoothing":
-            self._smoothing_on = not self._smoothing_on
-            self.smoother.reset()
-        elif action == "quit":
-            self.stats.stopped = True
-            self._stop.set()
-
     def _controls(self) -> None:
-        if self.controls is not None:
-            self._live_controls(self.controls)
+        """Apply what the user asked for since the last frame (window keys and live controls alike)."""
+        controls = self.controls
         for sink in self._inline:
             for action in sink.poll_actions():
-                self._apply(action)
-            sink.set_status(self._status())
+                # The window reports command names of the same vocabulary stdin and HTTP use.
+                if not controls.apply_command(action):
+                    log.warning("%s: unknown control %r", type(sink).__name__, action)
+        self._apply(controls.poll())
+        status = self._status()
+        for sink in self._inline:
+            sink.set_status(status)
 
-    def _live_controls(self, controls: LiveControls) -> None:
-        """Apply what live controls requested since the last frame, then report the state back."""
-        changes = controls.poll()
+    def _apply(self, changes: ControlChanges) -> None:
+        """Apply one poll's changes, then report the state back to the controls' producers."""
         st = self.stylizer
         if changes:
             if changes.style is not None or changes.style_step:
@@ -278,12 +265,20 @@ class Pipeline:
                         self.smoother.reset()
             if changes.strength is not None:
                 st.strength = changes.strength
+            for delta in changes.strength_steps:
+                st.strength = min(1.0, max(0.0, round(st.strength + delta, 2)))
             if changes.smoothing is not None and changes.smoothing != self._smoothing_on:
-                self._apply("toggle_smoothing")
+                self._smoothing_on = changes.smoothing
+                self.smoother.reset()
             self._snapshot_pending |= changes.snapshot
+            if changes.quit:
+                self.stats.stopped = True
+                self._stop.set()
         if self._snapshot_pending and self._last_out is not None:
             self._snapshot(self._last_out)
-        controls.report(style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on)
+        self.controls.report(
+            style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on
+        )
 
     def _snapshot(self, frame: Frame) -> None:
         self._snapshot_pending = False
@@ -293,8 +288,7 @@ class Pipeline:
         if path is None:
             return
         self.snapshots.append(path)
-        if self.controls is not None:
-            self.controls.report(snapshots=len(self.snapshots))
+        self.controls.report(snapshots=len(self.snapshots))
 
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
