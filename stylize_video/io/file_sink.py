@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import OutputError
 from .base import ForwardTimestamps, Frame, Sink
 from .media import even_pad, ffmpeg_path, fit_into, import_av, open_video_encoder, output_extensions, to_yuv420
-from .paths import check_output, partial_path
+from .paths import PendingOutput, check_output
 from .specs import EncoderOptions, OutputSpec, SinkOptions
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ class VideoFileSink(Sink):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _disk_error(exc, self.path) from exc
-        self.tmp = partial_path(self.path)
+        self._pending = PendingOutput(self.path)
+        self.tmp = self._pending.tmp
         self.options = encoder or EncoderOptions(codec=codec, crf=crf, bitrate=bitrate, preset=preset)
         self.audio_from = os.fspath(audio_from) if audio_from is not None else None
         self.fps = Fraction(fps).limit_denominator(1001) if fps else None
@@ -233,7 +234,7 @@ class VideoFileSink(Sink):
         except BaseException:
             self._discard()
             raise
-        os.replace(self.tmp, self.path)
+        self._pending.commit()
         log.info("wrote %s (%d frames)", self.path, self.frames)
 
     def _discard(self) -> None:
@@ -242,7 +243,7 @@ class VideoFileSink(Sink):
                 self._container.close()
         except Exception as exc:  # the output is being thrown away; report, don't mask the cause
             log.debug("closing a discarded output: %s", exc)
-        self.tmp.unlink(missing_ok=True)
+        self._pending.discard()
 
     def abort(self) -> None:
         """Discard the output: nothing is written under the final name."""

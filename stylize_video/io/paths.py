@@ -46,6 +46,26 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
 
 
+class PendingOutput:
+    """A file being written under its temporary name (:func:`partial_path`) until :meth:`commit`.
+
+    For writers whose output outlives one ``with`` block (a video sink open across many
+    ``write`` calls); :func:`atomic_output` is the same for a single block.
+    """
+
+    def __init__(self, final: str | os.PathLike[str]) -> None:
+        self.final = Path(final)
+        self.tmp = partial_path(self.final)
+
+    def commit(self) -> None:
+        """Rename the finished file into place (atomic on one file system)."""
+        os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any."""
+        self.tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path; on success rename it to ``final``, on error remove it.
@@ -53,14 +73,13 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
     ``KeyboardInterrupt`` is an error here: callers that want Ctrl-C to keep a valid
     file must catch it inside the block, finish the file, and leave normally.
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(final)
+    pending = PendingOutput(final)
+    pending.final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        yield tmp
-        os.replace(tmp, final)
+        yield pending.tmp
+        pending.commit()
     finally:
-        tmp.unlink(missing_ok=True)
+        pending.discard()
 
 
 def fresh_path(path: Path) -> Path:
