@@ -31,14 +31,17 @@ def register(sub: Any) -> None:
         help="stylize a camera, video file or URL live or into a file",
         description=(
             "Stylize video. Inputs: a camera index (0) or device (/dev/video0), a file or URL, "
+            "numbered images (frames/%05d.png, or a folder of images; --fps sets their rate), "
             "or the demo scene (synthetic[:WxH][@FPS][:SECONDSs]). Outputs (-o, repeatable): "
-            "window, a video file (audio copied), null, or a stream URL/virtualcam."
+            "window, a video file (audio copied), numbered images (out/%05d.png: PNG lossless, "
+            ".jpg/.webp lossy), null, or a stream URL/virtualcam."
         ),
         epilog=(
             "examples:\n"
             "  stylize-video run -i 0 -s great-wave\n"
             "  stylize-video run -i holiday.mp4 -s starry-night -o holiday-starry.mp4\n"
             "  stylize-video run -i 0 -o window -o take1.mp4\n"
+            "  stylize-video run -i 'render/%04d.png' --fps 24 -o 'styled/%04d.png'  # frame by frame\n"
             "  stylize-video run -i 0 -o http://127.0.0.1:8080/    # browser/OBS preview, controls at /\n"
             "  stylize-video run -i 0 -o virtualcam                # webcam for calls (extra: virtualcam)\n"
             "  stylize-video run -i rtsp://cam.local/live -o rtmp://127.0.0.1/live/key\n"
@@ -49,13 +52,18 @@ def register(sub: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-i", "--input", default=None, help="camera index/device, video file, URL or synthetic")
+    p.add_argument(
+        "-i",
+        "--input",
+        default=None,
+        help="camera index/device, video file, URL, frames/%%05d.png or a folder of images, or synthetic",
+    )
     p.add_argument(
         "-o",
         "--output",
         action="append",
         default=None,
-        help="window, FILE, null, URL or virtualcam (repeatable; default: window)",
+        help="window, FILE, out/%%05d.png, null, URL or virtualcam (repeatable; default: window)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     cam = p.add_argument_group("camera")
