@@ -34,6 +34,26 @@ def is_partial(path: str | os.PathLike[str]) -> bool:
     return _PARTIAL.match(Path(path).name) is not None
 
 
+class PendingOutput:
+    """A file being written under its temporary name (:func:`partial_path`) until :meth:`commit`.
+
+    For writers whose output outlives one ``with`` block (a video sink open across many
+    ``write`` calls); :func:`atomic_output` is the same for a single block.
+    """
+
+    def __init__(self, final: str | os.PathLike[str]) -> None:
+        self.final = Path(final)
+        self.tmp = partial_path(self.final)
+
+    def commit(self) -> None:
+        """Rename the finished file into place (atomic on one file system)."""
+        os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any."""
+        self.tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path; on success rename it to ``final``, on error remove it.
@@ -49,14 +69,13 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
         with atomic_output("out/state.pt") as tmp:
             torch.save(state, tmp)
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(final)
+    pending = PendingOutput(final)
+    pending.final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        yield tmp
-        os.replace(tmp, final)
+        yield pending.tmp
+        pending.commit()
     finally:
-        tmp.unlink(missing_ok=True)
+        pending.discard()
 
 
 def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:

@@ -171,3 +171,55 @@ def test_a_failed_snapshot_does_not_end_the_run(monkeypatch: pytest.MonkeyPatch)
     stats = pipeline.run()
     assert stats.frames == 3 and len(sink.frames) == 3 and stats.error is None
     assert pipeline.snapshots == []
+
+
+def test_one_vocabulary_feeds_keys_typed_commands_http_and_signals() -> None:
+    from stylize_video.controls import COMMANDS, KEY_COMMANDS, apply_remote, parse_command
+    from stylize_video.io.window import KEY_ACTIONS
+
+    assert KEY_ACTIONS == KEY_COMMANDS and KEY_ACTIONS[ord("q")] == KEY_ACTIONS[27] == "quit"
+    assert {KEY_ACTIONS[ord(k)] for k in "np+-t"} == {
+        "next_style",
+        "prev_style",
+        "strength_up",
+        "strength_down",
+        "toggle_smoothing",
+    }
+    c = LiveControls()
+    for command in COMMANDS:  # every window action is also a typed command, by its name
+        if command.keys:
+            assert c.apply_command(command.name), command.name
+    assert c.poll() == ControlChanges(smoothing=True, strength_steps=(0.1, -0.1), quit=True)
+    assert {cmd.signal for cmd in COMMANDS if cmd.signal} == {"SIGUSR1", "SIGUSR2"}
+    with pytest.raises(ValueError, match=r"strength must be within 0\.\.1, got 2"):
+        parse_command("strength 2", c)
+    with pytest.raises(ValueError, match="unknown command 'fly'"):
+        parse_command("fly away", c)
+    with pytest.raises(ValueError, match="next takes no value"):
+        parse_command("next 2", c)
+    # Over HTTP the same words are parameters; quitting is not offered to viewers.
+    assert apply_remote(c, [("style", "prev"), ("strength", "0.4"), ("smooth", "off")]) == {
+        "style": "prev",
+        "strength": "0.4",
+        "smooth": "off",
+    }
+    assert c.poll() == ControlChanges(style_step=-1, strength=0.4, smoothing=False)
+    with pytest.raises(ValueError, match="unknown control 'quit'"):
+        apply_remote(c, [("quit", "")])
+    assert not c.poll()
+
+
+def test_typed_quit_and_strength_steps_reach_the_pipeline() -> None:
+    from stylize_video.models.transform_net import TransformNet
+    from stylize_video.runtime.pipeline import Pipeline
+    from stylize_video.runtime.stylizer import Stylizer
+    from tests.conftest import TINY
+
+    controls = LiveControls()
+    for line in ("strength 0.95", "+", "-", "quit"):
+        assert controls.apply_command(line)
+    stylizer = Stylizer(TransformNet(TINY).eval(), device="cpu")
+    sink = _Keep()
+    stats = Pipeline(_Frames(50), stylizer, [sink], controls=controls).run()
+    assert stats.stopped and stats.frames < 50
+    assert stylizer.strength == 0.9  # 0.95 -> 1.0 (clamped) -> 0.9: steps apply in order, as keys did

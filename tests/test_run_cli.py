@@ -121,10 +121,10 @@ def test_smoothing_and_encoder_options(tmp_path: Path, tiny_checkpoint: Path) ->
 def test_window_and_file_together(tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import cv2
 
-    import stylize_video.io.sinks as sinks
+    import stylize_video.io.window as window
 
     shown: list[tuple[int, ...]] = []
-    monkeypatch.setattr(sinks, "has_display", lambda: True)
+    monkeypatch.setattr(window, "has_display", lambda: True)
     monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
     monkeypatch.setattr(cv2, "imshow", lambda title, img: shown.append(img.shape))
     monkeypatch.setattr(cv2, "waitKey", lambda ms: -1)

@@ -15,6 +15,7 @@ from stylize_video.errors import OutputError, StylizeError
 from stylize_video.io.base import Frame, Sink
 from stylize_video.io.sinks import NullSink, VideoFileSink, WindowSink, fresh_path, open_sink
 from stylize_video.io.sources import VideoFileSource
+from stylize_video.io.specs import OutputSpec, SinkOptions
 from tests.conftest import make_image
 from tests.media import probe, write_clip
 
@@ -267,15 +268,16 @@ def test_open_sink_dispatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(open_sink("window", cv2_module=FakeCV2()), WindowSink)
     assert isinstance(open_sink(str(tmp_path / "o.mkv")), VideoFileSink)
     monkeypatch.setitem(sys.modules, "stylize_video.io.streaming", None)  # as if not installed
-    with pytest.raises(StylizeError, match="streaming outputs are not available"):
+    with pytest.raises(StylizeError, match="stream outputs are not available"):
         open_sink("rtmp://localhost/live/key")
-    calls: list[tuple[str, dict[str, Any]]] = []
+    calls: list[tuple[OutputSpec, SinkOptions]] = []
     fake = types.ModuleType("stylize_video.io.streaming")
-    fake.open_streaming_sink = lambda spec, **kw: calls.append((spec, kw)) or NullSink()  # type: ignore[attr-defined]
+    fake.open_live_sink = lambda spec, options: calls.append((spec, options)) or NullSink()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "stylize_video.io.streaming", fake)
     assert isinstance(open_sink("virtualcam", crf=20), NullSink)
     assert isinstance(open_sink("srt://host:9000"), NullSink)
-    assert [c[0] for c in calls] == ["virtualcam", "srt://host:9000"] and calls[0][1]["crf"] == 20
+    assert [(c[0].kind, c[0].text) for c in calls] == [("virtualcam", "virtualcam"), ("stream", "srt://host:9000")]
+    assert calls[0][1].encoder.crf == 20  # encoder options travel whole
     with pytest.raises(OutputError, match="unsupported URL"):
         open_sink("gopher://x")
 

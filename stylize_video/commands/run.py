@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..io.specs import parse_bitrate  # noqa: F401 - re-exported: `batch` imports it from here
 from .common import add_engine_options, add_video_options, make_stylizer
+
+if TYPE_CHECKING:
+    from ..io.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +31,17 @@ def register(sub: Any) -> None:
         help="stylize a camera, video file or URL live or into a file",
         description=(
             "Stylize video. Inputs: a camera index (0) or device (/dev/video0), a file or URL, "
+            "numbered images (frames/%05d.png, or a folder of images; --fps sets their rate), "
             "or the demo scene (synthetic[:WxH][@FPS][:SECONDSs]). Outputs (-o, repeatable): "
-            "window, a video file (audio copied), null, or a stream URL/virtualcam."
+            "window, a video file (audio copied), numbered images (out/%05d.png: PNG lossless, "
+            ".jpg/.webp lossy), null, or a stream URL/virtualcam."
         ),
         epilog=(
             "examples:\n"
             "  stylize-video run -i 0 -s great-wave\n"
             "  stylize-video run -i holiday.mp4 -s starry-night -o holiday-starry.mp4\n"
             "  stylize-video run -i 0 -o window -o take1.mp4\n"
+            "  stylize-video run -i 'render/%04d.png' --fps 24 -o 'styled/%04d.png'  # frame by frame\n"
             "  stylize-video run -i 0 -o http://127.0.0.1:8080/    # browser/OBS preview, controls at /\n"
             "  stylize-video run -i 0 -o virtualcam                # webcam for calls (extra: virtualcam)\n"
             "  stylize-video run -i rtsp://cam.local/live -o rtmp://127.0.0.1/live/key\n"
@@ -45,19 +52,29 @@ def register(sub: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-i", "--input", default=None, help="camera index/device, video file, URL or synthetic")
+    p.add_argument(
+        "-i",
+        "--input",
+        default=None,
+        help="camera index/device, video file, URL, frames/%%05d.png or a folder of images, or synthetic",
+    )
     p.add_argument(
         "-o",
         "--output",
         action="append",
         default=None,
-        help="window, FILE, null, URL or virtualcam (repeatable; default: window)",
+        help="window, FILE, out/%%05d.png, null, URL or virtualcam (repeatable; default: window)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     cam = p.add_argument_group("camera")
     cam.add_argument("--width", type=int, default=None, help="requested capture width")
     cam.add_argument("--height", type=int, default=None, help="requested capture height")
-    cam.add_argument("--fps", type=float, default=None, help="requested capture frame rate")
+    cam.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="requested capture frame rate; an image sequence's frame rate (default 25)",
+    )
     add_video_options(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--queue-size", type=int, default=4, help="frames buffered between threads (default 4)")
@@ -65,19 +82,6 @@ def register(sub: Any) -> None:
     p.add_argument("--default", action="store_true", help=argparse.SUPPRESS)  # what bare `stylize-video` runs
     add_engine_options(p)
     p.set_defaults(func=run)
-
-
-def parse_bitrate(text: str | None) -> int | None:
-    """``4M`` -> 4000000, ``800k`` -> 800000, ``1500000`` -> 1500000."""
-    if text is None:
-        return None
-    from ..errors import StylizeError
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
-    if not m:
-        raise StylizeError(f"--bitrate {text!r}: use a number with an optional k/M suffix, e.g. 4M")
-    scale = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
 
 
 def _camera_available(index: int = 0) -> bool:
@@ -95,7 +99,8 @@ def _camera_available(index: int = 0) -> bool:
 
 def _apply_default(args: argparse.Namespace) -> None:
     """Fill in what bare ``stylize-video`` does, depending on this machine."""
-    from ..io.sinks import fresh_path, has_display
+    from ..io.paths import fresh_path
+    from ..io.window import has_display
 
     if args.input is None and has_display() and _camera_available(0):
         args.input, args.output = "0", ["window"]
@@ -108,10 +113,9 @@ def _apply_default(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..errors import StylizeError
-    from ..io.media import is_url
-    from ..io.sinks import WindowSink, open_sink
-    from ..io.sources import VideoFileSource, open_source
-    from ..io.streaming import is_streaming_spec
+    from ..io.base import as_sink
+    from ..io.registry import open_sink, open_source, parse_input_spec, parse_output_spec
+    from ..io.specs import EncoderOptions, SinkOptions
     from ..runtime.controls import LiveControls
     from ..runtime.pipeline import Pipeline
     from ..runtime.smoothing import make_smoother
@@ -131,67 +135,54 @@ def run(args: argparse.Namespace) -> int:
         raise StylizeError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.queue_size < 1:
         raise StylizeError(f"--queue-size must be >= 1, got {args.queue_size}")
-    outputs = args.output or ["window"]
+    if args.fps is not None and not args.fps > 0:
+        raise StylizeError(f"--fps must be positive, got {args.fps}")
+    input_spec = parse_input_spec(args.input)
+    outputs = [parse_output_spec(text) for text in args.output or ["window"]]
     seen: dict[str, str] = {}
     for spec in outputs:
         # Two sinks on one file would share its temporary name and clobber each other.
-        key = (
-            spec
-            if spec in ("window", "null") or "://" in spec or is_streaming_spec(spec)
-            else str(Path(spec).resolve())
-        )
-        if key in seen:
-            raise StylizeError(f"output {spec!r} is given twice (as {seen[key]!r} too)")
-        seen[key] = spec
-    bitrate = parse_bitrate(args.bitrate)
-    if args.crf is not None and not 0 <= args.crf <= 63:
-        raise StylizeError(f"--crf must be within 0..63, got {args.crf}")
+        if spec.key in seen:
+            raise StylizeError(f"output {spec.text!r} is given twice (as {seen[spec.key]!r} too)")
+        seen[spec.key] = spec.text
+    encoder = EncoderOptions.from_cli(args.codec, args.crf, args.bitrate, args.preset)
 
-    source = open_source(args.input, width=args.width, height=args.height, fps=args.fps)
-    sinks: list[Any] = []
+    source = open_source(input_spec, width=args.width, height=args.height, fps=args.fps)
+    sinks: list[Sink] = []
     # Live outputs (HTTP preview, streams, virtual camera) take requests from /control, stdin and signals.
     controls = LiveControls()
     try:
-        is_file = isinstance(source, VideoFileSource) and not is_url(args.input)
-        inputs = [args.input] if is_file else []
-        audio_from = args.input if isinstance(source, VideoFileSource) and source.has_audio else None
+        options = SinkOptions(
+            inputs=source.inputs,
+            overwrite=args.overwrite,
+            audio_from=source.audio_path,
+            encoder=encoder,
+            fps=source.fps,
+            controls=controls,
+            # Live outputs hold a file's frames to real time; a live source already is.
+            pace=not source.live,
+            share_cpu=resolve_device(args.device).type == "cpu",
+        )
         for spec in outputs:
-            sinks.append(
-                open_sink(
-                    spec,
-                    inputs=inputs,
-                    overwrite=args.overwrite,
-                    audio_from=audio_from,
-                    codec=args.codec,
-                    crf=args.crf,
-                    bitrate=bitrate,
-                    preset=args.preset,
-                    fps=getattr(source, "fps", None),
-                    controls=controls,
-                    # Live outputs hold a file's frames to real time; a live source already is.
-                    pace=not getattr(source, "live", False),
-                    share_cpu=resolve_device(args.device).type == "cpu",
-                )
-            )
+            sinks.append(as_sink(open_sink(spec, options=options)))
         stylizer = make_stylizer(args)
         styles: list[str] = []
-        live_outputs = [spec for spec in outputs if is_streaming_spec(spec)]
-        if live_outputs or any(isinstance(s, WindowSink) for s in sinks):
+        live = any(s.live for s in sinks)
+        if live or any(s.interactive for s in sinks):
             styles = _preload_styles(stylizer)
         interactive = bool(styles)  # a window or live controls: smoothing can be toggled on later
         kind = args.smooth if args.smooth != "none" else ("ema" if interactive else "none")
         smoother = None if kind == "none" else make_smoother(kind, args.smooth_strength)
     except BaseException:
         for sink in sinks:
-            abort = getattr(sink, "abort", None)
-            (abort or sink.close)()
+            sink.abort()
         source.close()
         raise
 
-    total = getattr(source, "frame_count", None)
+    total = source.frame_count
     if args.max_frames is not None:
         total = min(total, args.max_frames) if total else args.max_frames
-    progress = _progress(total, disable=args.no_progress or bool(getattr(source, "live", False)))
+    progress = _progress(total, disable=args.no_progress or source.live)
     pipeline = Pipeline(
         source,
         stylizer,
@@ -202,9 +193,9 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         progress=progress,
         styles=styles,
-        controls=controls if live_outputs else None,
+        controls=controls if live else None,
     )
-    restore_signals = _live_control_inputs(controls, live_outputs, sinks)
+    restore_signals = _live_control_inputs(controls, sinks)
     try:
         stats = pipeline.run()
     finally:
@@ -213,30 +204,29 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
         source.close()
     for spec, sink in zip(outputs, sinks, strict=True):
-        path = getattr(sink, "path", None)
+        path = sink.path
         if path is not None and Path(path).exists():
-            print(f"wrote {path}" if spec == str(path) else f"wrote {path} ({spec})")
+            print(f"wrote {path}" if spec.text == str(path) else f"wrote {path} ({spec.text})")
     print(stats.summary())
     if stats.error is not None:
         raise stats.error
     return 130 if stats.interrupted else 0
 
 
-def _live_control_inputs(controls: Any, live_outputs: list[str], sinks: list[Any]) -> Any:
+def _live_control_inputs(controls: Any, sinks: Sequence[Sink]) -> Any:
     """SIGUSR1/SIGUSR2 (next/prev style) and, from a terminal, typed commands for live outputs.
 
     Returns a function that restores the previous signal handlers.
     """
     import threading
 
-    from ..io.sinks import WindowSink
     from ..runtime.controls import ignore_background_reads, install_signal_handlers, start_stdin_reader
 
-    if not live_outputs or threading.current_thread() is not threading.main_thread():
+    if not any(s.live for s in sinks) or threading.current_thread() is not threading.main_thread():
         return lambda: None
     restore = install_signal_handlers(controls)
     # The window has its own keys; without one, a terminal is the control panel.
-    if sys.stdin is not None and sys.stdin.isatty() and not any(isinstance(s, WindowSink) for s in sinks):
+    if sys.stdin is not None and sys.stdin.isatty() and not any(s.interactive for s in sinks):
         restore_ttin = ignore_background_reads()
         start_stdin_reader(controls)
         log.warning("live controls: type next, prev, style NAME, strength 0.5, smooth, snap (+ Enter)")

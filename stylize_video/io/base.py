@@ -1,16 +1,28 @@
-"""The data passed between pipeline stages and the interfaces of sources and sinks.
+"""The data passed between pipeline stages and the contracts of sources and sinks.
 
 ``Source -> Frame (uint8 HxWx3 BGR) -> upload -> Stylizer -> Smoother -> download
 -> Sink``. Only ``runtime/pipeline.py`` knows every stage; sources and sinks never
 call each other.
+
+:class:`Source` and :class:`Sink` are abstract base classes rather than Protocols on
+purpose: they declare *every* member the pipeline and the ``run`` command use, and
+give the optional ones defaults, so a new stage subclasses one of them, overrides
+what it needs, and the pipeline calls hooks directly instead of probing with
+``getattr``. (A Protocol cannot give a class that does not inherit from it its
+default methods.) Objects written against the older duck-typed contract (an
+iterable with ``close``, an object with ``write``/``close``) still work:
+:func:`as_source` / :func:`as_sink` wrap them once, at the pipeline's door, in an
+adapter that supplies the defaults.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -74,10 +86,8 @@ class ForwardTimestamps:
 
 
 @runtime_checkable
-class Source(Protocol):
-    """Produces frames. ``live`` sources may drop stale frames; files never do."""
-
-    live: bool
+class FrameSource(Protocol):
+    """The least a source must do: iterate frames and close. Anything richer subclasses :class:`Source`."""
 
     def __iter__(self) -> Iterator[Frame]: ...
 
@@ -85,9 +95,173 @@ class Source(Protocol):
 
 
 @runtime_checkable
-class Sink(Protocol):
-    """Consumes frames. Opens lazily on the first frame; ``close`` finalises output."""
+class FrameSink(Protocol):
+    """The least a sink must do: take frames and close. Anything richer subclasses :class:`Sink`."""
 
     def write(self, frame: Frame) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Source(ABC):
+    """Produces frames. Subclasses implement ``__iter__`` and usually ``close``.
+
+    Attributes (class defaults; subclasses set them in ``__init__`` when known):
+        live: frames come in real time (camera, network stream): the pipeline may drop
+            stale frames; files never do.
+        path: what to call the input in messages (file name, URL, pattern); None: "the input".
+        fps: nominal frame rate (None when unknown): sinks' rate hint.
+        frame_count: frames the source will produce (None: unknown or endless): progress bars.
+        corrupt: damaged packets/frames skipped so far (read after the run).
+        has_audio: the input carries audio.
+        audio_path: a media file or URL whose audio file outputs may copy (None: no audio).
+        inputs: local files this source reads; no output may ever overwrite one.
+    """
+
+    live: bool = False
+    path: str | None = None
+    fps: float | Fraction | None = None
+    frame_count: int | None = None
+    corrupt: int = 0
+    has_audio: bool = False
+    audio_path: str | None = None
+    inputs: tuple[str, ...] = ()
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Frame]:
+        """Frames in order; a source never drops frames itself."""
+
+    def close(self) -> None:  # noqa: B027 - an optional hook: most sources hold nothing to release
+        """Release the device/file; may be called from another thread than the reader."""
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Sink(ABC):
+    """Consumes frames. Opens lazily on the first frame; ``close`` finalises output.
+
+    Attributes (class defaults):
+        threaded: ``write`` runs in the pipeline's encoder thread (True) or in the main
+            thread right after the model (False: GUI calls belong to the main thread).
+        live: a live output (stream, preview, virtual camera): takes live controls
+            (HTTP, stdin, signals) and is paced to real time when the source is a file.
+        interactive: the sink takes commands from the user itself (the window's keys),
+            reported through :meth:`poll_actions`.
+        path: the file it writes (None for non-file outputs), for "wrote ..." messages.
+    """
+
+    threaded: bool = True
+    live: bool = False
+    interactive: bool = False
+    path: Path | None = None
+
+    @abstractmethod
+    def write(self, frame: Frame) -> None:
+        """Take one frame (uint8 HxWx3 BGR); never modify ``frame.image``."""
+
+    def close(self) -> None:  # noqa: B027 - an optional hook
+        """Finalise the output (flush, rename into place, disconnect). Idempotent."""
+
+    def finish(self) -> None:  # noqa: B027 - an optional hook
+        """The input ended normally (not a quit or Ctrl-C): e.g. copy the audio to its end.
+
+        Called just before :meth:`close`.
+        """
+
+    def abort(self) -> None:
+        """Discard the output (an unexpected error): nothing is left under a final name.
+
+        Defaults to :meth:`close` for sinks that have nothing to discard.
+        """
+        self.close()
+
+    def poll_actions(self) -> list[str]:
+        """Control commands the user gave through this sink since the last call (main-thread sinks)."""
+        return []
+
+    def set_status(self, text: str) -> None:  # noqa: B027 - an optional hook
+        """Text describing the current state (style, strength, smoothing) to show, if the sink can."""
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None or exc_type is KeyboardInterrupt:
+            self.close()  # Ctrl-C keeps what was written
+        else:
+            self.abort()
+
+
+class _SourceAdapter(Source):
+    """A duck-typed source seen through the :class:`Source` contract (missing members take the defaults)."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self.inner = inner
+        self.live = bool(getattr(inner, "live", False))
+        name = getattr(inner, "path", None)
+        self.path = None if name is None else str(name)
+        self.fps = getattr(inner, "fps", None)
+        self.frame_count = getattr(inner, "frame_count", None)
+        self.has_audio = bool(getattr(inner, "has_audio", False))
+
+    @property  # read through: the source counts while it runs
+    def corrupt(self) -> int:  # type: ignore[override]
+        return int(getattr(self.inner, "corrupt", 0))
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.inner)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _SinkAdapter(Sink):
+    """A duck-typed sink seen through the :class:`Sink` contract (missing hooks take the defaults)."""
+
+    def __init__(self, inner: FrameSink) -> None:
+        self.inner = inner
+        self.threaded = bool(getattr(inner, "threaded", True))
+        self.live = bool(getattr(inner, "live", False))
+        self.interactive = bool(getattr(inner, "interactive", False))
+        path = getattr(inner, "path", None)
+        self.path = None if path is None else Path(path)
+
+    def write(self, frame: Frame) -> None:
+        self.inner.write(frame)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def finish(self) -> None:
+        getattr(self.inner, "finish", _nothing)()
+
+    def abort(self) -> None:
+        getattr(self.inner, "abort", self.inner.close)()
+
+    def poll_actions(self) -> list[str]:
+        return list(getattr(self.inner, "poll_actions", list)())
+
+    def set_status(self, text: str) -> None:
+        getattr(self.inner, "set_status", _ignore)(text)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _ignore(text: str) -> None:
+    pass
+
+
+def as_source(source: FrameSource) -> Source:
+    """``source`` itself when it subclasses :class:`Source`, else an adapter with the defaults."""
+    return source if isinstance(source, Source) else _SourceAdapter(source)
+
+
+def as_sink(sink: FrameSink) -> Sink:
+    """``sink`` itself when it subclasses :class:`Sink`, else an adapter with the defaults."""
+    return sink if isinstance(sink, Sink) else _SinkAdapter(sink)

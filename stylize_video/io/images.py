@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OutputError
-from .paths import atomic_output
+from ..errors import InputError, OutputError, StylizeError
+from .paths import atomic_output, fresh_path
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -100,3 +104,19 @@ def expand_image_inputs(specs: Sequence[str]) -> list[Path]:
         else:
             raise InputError(f"input {spec!r} does not exist")
     return out
+
+
+def save_snapshot(folder: Path, image: np.ndarray) -> Path | None:
+    """Save ``image`` as a fresh ``snapshot-<time>.png`` in ``folder``; None if it cannot be written.
+
+    A snapshot is a side request: failing it is a warning, never the end of the run
+    and its recording.
+    """
+    path = fresh_path(folder / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}.png")
+    try:
+        write_image(path, image)
+    except StylizeError as exc:
+        log.warning("snapshot not saved: %s", exc)
+        return None
+    log.info("snapshot saved to %s", path)
+    return path

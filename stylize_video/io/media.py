@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DependencyError, InputError, OutputError
+from .specs import SCHEMES, is_url
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ VIDEO_CODECS: dict[str, tuple[str, ...]] = {
     "vp9": ("libvpx-vp9",),
 }
 
-URL_SCHEMES = ("rtmp", "rtmps", "srt", "udp", "rtp", "rtsp", "http", "https", "tcp")
+#: Schemes FFmpeg is given as URLs (derived from the one table in :mod:`.specs`).
+URL_SCHEMES = tuple(SCHEMES)
 
 
 def import_av() -> Any:
@@ -39,12 +41,6 @@ def import_av() -> Any:
     except ImportError as exc:  # pragma: no cover - av is a core dependency
         raise DependencyError("video files need PyAV: pip install 'av>=12'") from exc
     return av
-
-
-def is_url(spec: str) -> bool:
-    """True for ``scheme://...`` specs with a streaming scheme."""
-    scheme, sep, _ = spec.partition("://")
-    return bool(sep) and scheme.lower() in URL_SCHEMES
 
 
 def ffmpeg_path(path: str | os.PathLike[str]) -> str:

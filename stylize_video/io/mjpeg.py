@@ -14,7 +14,6 @@ frame is JPEG-encoded at most once, by the first viewer thread that needs it.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import socket
@@ -27,8 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from ..controls import LiveControls, apply_remote
 from ..errors import OutputError
-from ..runtime.controls import LiveControls
 from .base import Frame
 from .pacing import Pacer
 
@@ -339,46 +338,8 @@ class _MjpegHandler(BaseHTTPRequestHandler):
 
 
 def _apply_controls(controls: LiveControls, params: list[tuple[str, str]]) -> dict[str, str]:
-    """Validate every parameter first, then record them, so a bad request changes nothing."""
-    actions: list[Callable[[], None]] = []
-    accepted: dict[str, str] = {}
-    for key, value in params:
-        if key == "style":
-            if value == "next":
-                actions.append(controls.next_style)
-            elif value in ("prev", "previous"):
-                actions.append(controls.prev_style)
-            elif value:
-                known = controls.state().get("styles") or []
-                if known and value not in known:  # refused now, not dropped later with "accepted"
-                    raise ValueError(f"unknown style {value!r} (loaded: {', '.join(known)})")
-                actions.append(functools.partial(controls.set_style, value))
-            else:
-                raise ValueError("style needs a value: next, prev or a name")
-        elif key == "strength":
-            try:
-                strength = float(value)
-            except ValueError:
-                raise ValueError(f"strength must be a number, got {value!r}") from None
-            if not 0.0 <= strength <= 1.0:
-                raise ValueError(f"strength must be within 0..1, got {value}")
-            actions.append(functools.partial(controls.set_strength, strength))
-        elif key in ("smooth", "smoothing"):
-            if value == "toggle":
-                actions.append(controls.toggle_smoothing)
-            elif value in ("on", "off", "1", "0"):
-                actions.append(functools.partial(controls.set_smoothing, value in ("on", "1")))
-            else:
-                raise ValueError(f"smooth must be toggle, on or off, got {value!r}")
-        elif key == "snapshot":
-            if value not in ("1", "true", "on", ""):
-                raise ValueError(f"snapshot takes 1 (or no value), got {value!r}")
-            actions.append(controls.snapshot)
-        else:
-            raise ValueError(f"unknown control {key!r} (style, strength, smooth, snapshot)")
-        accepted[key] = value
-    if not actions:
-        raise ValueError("no control given (style, strength, smooth, snapshot)")
-    for action in actions:
-        action()
-    return accepted
+    """Validate every parameter first, then record them, so a bad request changes nothing.
+
+    The parameters are the live-control vocabulary of :mod:`stylize_video.controls`.
+    """
+    return apply_remote(controls, params)

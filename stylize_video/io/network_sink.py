@@ -25,15 +25,12 @@ from urllib.parse import urlsplit
 
 from ..errors import OutputError
 from .backoff import Backoff
-from .base import Frame
+from .base import Frame, Sink
 from .media import fit_into, protocol_hint, tag_bt709, to_yuv420
 from .pacing import Pacer
+from .specs import STREAM_FORMATS  # container format per URL scheme
 
 log = logging.getLogger(__name__)
-
-#: Container format per URL scheme: FLV is what RTMP carries; MPEG-TS is made for
-#: lossy byte pipes (udp, srt, tcp) because a receiver can join at any packet.
-STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtsp": "rtsp"}
 
 _TIME_BASE = Fraction(1, 1000)  # milliseconds of source time: dropped frames leave gaps, not a sped-up stream
 
@@ -55,7 +52,7 @@ def _default_url(url: str, scheme: str) -> str:
     return url
 
 
-class NetworkStreamSink:
+class NetworkStreamSink(Sink):
     """Encode frames as H.264 and push them to a streaming URL, reconnecting as needed.
 
     Args:
@@ -269,9 +266,9 @@ class NetworkStreamSink:
             if self.bitrate:
                 stream.bit_rate = int(self.bitrate)
             if self.audio_from is not None:
-                from .sinks import _AudioCopier
+                from .audio import AudioCopier
 
-                audio = _AudioCopier(out, self.audio_from)
+                audio = AudioCopier(out, self.audio_from)
                 if len(audio):
                     audio.skip_until(now)  # a reconnect resumes the sound where the picture is
                 else:

@@ -16,23 +16,17 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from .backoff import Backoff
-from .base import Frame
+from .base import Frame, Source
 from .media import protocol_hint
+from .specs import LIVE_SCHEMES, InputSpec, SourceOptions, is_live_url
 
 log = logging.getLogger(__name__)
 
-#: Schemes that always carry a live stream (``-i`` routes them here).
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "rtp", "srt", "tcp")
 #: Schemes this source reads; http(s) may also be a plain file, so it is opt-in (construct the source yourself).
 NETWORK_SCHEMES = (*LIVE_SCHEMES, "http", "https")
 
 
-def is_live_url(spec: str) -> bool:
-    """True for a URL whose scheme always means a live stream (rtsp, udp, srt, ...)."""
-    return urlsplit(spec).scheme.lower() in LIVE_SCHEMES
-
-
-class NetworkSource:
+class NetworkSource(Source):
     """Frames from a network stream; ``live`` (the pipeline may drop stale frames).
 
     Connects at construction, so a wrong URL fails at once (:class:`InputError`);
@@ -175,3 +169,11 @@ class NetworkSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_network_source(spec: InputSpec, options: SourceOptions) -> NetworkSource:
+    """Registry factory: a live stream URL (reconnects with backoff, marks cuts)."""
+    return NetworkSource(spec.text)
+
+
+__all__ = ["LIVE_SCHEMES", "NETWORK_SCHEMES", "NetworkSource", "is_live_url", "open_network_source"]

@@ -16,9 +16,9 @@ from ..errors import OutputError
 
 # The atomic-write helpers live in the package's neutral ``files`` module (models and
 # training use them too); they stay importable from here, where every sink finds them.
-from ..files import atomic_output, is_partial, partial_path
+from ..files import PendingOutput, atomic_output, is_partial, partial_path
 
-__all__ = ["atomic_output", "check_output", "is_partial", "partial_path"]
+__all__ = ["PendingOutput", "atomic_output", "check_output", "fresh_path", "is_partial", "partial_path"]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -44,3 +44,14 @@ def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = Fa
     if out.exists() and not overwrite:
         raise OutputError(f"output {str(out)!r} exists (pass --overwrite to replace it)")
     return out
+
+
+def fresh_path(path: Path) -> Path:
+    """``path`` if free, else ``stem-1.ext``, ``stem-2.ext``, ... (never an existing file)."""
+    if not path.exists():
+        return path
+    for i in range(1, 100_000):
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OutputError(f"no free file name next to {str(path)!r}")

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +22,12 @@ import numpy as np
 from ..errors import InputError
 from .base import ForwardTimestamps, Frame, Source
 from .media import import_av, is_url, open_input, rotate
+from .specs import SYNTHETIC_SPEC, InputSpec, SourceOptions, is_live_url
 
 log = logging.getLogger(__name__)
 
 
-class VideoFileSource:
+class VideoFileSource(Source):
     """Decode a video file or URL with PyAV (threaded decoding).
 
     Frames keep the source's pts and time base, so variable frame rate survives;
@@ -58,12 +58,16 @@ class VideoFileSource:
         self.fps: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
         self.width: int = self.stream.codec_context.width
         self.height: int = self.stream.codec_context.height
-        self.live = is_url(self.path) and self.path.split("://")[0].lower() in ("rtsp", "udp", "srt", "rtmp")
+        self.live = is_live_url(self.path)
         self.corrupt = 0
         self._start: int | None = None
         # Raw .h264/.hevc carry no pts and joined .ts files restart theirs: without this
         # a 12-frame raw clip came out 0.04 s long and a joined one squashed its second half.
         self._pts = ForwardTimestamps(round(1 / (float(self.fps) * self.time_base)))
+        self.frame_count = self._count_frames()
+        self.has_audio = len(self.container.streams.audio) > 0
+        self.audio_path = self.path if self.has_audio else None
+        self.inputs = () if is_url(self.path) else (self.path,)
 
     @property
     def duration(self) -> float | None:
@@ -74,17 +78,12 @@ class VideoFileSource:
             return self.container.duration / 1_000_000
         return None
 
-    @property
-    def frame_count(self) -> int | None:
+    def _count_frames(self) -> int | None:
         """Frames in the header, or an estimate from duration and rate (None when unknown)."""
         if self.stream.frames:
             return int(self.stream.frames)
         d = self.duration
         return math.ceil(d * float(self.fps)) if d else None
-
-    @property
-    def has_audio(self) -> bool:
-        return len(self.container.streams.audio) > 0
 
     def _packets(self) -> Iterator[Any]:
         av = import_av()
@@ -164,7 +163,7 @@ def quiet_opencv() -> Iterator[None]:
         logging_api.setLogLevel(previous)
 
 
-class CameraSource:
+class CameraSource(Source):
     """A camera through OpenCV's ``VideoCapture``.
 
     Args:
@@ -211,8 +210,6 @@ class CameraSource:
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         self.fps = Fraction(float(self._cap.get(cv2.CAP_PROP_FPS) or fps or 30)).limit_denominator(1001)
-        self.frame_count: int | None = None
-        self.corrupt = 0
         # read() and release() must not overlap: a capture released under a running read
         # can crash the driver. close() may come from another thread than the reader.
         self._lock = threading.Lock()
@@ -261,7 +258,7 @@ class CameraSource:
         self.close()
 
 
-class SyntheticSource:
+class SyntheticSource(Source):
     """A built-in animated scene: gradients, moving discs and a sweeping bar.
 
     Deterministic for a given size and frame index, so tests and demos need no media.
@@ -273,6 +270,8 @@ class SyntheticSource:
         live: pace frames in real time and mark the source live.
     """
 
+    fps: Fraction
+
     def __init__(
         self, width: int = 640, height: int = 360, fps: float = 30.0, frames: int | None = 90, live: bool = False
     ) -> None:
@@ -282,7 +281,6 @@ class SyntheticSource:
         self.fps = Fraction(fps).limit_denominator(1001)
         self.frame_count = frames
         self.live = live
-        self.corrupt = 0
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         self._u, self._v = xx / max(width - 1, 1), yy / max(height - 1, 1)
 
@@ -343,7 +341,27 @@ class SyntheticSource:
         self.close()
 
 
-_SYNTH = re.compile(r"^(?:synthetic|demo)(?::(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?(?::(\d+(?:\.\d+)?)s)?$")
+def open_camera(spec: InputSpec, options: SourceOptions) -> CameraSource:
+    """Registry factory: ``0``, ``1``, ... or ``/dev/videoN``."""
+    device: int | str = int(spec.text) if spec.text.isdigit() else spec.text
+    return CameraSource(device, options.width, options.height, options.fps, capture_factory=options.capture_factory)
+
+
+def open_synthetic(spec: InputSpec, options: SourceOptions) -> SyntheticSource:
+    """Registry factory: ``synthetic[:WxH][@FPS][:SECONDSs]`` (3 s, 640x360 @ 30 by default)."""
+    m = SYNTHETIC_SPEC.match(spec.text)
+    if m is None:
+        raise InputError(f"input {spec.text!r}: use synthetic[:WxH][@FPS][:SECONDSs], e.g. synthetic:640x360@30:3s")
+    w = int(m.group(1) or options.width or 640)
+    h = int(m.group(2) or options.height or 360)
+    rate = float(m.group(3) or options.fps or 30)
+    seconds = float(m.group(4)) if m.group(4) else 3.0
+    return SyntheticSource(w, h, rate, frames=max(1, round(seconds * rate)))
+
+
+def open_video_file(spec: InputSpec, options: SourceOptions) -> VideoFileSource:
+    """Registry factory: a video file or a URL FFmpeg reads (the fallback kind)."""
+    return VideoFileSource(spec.text)
 
 
 def open_source(
@@ -354,27 +372,7 @@ def open_source(
     fps: float | None = None,
     capture_factory: Callable[[int | str], Any] | None = None,
 ) -> Source:
-    """Open a source from a command-line spec.
+    """Open a source from a command-line spec: see :func:`stylize_video.io.registry.open_source`."""
+    from .registry import open_source as _open
 
-    ``0``, ``1``, ... and ``/dev/videoN`` are cameras; ``synthetic[:WxH][@FPS][:SECONDSs]``
-    is the built-in scene (``synthetic:640x360@30:3s``); rtsp/rtmp/udp/srt/tcp URLs are live
-    network streams (:class:`~.network_source.NetworkSource`); anything else is a file or URL.
-
-    Raises:
-        InputError: the source cannot be opened.
-    """
-    text = spec.strip()
-    if text.isdigit() or text.startswith("/dev/video"):
-        return CameraSource(int(text) if text.isdigit() else text, width, height, fps, capture_factory=capture_factory)
-    m = _SYNTH.match(text)
-    if m:
-        w = int(m.group(1) or width or 640)
-        h = int(m.group(2) or height or 360)
-        rate = float(m.group(3) or fps or 30)
-        seconds = float(m.group(4)) if m.group(4) else 3.0
-        return SyntheticSource(w, h, rate, frames=max(1, round(seconds * rate)))
-    from .network_source import NetworkSource, is_live_url
-
-    if is_live_url(text):
-        return NetworkSource(text)  # live: reconnects with backoff, marks cuts
-    return VideoFileSource(text)
+    return _open(spec, width=width, height=height, fps=fps, capture_factory=capture_factory)

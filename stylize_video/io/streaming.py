@@ -17,11 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import OutputError
-from .base import Sink
+from .base import FrameSink
+from .specs import PREVIEW_SCHEMES, STREAM_FORMATS, OutputSpec, SinkOptions
 
 log = logging.getLogger(__name__)
 
-STREAM_SCHEMES = ("rtmp", "rtmps", "srt", "udp", "tcp", "rtsp")
+#: Schemes of network stream outputs (from the one table in :mod:`.specs`).
+STREAM_SCHEMES = tuple(STREAM_FORMATS)
 DEFAULT_HTTP_PORT = 8080
 
 
@@ -29,7 +31,7 @@ def is_streaming_spec(spec: str) -> bool:
     """True if ``spec`` names a live output handled by :func:`open_streaming_sink`."""
     if spec == "virtualcam" or spec.startswith("virtualcam:"):
         return True
-    return urlsplit(spec).scheme.lower() in (*STREAM_SCHEMES, "http", "https")
+    return urlsplit(spec).scheme.lower() in (*STREAM_SCHEMES, *PREVIEW_SCHEMES)
 
 
 def _accepted(cls: type, options: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def parse_http_spec(spec: str) -> tuple[str, int]:
     return url.hostname or "127.0.0.1", port
 
 
-def open_streaming_sink(spec: str, **options: Any) -> Sink:
+def open_streaming_sink(spec: str, **options: Any) -> FrameSink:
     """Open the live sink named by ``spec``.
 
     Args:
@@ -80,7 +82,7 @@ def open_streaming_sink(spec: str, **options: Any) -> Sink:
             kwargs["device"] = device
         return VirtualCameraSink(**kwargs)
     scheme = urlsplit(spec).scheme.lower()
-    if scheme in ("http", "https"):
+    if scheme in PREVIEW_SCHEMES:
         from .mjpeg import MjpegSink
 
         host, port = parse_http_spec(spec)
@@ -96,4 +98,23 @@ def open_streaming_sink(spec: str, **options: Any) -> Sink:
         return NetworkStreamSink(spec, **kwargs)
     raise OutputError(
         f"not a live output: {spec!r} (use virtualcam, http://127.0.0.1:8080/ or {'/'.join(STREAM_SCHEMES)}://...)"
+    )
+
+
+def open_live_sink(spec: OutputSpec, options: SinkOptions) -> FrameSink:
+    """Registry factory for ``virtualcam``, ``http://`` previews and stream URLs.
+
+    Passes the shared options by name; :func:`open_streaming_sink` gives each sink those it takes.
+    """
+    enc = options.encoder
+    return open_streaming_sink(
+        spec.text,
+        audio_from=options.audio_from,
+        codec=enc.codec,
+        crf=enc.crf,
+        bitrate=enc.bitrate,
+        preset=enc.preset,
+        fps=options.fps,
+        controls=options.controls,
+        pace=options.pace,
     )

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import DependencyError, OutputError
-from .base import Frame
+from .base import Frame, Sink
 from .pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _import_pyvirtualcam() -> Any:
     return pyvirtualcam
 
 
-class VirtualCameraSink:
+class VirtualCameraSink(Sink):
     """Send frames to a virtual webcam, paced to the source's timestamps.
 
     Opens on the first frame (its size becomes the camera's; later frames of

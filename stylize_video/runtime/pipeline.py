@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ..controls import ControlChanges, LiveControls
 from ..errors import InputError, StylizeError
 from ..interrupts import install_handler, restore
-from ..io.base import Frame, Sink, Source
-from .controls import LiveControls
-from .smoothing import NoSmoother, Smoother
+from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
+from .smoothing import NoSmoother, Smoother, as_smoother
 from .stylizer import Stylizer
 
 log = logging.getLogger(__name__)
@@ -117,14 +117,15 @@ class Pipeline:
         max_frames: stop after this many frames (None: until the source ends).
         progress: ``tqdm``-like object with ``update(n)`` (or None).
         styles: style names to cycle with n/p (preloaded on the stylizer).
-        controls: live controls (HTTP endpoint, stdin, signals) polled once per frame.
+        controls: live controls (HTTP endpoint, stdin, signals) polled once per frame; window
+            keys go through them too (a private set is made when None is given).
     """
 
     def __init__(
         self,
-        source: Source,
+        source: FrameSource,
         stylizer: Stylizer,
-        sinks: Sequence[Sink],
+        sinks: Sequence[FrameSink],
         *,
         smoother: Smoother | None = None,
         smoothing: bool | None = None,
@@ -137,28 +138,29 @@ class Pipeline:
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        self.source = source
+        # Stages written against the older duck-typed contract get the declared defaults here, once.
+        self.source = as_source(source)
         self.stylizer = stylizer
-        self.sinks = list(sinks)
-        self.smoother: Smoother = smoother or NoSmoother()
+        self.sinks = [as_sink(s) for s in sinks]
+        self.smoother: Smoother = as_smoother(smoother or NoSmoother())
         self._smoothing_on = smoother is not None if smoothing is None else smoothing
         self.max_frames = max_frames
         self.progress = progress
         self.styles = list(styles)
         self.on_frame = on_frame
-        self.controls = controls
+        self.controls = controls if controls is not None else LiveControls(smoothing=self._smoothing_on)
         self._last_out: Frame | None = None
         self._snapshot_pending = False  # requested before the first frame: taken once one exists
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
         # A live source keeps one frame waiting: anything older is latency, not throughput.
-        live = bool(getattr(source, "live", False))
+        live = self.source.live
         self._in: queue.Queue[Any] = queue.Queue(maxsize=1 if live else queue_size)
         self._out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._writer_error: BaseException | None = None
-        self._threaded = [s for s in self.sinks if getattr(s, "threaded", True)]
-        self._inline = [s for s in self.sinks if not getattr(s, "threaded", True)]
+        self._threaded = [s for s in self.sinks if s.threaded]
+        self._inline = [s for s in self.sinks if not s.threaded]
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ threads
@@ -173,7 +175,7 @@ class Pipeline:
         return False
 
     def _read(self) -> None:
-        live = bool(getattr(self.source, "live", False))
+        live = self.source.live
         try:
             for frame in self.source:
                 if self._stop.is_set():
@@ -234,39 +236,21 @@ class Pipeline:
         smooth = "on" if self._smoothing_on else "off"
         return f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
 
-    def _apply(self, action: str) -> None:
-        st = self.stylizer
-        if action in ("next_style", "prev_style") and len(self.styles) > 1:
-            i = self.styles.index(st.style_name) if st.style_name in self.styles else -1
-            step = 1 if action == "next_style" else -1
-            st.set_style(self.styles[(i + step) % len(self.styles)])
-            self.smoother.reset()
-        elif action == "strength_up":
-            st.strength = min(1.0, round(st.strength + 0.1, 2))
-        elif action == "strength_down":
-            st.strength = max(0.0, round(st.strength - 0.1, 2))
-        elif action == "toggle_smoothing":
-            self._smoothing_on = not self._smoothing_on
-            self.smoother.reset()
-        elif action == "quit":
-            self.stats.stopped = True
-            self._stop.set()
-
     def _controls(self) -> None:
-        if self.controls is not None:
-            self._live_controls(self.controls)
+        """Apply what the user asked for since the last frame (window keys and live controls alike)."""
+        controls = self.controls
         for sink in self._inline:
-            poll = getattr(sink, "poll_actions", None)
-            if poll is not None:
-                for action in poll():
-                    self._apply(action)
-            set_status = getattr(sink, "set_status", None)
-            if set_status is not None:
-                set_status(self._status())
+            for action in sink.poll_actions():
+                # The window reports command names of the same vocabulary stdin and HTTP use.
+                if not controls.apply_command(action):
+                    log.warning("%s: unknown control %r", type(sink).__name__, action)
+        self._apply(controls.poll())
+        status = self._status()
+        for sink in self._inline:
+            sink.set_status(status)
 
-    def _live_controls(self, controls: LiveControls) -> None:
-        """Apply what live controls requested since the last frame, then report the state back."""
-        changes = controls.poll()
+    def _apply(self, changes: ControlChanges) -> None:
+        """Apply one poll's changes, then report the state back to the controls' producers."""
         st = self.stylizer
         if changes:
             if changes.style is not None or changes.style_step:
@@ -281,12 +265,20 @@ class Pipeline:
                         self.smoother.reset()
             if changes.strength is not None:
                 st.strength = changes.strength
+            for delta in changes.strength_steps:
+                st.strength = min(1.0, max(0.0, round(st.strength + delta, 2)))
             if changes.smoothing is not None and changes.smoothing != self._smoothing_on:
-                self._apply("toggle_smoothing")
+                self._smoothing_on = changes.smoothing
+                self.smoother.reset()
             self._snapshot_pending |= changes.snapshot
+            if changes.quit:
+                self.stats.stopped = True
+                self._stop.set()
         if self._snapshot_pending and self._last_out is not None:
             self._snapshot(self._last_out)
-        controls.report(style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on)
+        self.controls.report(
+            style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on
+        )
 
     def _snapshot(self, frame: Frame) -> None:
         self._snapshot_pending = False
@@ -296,18 +288,16 @@ class Pipeline:
         if path is None:
             return
         self.snapshots.append(path)
-        if self.controls is not None:
-            self.controls.report(snapshots=len(self.snapshots))
+        self.controls.report(snapshots=len(self.snapshots))
 
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
         transfer = self.stylizer.transfer
         if frame.cut:
             self.smoother.reset()
-        prepare = getattr(self.smoother, "prepare", None) if self._smoothing_on else None
-        if prepare is not None:
+        if self._smoothing_on:
             # Optical flow starts on a worker thread now and overlaps the network.
-            prepare(frame.image)
+            self.smoother.prepare(frame.image)
         x = transfer.upload(frame.image)
         y = self.stylizer.stylize(x)
         if self._smoothing_on:
@@ -376,7 +366,7 @@ class Pipeline:
             self._stop.set()
             reader.join(timeout=2.0)
             self.stats.wall = time.perf_counter() - t0
-            self.stats.corrupt = int(getattr(self.source, "corrupt", 0))
+            self.stats.corrupt = int(self.source.corrupt)
             return self._finalize(ended, failure)
 
     def _writer_done(self, writer: threading.Thread) -> None:
@@ -391,7 +381,7 @@ class Pipeline:
     def _finalize(self, ended: bool, failure: BaseException | None) -> PipelineStats:
         if ended and failure is None and self.stats.frames == 0:
             # An input that decodes to nothing is an error, not an empty success.
-            name = getattr(self.source, "path", None)
+            name = self.source.path
             where = f"input {name!r}" if name is not None else "the input"
             failure = InputError(f"{where} has no decodable video frames")
         writer_error = self._writer_error
@@ -402,13 +392,11 @@ class Pipeline:
         for sink in self.sinks:
             try:
                 if keep:
-                    if ended and hasattr(sink, "finish"):
+                    if ended:
                         sink.finish()
                     sink.close()
-                elif hasattr(sink, "abort"):
-                    sink.abort()
                 else:
-                    sink.close()
+                    sink.abort()
             except BaseException as exc:  # close every sink even if one fails
                 close_error = close_error or exc
         if writer_error is not None:

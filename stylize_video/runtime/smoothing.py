@@ -8,19 +8,48 @@ optical flow. Smoothers reset on cuts (``Frame.cut``) and size changes.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 
+@runtime_checkable
 class Smoother(Protocol):
+    """What the pipeline asks of a smoother. Subclass it to inherit the no-op :meth:`prepare`."""
+
     def __call__(self, stylized: torch.Tensor, source: torch.Tensor, source_u8: np.ndarray) -> torch.Tensor: ...
 
     def reset(self) -> None: ...
 
+    def prepare(self, source_u8: np.ndarray) -> None:
+        """Start work on the next source frame before the model runs (optical flow overlaps it); optional."""
+        return None
 
-class NoSmoother:
+
+class _Prepareless:
+    """A smoother without ``prepare`` (written before the hook existed), given the no-op one."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, stylized: torch.Tensor, source: torch.Tensor, source_u8: np.ndarray) -> torch.Tensor:
+        result: torch.Tensor = self.inner(stylized, source, source_u8)
+        return result
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def prepare(self, source_u8: np.ndarray) -> None:
+        pass
+
+
+def as_smoother(smoother: Any) -> Smoother:
+    """``smoother`` when it has every hook of :class:`Smoother`, else wrapped with a no-op ``prepare``."""
+    return smoother if isinstance(smoother, Smoother) else _Prepareless(smoother)
+
+
+class NoSmoother(Smoother):
     """Per-frame stylization, unchanged."""
 
     def __call__(self, stylized: torch.Tensor, source: torch.Tensor, source_u8: np.ndarray) -> torch.Tensor:
@@ -30,7 +59,7 @@ class NoSmoother:
         pass
 
 
-class EmaSmoother:
+class EmaSmoother(Smoother):
     """Exponential moving average of the outputs: cheap, but smears motion.
 
     Args:
