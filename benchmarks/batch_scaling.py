@@ -30,6 +30,7 @@ Writes ``benchmarks/results/batch_scaling-cpu.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import sys
@@ -41,7 +42,16 @@ from typing import Any
 import torch
 
 from benchmarks.end_to_end import make_clip
-from benchmarks.harness import Column, Section, command_line, interleaved, machine_info, parse_size, write_results
+from benchmarks.harness import (
+    Column,
+    Section,
+    command_line,
+    every_round,
+    interleaved,
+    machine_info,
+    parse_size,
+    write_results,
+)
 from stylize_video.io.sinks import VideoFileSink
 from stylize_video.io.sources import SyntheticSource, VideoFileSource
 from stylize_video.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
@@ -145,7 +155,7 @@ def seam_study(tmp: Path, checkpoint: Path, size: tuple[int, int], frames: int, 
         settings = BatchSettings(style=str(checkpoint), device="cpu", threads=1, smooth=smooth)
         seconds = gop / 30 if segmented else None
         runner = BatchRunner(plan_jobs(src, out), settings, out, segment_seconds=seconds, preroll_frames=preroll)
-        report = runner.run(lambda s=settings, r=runner: InProcessExecutor(r.checkpoint, s))
+        report = runner.run(functools.partial(InProcessExecutor, runner.checkpoint, settings))
         if report.count("done") != 1:
             raise RuntimeError(report.summary())
         with VideoFileSource(out / "scene.mp4") as s:
@@ -339,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r), flush=True)
             return r
 
-        runs = interleaved({c: lambda _r, c=c: one(c) for c in args.configs}, args.rounds)
+        runs = interleaved({c: every_round(one, c) for c in args.configs}, args.rounds)
         result["runs"] = [min(runs[c], key=lambda r: r["wall_s"]) for c in args.configs]
         stylizer = Stylizer(load_checkpoint(checkpoint), device="cpu", threads=1)
         result["stages_small"] = stage_costs(next(clips.glob("*.mp4")), tmp, stylizer)

@@ -30,13 +30,23 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.harness import RESOLUTIONS, Column, Section, command_line, interleaved, machine_info, write_results
+from benchmarks.harness import (
+    RESOLUTIONS,
+    Column,
+    Section,
+    command_line,
+    every_round,
+    interleaved,
+    machine_info,
+    write_results,
+)
 from stylize_video.devices import resolve_device
 from stylize_video.io.sinks import VideoFileSink
 from stylize_video.io.sources import SyntheticSource, VideoFileSource
@@ -180,13 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 clip = make_clip(Path(tmp) / f"in-{size}-{frames}.mp4", w, h, frames)
                 # Best of --repeat rounds, alternating, so a busy machine hurts both sides alike.
                 out = Path(tmp) / f"out-{name}-{size}.mp4"
-                runs = interleaved(
-                    {
-                        "model": lambda _r, s=stylizer, w=w, h=h, n=frames: time_model(s, w, h, n),
-                        "file": lambda _r, s=stylizer, c=clip, o=out: time_file(s, c, o),
-                    },
-                    args.repeat,
-                )
+                contenders: dict[str, Callable[[int], tuple[Any, ...]]] = {
+                    "model": every_round(time_model, stylizer, w, h, frames),
+                    "file": every_round(time_file, stylizer, clip, out),
+                }
+                runs = interleaved(contenders, args.repeat)
                 model_fps = max(m[0] for m in runs["model"])
                 io_fps = max(m[1] for m in runs["model"])
                 model_cpu = min(m[2] for m in runs["model"])

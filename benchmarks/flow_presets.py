@@ -28,6 +28,7 @@ import torch
 from benchmarks.harness import (
     CLIPS_DIR,
     command_line,
+    every_round,
     find_clips,
     interleaved,
     machine_info,
@@ -99,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
 
-        def median_ms(_round: int, preset: str) -> float:
+        def median_ms(preset: str) -> float:
             smoother = FlowSmoother(STRENGTH, preset=preset)
             return float(time_smoothers(timing_frames, 39, {preset: smoother}, stylizer.device)[0]["median ms"])
 
-        runs = interleaved({p: lambda r, p=p: median_ms(r, p) for p in args.presets}, args.rounds)
+        runs = interleaved({p: every_round(median_ms, p) for p in args.presets}, args.rounds)
         ms.update({(preset, threads): values for preset, values in runs.items()})
 
     summary: list[dict[str, Any]] = []

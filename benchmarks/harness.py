@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".mkv"})
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
+P = ParamSpec("P")
 
 
 # ------------------------------------------------------------------ inputs
@@ -296,6 +297,16 @@ def interleaved(
         if after_round is not None:
             after_round(r)
     return results
+
+
+def every_round(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Callable[[int], R]:
+    """A contender for :func:`interleaved` that calls ``fn(*args, **kwargs)`` the same way
+    in every round (binding the arguments now, not when a loop variable has moved on)."""
+
+    def run(_round: int) -> R:
+        return fn(*args, **kwargs)
+
+    return run
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:

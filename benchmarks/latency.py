@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.harness import command_line, interleaved, machine_info, parse_size, write_results
+from benchmarks.harness import command_line, every_round, interleaved, machine_info, parse_size, write_results
 from stylize_video.io.base import Frame
 from stylize_video.io.mjpeg import MjpegSink
 from stylize_video.io.network_sink import NetworkStreamSink
@@ -229,13 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         warm(np.zeros((args.height, args.width, 3), np.uint8))
     kinds = [k.strip() for k in args.sinks.split(",")]
 
-    def one(rnd: int, kind: str) -> dict[str, Any]:
+    def one(kind: str) -> dict[str, Any]:
         run = run_one(kind, stylizer, args)
-        print(f"round {rnd + 1}/{args.rounds} {kind}: {summarize(kind, [run])}", flush=True)
+        print(f"{kind}: {summarize(kind, [run])}", flush=True)
         return run
 
     # Sinks take turns, round after round (see harness.interleaved).
-    runs = interleaved({k: lambda r, k=k: one(r, k) for k in kinds}, args.rounds)
+    runs = interleaved(
+        {k: every_round(one, k) for k in kinds},
+        args.rounds,
+        after_round=lambda r: print(f"round {r + 1}/{args.rounds} done", flush=True),
+    )
     rows = [summarize(kind, runs[kind]) for kind in kinds]
     null = next((r for r in rows if r["sink"] == "null"), None)
     period = 1000.0 / args.fps

@@ -38,6 +38,7 @@ from benchmarks.harness import (
     PeakMemory,
     Timing,
     command_line,
+    every_round,
     interleaved,
     machine_info,
     measure_bandwidth,
@@ -221,6 +222,10 @@ def _skip_reason(spec: GridSpec, device: torch.device, preset: str, res: str, pr
     return None
 
 
+def _note_load(loads: list[float]) -> None:
+    loads.append(os.getloadavg()[0])
+
+
 def _round_timer(
     fn: Callable[[], Any], nthreads: int | None, spec: GridSpec, sync: Callable[[], None]
 ) -> Callable[[int], Timing]:
@@ -324,7 +329,7 @@ def run_grid(spec: GridSpec, device: torch.device, log: Callable[[str], None] = 
                 rounds = interleaved(
                     {(m, t): _round_timer(runners[m].fn, t, spec, sync) for m in runners for t in threads},
                     spec.rounds,
-                    after_round=lambda _r, loads=loads: loads.append(os.getloadavg()[0]),
+                    after_round=every_round(_note_load, loads),
                 )
                 timings = {variant: Timing() for variant in rounds}
                 for variant, parts in rounds.items():

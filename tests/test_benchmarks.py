@@ -109,6 +109,13 @@ def test_interleaved_takes_turns_and_passes_the_round() -> None:
         harness.interleaved({"a": contender("a")}, 0)
 
 
+def test_every_round_binds_its_arguments_now() -> None:
+    contenders = {}
+    for k in ("x", "y"):
+        contenders[k] = harness.every_round(str.upper, k)  # the loop variable moves on; the binding must not
+    assert harness.interleaved(contenders, 2) == {"x": ["X", "X"], "y": ["Y", "Y"]}
+
+
 def test_spread_and_timing_extend() -> None:
     assert harness.spread([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
     assert harness.spread([])["n"] == 0
