@@ -15,14 +15,14 @@ Part 2, measured: what one file costs per stage on this CPU, per frame: decode
 Part 3, on paper: with ``N`` GPUs (``--gpus-per-node`` per node with
 ``--cores-per-node`` cores), a file of ``--proj-frames`` frames at ``--proj-size``
 costs ``F / gpu_fps`` GPU-seconds (``--gpu-fps``: the model's speed on one GPU,
-an input here, measured by benchmarks/gpu_bench.py on a CUDA machine) and
+an input here, measured by ``benchmarks.gpu_bench`` on a CUDA machine) and
 ``F * (decode + encode)`` CPU-seconds (this machine's per-frame costs scaled by pixel count).
 Storage moves ``in + out`` bytes per file (bitrates measured here, scaled by pixels)
 through ``--storage-gbps``. Files/hour is the minimum of the three limits; the table
 says which one binds.
 
-    python benchmarks/batch_scaling.py                     # ~4 minutes on a busy 2-core CPU
-    python benchmarks/batch_scaling.py --gpu-fps 300 --proj-size 1920x1080
+    python -m benchmarks.batch_scaling                     # ~4 minutes on a busy 2-core CPU
+    python -m benchmarks.batch_scaling --gpu-fps 300 --proj-size 1920x1080
 
 Writes ``benchmarks/results/batch_scaling-cpu.json`` and ``.md``.
 """
@@ -30,6 +30,7 @@ Writes ``benchmarks/results/batch_scaling-cpu.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import sys
@@ -40,26 +41,23 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.common import machine_info, machine_line  # noqa: E402
-from benchmarks.end_to_end import make_clip  # noqa: E402
-from stylize_video.commands.evaluate import parse_size  # noqa: E402
-from stylize_video.io.sinks import VideoFileSink  # noqa: E402
-from stylize_video.io.sources import SyntheticSource, VideoFileSource  # noqa: E402
-from stylize_video.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
-from stylize_video.models.transform_net import PRESETS, TransformNet  # noqa: E402
-from stylize_video.runtime.batch import BatchRunner, BatchSettings, LocalPoolExecutor, plan_jobs  # noqa: E402
-from stylize_video.runtime.stylizer import Stylizer  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _size(text: str) -> tuple[int, int]:
-    size = parse_size(text)  # the CLI's parser: same format, same checks
-    assert size is not None
-    return size
+from benchmarks.end_to_end import make_clip
+from benchmarks.harness import (
+    Column,
+    Section,
+    command_line,
+    every_round,
+    interleaved,
+    machine_info,
+    parse_size,
+    write_results,
+)
+from stylize_video.io.sinks import VideoFileSink
+from stylize_video.io.sources import SyntheticSource, VideoFileSource
+from stylize_video.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from stylize_video.models.transform_net import PRESETS, TransformNet
+from stylize_video.runtime.batch import BatchRunner, BatchSettings, LocalPoolExecutor, plan_jobs
+from stylize_video.runtime.stylizer import Stylizer
 
 
 def _children_cpu() -> float:
@@ -157,7 +155,7 @@ def seam_study(tmp: Path, checkpoint: Path, size: tuple[int, int], frames: int, 
         settings = BatchSettings(style=str(checkpoint), device="cpu", threads=1, smooth=smooth)
         seconds = gop / 30 if segmented else None
         runner = BatchRunner(plan_jobs(src, out), settings, out, segment_seconds=seconds, preroll_frames=preroll)
-        report = runner.run(lambda s=settings, r=runner: InProcessExecutor(r.checkpoint, s))
+        report = runner.run(functools.partial(InProcessExecutor, runner.checkpoint, settings))
         if report.count("done") != 1:
             raise RuntimeError(report.summary())
         with VideoFileSource(out / "scene.mp4") as s:
@@ -212,73 +210,106 @@ def project(
     return rows
 
 
-def to_markdown(result: dict[str, Any]) -> str:
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def sections(result: dict[str, Any]) -> list[Section]:
+    """The result as titled tables for :func:`benchmarks.harness.write_results`."""
     a = result["args"]
-    lines = [
-        f"Batch scaling, {machine_line(result['machine'])}.",
-        "",
-        f"Measured: {a['files']} clips of {a['frames']} frames at {a['size']} (h264 + AAC), lite preset "
-        f"(random weights), CPU, best of {a['rounds']} alternating rounds. Wall time includes the pool's start-up.",
-        "",
-        "| workers | threads each | wall s | files/hour (wall) | s per file in a worker | steady files/hour "
-        "| CPU s per file |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in result["runs"]:
-        lines.append(
-            f"| {r['workers']} | {r['threads_per_worker']} | {r['wall_s']:.1f} | {r['files_per_hour']:.0f} | "
-            f"{r['file_s']:.2f} | {r['steady_files_per_hour']:.0f} | {r['cpu_s_per_file']:.2f} |"
+    size, stage_size = _size_text(a["size"]), _size_text(a["stage_size"])
+    out = [
+        Section(
+            "Measured: local worker pools",
+            result["runs"],
+            [
+                Column("workers"),
+                Column("threads_per_worker", "threads each"),
+                Column("wall_s", "wall s", ".1f"),
+                Column("files_per_hour", "files/hour (wall)", ".0f"),
+                Column("file_s", "s per file in a worker", ".2f"),
+                Column("steady_files_per_hour", "steady files/hour", ".0f"),
+                Column("cpu_s_per_file", "CPU s per file", ".2f"),
+            ],
+            f"{a['files']} clips of {a['frames']} frames at {size} (h264 + AAC), lite preset (random weights), "
+            f"CPU, best of {a['rounds']} alternating rounds. Wall time includes the pool's start-up.",
         )
-    small, s = result["stages_small"], result["stages"]
-    lines += [
-        "",
-        f"CPU ms per frame (all threads; robust to other load): at {a['size']} decode {small['decode_s'] * 1e3:.2f}, "
-        f"model (lite, 1 thread) {small['model_s'] * 1e3:.1f}, encode x264 ultrafast "
-        f"{small['encode_ultrafast_s'] * 1e3:.2f}; at {a['stage_size']} decode {s['decode_s'] * 1e3:.1f}, "
-        f"encode x264 ultrafast {s['encode_ultrafast_s'] * 1e3:.1f}, veryfast {s['encode_veryfast_s'] * 1e3:.1f}; "
-        f"bytes/frame in {s['input_bytes']:.0f}, out (veryfast, crf 18) {s['encode_veryfast_bytes']:.0f}.",
+    ]
+    small, st = result["stages_small"], result["stages"]
+    stage_rows = [
+        {"stage": "decode", "size": size, "CPU ms/frame": small["decode_s"] * 1e3},
+        {"stage": "model (lite, 1 thread)", "size": size, "CPU ms/frame": small["model_s"] * 1e3},
+        {"stage": "encode x264 ultrafast", "size": size, "CPU ms/frame": small["encode_ultrafast_s"] * 1e3},
+        {"stage": "decode", "size": stage_size, "CPU ms/frame": st["decode_s"] * 1e3},
+        {"stage": "encode x264 ultrafast", "size": stage_size, "CPU ms/frame": st["encode_ultrafast_s"] * 1e3},
+        {"stage": "encode x264 veryfast", "size": stage_size, "CPU ms/frame": st["encode_veryfast_s"] * 1e3},
+    ]
+    out.append(
+        Section(
+            "CPU ms per frame and stage",
+            stage_rows,
+            ["stage", "size", "CPU ms/frame"],
+            f"All threads of this process, robust to other load. At {stage_size}: bytes/frame in "
+            f"{st['input_bytes']:.0f}, out (veryfast, crf 18) {st['encode_veryfast_bytes']:.0f}.",
+        )
+    )
+    projection_columns = [
+        Column("gpus", "GPUs"),
+        Column("nodes"),
+        Column("GPU (model)", "GPU-bound files/h", ".0f"),
+        Column("CPU (decode+encode)", "CPU-bound files/h", ".0f"),
+        Column("storage", "storage-bound files/h", ".0f"),
+        Column("bound", "bottleneck"),
     ]
     for key, title in (("projection_x264", "x264 veryfast on the CPU"), ("projection_nvenc", "NVENC (no CPU encode)")):
-        lines += [
-            "",
-            f"On paper, {title}: files of {a['proj_frames']} frames at {a['proj_size']}, model {a['gpu_fps']} fps per "
-            f"GPU (an input, not measured here), {a['gpus_per_node']} GPUs and {a['cores_per_node']} cores per node, "
-            f"storage {a['storage_gbps']} Gbit/s shared; CPU costs from this machine at {a['stage_size']}, scaled by pixel count.",
-            "",
-            "| GPUs | nodes | GPU-bound files/h | CPU-bound files/h | storage-bound files/h | bottleneck |",
-            "|---:|---:|---:|---:|---:|---|",
-        ]
-        for r in result[key]:
-            lines.append(
-                f"| {r['gpus']} | {r['nodes']} | {r['GPU (model)']:.0f} | {r['CPU (decode+encode)']:.0f} | "
-                f"{r['storage']:.0f} | {r['bound']} |"
+        out.append(
+            Section(
+                f"On paper, {title}",
+                result[key],
+                projection_columns,
+                f"Files of {a['proj_frames']} frames at {_size_text(a['proj_size'])}, model {a['gpu_fps']} fps per "
+                f"GPU (an input, not measured here), {a['gpus_per_node']} GPUs and {a['cores_per_node']} cores per "
+                f"node, storage {a['storage_gbps']} Gbit/s shared; CPU costs from this machine at {stage_size}, "
+                "scaled by pixel count.",
             )
+        )
     if result.get("seam"):
-        lines += [
-            "",
-            f"Seams: {a['seam_frames']} frames at {a['size']}, a keyframe (and segment start) every "
-            f"{a['seam_gop']} frames; warping error (x1e-3, lower is steadier) of the frame pairs that straddle "
-            "a join vs all other pairs. Without pre-roll, smoothing restarts at each segment start; pre-roll frames "
-            "(stylized and smoothed before the segment, not written) warm it up.",
-            "",
-            "| smoothing | run | segments | pre-roll frames | at joins | elsewhere | joins / elsewhere |",
-            "|---|---|---:|---:|---:|---:|---:|",
+        seam_rows = [
+            r
+            | {
+                "at joins ×10³": r["warp_at_joins"] * 1e3,
+                "elsewhere ×10³": r["warp_elsewhere"] * 1e3,
+                "joins / elsewhere": r["warp_at_joins"] / r["warp_elsewhere"] if r["warp_elsewhere"] else None,
+            }
+            for r in result["seam"]
         ]
-        for r in result["seam"]:
-            ratio = r["warp_at_joins"] / r["warp_elsewhere"] if r["warp_elsewhere"] else float("nan")
-            lines.append(
-                f"| {r['smooth']} | {r['run']} | {r['segments']} | {r['preroll'] if r['preroll'] is not None else '-'} | "
-                f"{r['warp_at_joins'] * 1e3:.2f} | "
-                f"{r['warp_elsewhere'] * 1e3:.2f} | {ratio:.2f} |"
+        out.append(
+            Section(
+                "Seams",
+                seam_rows,
+                [
+                    Column("smooth", "smoothing"),
+                    Column("run"),
+                    Column("segments"),
+                    Column("preroll", "pre-roll frames"),
+                    Column("at joins ×10³", fmt=".2f"),
+                    Column("elsewhere ×10³", fmt=".2f"),
+                    Column("joins / elsewhere", fmt=".2f"),
+                ],
+                f"{a['seam_frames']} frames at {size}, a keyframe (and segment start) every {a['seam_gop']} frames; "
+                "warping error (lower is steadier) of the frame pairs that straddle a join vs all other pairs. "
+                "Without pre-roll, smoothing restarts at each segment start; pre-roll frames (stylized and "
+                "smoothed before the segment, not written) warm it up.",
             )
-    return "\n".join(lines) + "\n"
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--frames", type=int, default=30, help="frames per generated clip")
-    ap.add_argument("--size", default="256x144", help="clip size for the measured part")
+    ap.add_argument("--size", type=parse_size, default=(256, 144), help="clip size for the measured part")
     ap.add_argument(
         "--configs",
         nargs="+",
@@ -286,20 +317,21 @@ def main(argv: list[str] | None = None) -> int:
         help="WORKERSxTHREADS pool configurations (default: 1x1 2x1 1x2)",
     )
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; the best wall time is kept")
-    ap.add_argument("--stage-size", default="1280x720", help="clip size for the per-stage CPU costs")
+    ap.add_argument("--stage-size", type=parse_size, default=(1280, 720), help="clip size for the per-stage CPU costs")
     ap.add_argument("--stage-frames", type=int, default=24)
     ap.add_argument("--seam-frames", type=int, default=120, help="frames of the seam study clip (0: skip it)")
     ap.add_argument("--seam-gop", type=int, default=30, help="keyframe interval = segment length in the seam study")
     ap.add_argument("--gpu-fps", type=float, default=240.0, help="model fps on one GPU at --proj-size (input)")
-    ap.add_argument("--proj-size", default="1920x1080")
+    ap.add_argument("--proj-size", type=parse_size, default=(1920, 1080))
     ap.add_argument("--proj-frames", type=int, default=5400, help="frames per file in the projection (3 min @ 30)")
     ap.add_argument("--gpus-per-node", type=int, default=8)
     ap.add_argument("--cores-per-node", type=int, default=64)
     ap.add_argument("--storage-gbps", type=float, default=10.0, help="shared storage bandwidth, Gbit/s")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
-    w, h = _size(args.size)
-    result: dict[str, Any] = {"args": vars(args) | {"out": str(args.out)}, "machine": machine_info()}
+    w, h = args.size
+    machine = machine_info()  # the load average at the start, as every benchmark reports it
+    result: dict[str, Any] = {"args": vars(args) | {"out": str(args.out)}}
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp_name:
         tmp = Path(tmp_name)
         clips = tmp / "clips"
@@ -310,25 +342,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         net = TransformNet(PRESETS["lite"]).eval()
         checkpoint = save_checkpoint(tmp / "lite.safetensors", net, CheckpointMeta(name="lite-random"))
-        best: dict[str, dict[str, Any]] = {}
-        for _ in range(args.rounds):
-            for config in args.configs:
-                n, threads = (int(v) for v in config.lower().split("x"))
-                r = run_batch(clips, tmp / f"out{config}", checkpoint, n, threads)
-                print(json.dumps(r), flush=True)
-                if config not in best or r["wall_s"] < best[config]["wall_s"]:
-                    best[config] = r
-        result["runs"] = [best[c] for c in args.configs]
+
+        def one(config: str) -> dict[str, Any]:
+            n, threads = (int(v) for v in config.lower().split("x"))
+            r = run_batch(clips, tmp / f"out{config}", checkpoint, n, threads)
+            print(json.dumps(r), flush=True)
+            return r
+
+        runs = interleaved({c: every_round(one, c) for c in args.configs}, args.rounds)
+        result["runs"] = [min(runs[c], key=lambda r: r["wall_s"]) for c in args.configs]
         stylizer = Stylizer(load_checkpoint(checkpoint), device="cpu", threads=1)
         result["stages_small"] = stage_costs(next(clips.glob("*.mp4")), tmp, stylizer)
         # Decode/encode per frame at a real size: tiny frames are dominated by per-frame overheads.
-        sw, sh = _size(args.stage_size)
+        sw, sh = args.stage_size
         big = make_clip(tmp / "stage.mp4", sw, sh, args.stage_frames)
         result["stages"] = stage_costs(big, tmp)
         if args.seam_frames:
             result["seam"] = seam_study(tmp, checkpoint, (w, h), args.seam_frames, args.seam_gop)
     common = {
-        "size": _size(args.proj_size),
+        "size": args.proj_size,
         "frames": args.proj_frames,
         "gpu_fps": args.gpu_fps,
         "gpus_per_node": args.gpus_per_node,
@@ -338,11 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     stage_pixels = sw * sh
     result["projection_x264"] = project(result["stages"], stage_pixels, nvenc=False, **common)  # type: ignore[arg-type]
     result["projection_nvenc"] = project(result["stages"], stage_pixels, nvenc=True, **common)  # type: ignore[arg-type]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "batch_scaling-cpu.json").write_text(json.dumps(result, indent=2, default=str))
-    md = to_markdown(result)
-    (args.out / "batch_scaling-cpu.md").write_text(md)
-    print(md)
+    _, md_path, text = write_results(
+        "batch_scaling-cpu",
+        machine,
+        sections(result),
+        out_dir=args.out,
+        config={"command": command_line("batch_scaling", argv), **result["args"]},
+        extra={"stages_small": result["stages_small"], "stages": result["stages"]},
+    )
+    print(text)
+    print(f"wrote {md_path} (+ .json)")
     return 0
 
 

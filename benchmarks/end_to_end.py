@@ -17,9 +17,9 @@ too: ``CPU ratio`` = model CPU / file CPU (all threads) is the throughput ratio 
 CPU-bound conversion reaches when the cores are the bottleneck.
 Random weights: speed does not depend on what a style looks like.
 
-    python benchmarks/end_to_end.py                      # CPU, both presets, both sizes
-    python benchmarks/end_to_end.py --device cuda
-    python benchmarks/end_to_end.py --quick              # lite at 640x480 only
+    python -m benchmarks.end_to_end                      # CPU, both presets, both sizes
+    python -m benchmarks.end_to_end --device cuda
+    python -m benchmarks.end_to_end --quick              # lite at 640x480 only
 
 Writes ``benchmarks/results/end_to_end-<device>.json`` and ``.md``.
 """
@@ -27,31 +27,49 @@ Writes ``benchmarks/results/end_to_end-<device>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness import (
+    RESOLUTIONS,
+    Column,
+    Section,
+    command_line,
+    every_round,
+    interleaved,
+    machine_info,
+    write_results,
+)
+from stylize_video.devices import resolve_device
+from stylize_video.io.sinks import VideoFileSink
+from stylize_video.io.sources import SyntheticSource, VideoFileSource
+from stylize_video.models.transform_net import PRESETS, TransformNet
+from stylize_video.runtime.pipeline import Pipeline
+from stylize_video.runtime.stylizer import Stylizer
 
-from stylize_video.io.sinks import VideoFileSink  # noqa: E402
-from stylize_video.io.sources import SyntheticSource, VideoFileSource  # noqa: E402
-from stylize_video.models.transform_net import PRESETS, TransformNet  # noqa: E402
-from stylize_video.runtime.pipeline import Pipeline  # noqa: E402
-from stylize_video.runtime.stylizer import Stylizer  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
+SIZES = ["640x480", "1280x720"]
+COLUMNS = [
+    Column("preset"),
+    Column("size"),
+    Column("precision"),
+    Column("frames"),
+    Column("model_fps", "model fps", ".2f"),
+    Column("model_io_fps", "model+io fps", ".2f"),
+    Column("file_fps", "file fps", ".2f"),
+    Column("ratio", "file / model", ".0%"),
+    Column("model_busy", "model busy", ".0%"),
+    Column("model_cpu_ms_per_frame", "CPU ms/frame model", ".0f"),
+    Column("file_cpu_ms_per_frame", "CPU ms/frame file", ".0f"),
+    Column("cpu_ratio", "CPU ratio", ".0%"),
+    Column("encoder"),
+]
 
 
 def _sync(device: torch.device) -> None:
@@ -137,44 +155,6 @@ def time_file(stylizer: Stylizer, clip: Path, out: Path) -> tuple[float, int, st
     return stats.frames / wall, stats.frames, sink.encoder or "?", stats.busy / wall, cpu
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": platform.processor() or platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    with contextlib.suppress(OSError):
-        info["load_avg_1m"] = round(os.getloadavg()[0], 1)
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
-    lines = [
-        f"End-to-end file conversion vs model-only, {info['device']} "
-        f"({info.get('gpu') or info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, "
-        f"{info['torch_threads']} threads, load {info.get('load_avg_1m', '?')}), {info['date_utc']}.",
-        "",
-        "| preset | size | precision | frames | model fps | model+io fps | file fps | file / model "
-        "| model busy | CPU ms/frame model | CPU ms/frame file | CPU ratio | encoder |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['preset']} | {r['size']} | {r['precision']} | {r['frames']} | {r['model_fps']:.2f} | "
-            f"{r['model_io_fps']:.2f} | {r['file_fps']:.2f} | {r['ratio']:.0%} | {r['model_busy']:.0%} | "
-            f"{r['model_cpu_s_per_frame'] * 1000:.0f} | {r['file_cpu_s_per_frame'] * 1000:.0f} | {r['cpu_ratio']:.0%} | "
-            f"{r['encoder']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
@@ -185,21 +165,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seconds", type=float, default=8.0, help="model time each measurement aims for (default 8)")
     ap.add_argument("--presets", nargs="+", default=["lite", "full"], choices=sorted(PRESETS))
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--sizes", nargs="+", default=SIZES, choices=list(RESOLUTIONS))
     ap.add_argument("--repeat", type=int, default=2, help="alternating rounds; the best of each is kept")
     ap.add_argument("--quick", action="store_true", help="lite at 640x480 only")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
     if args.quick:
         args.presets, args.sizes = ["lite"], ["640x480"]
 
+    machine = machine_info(resolve_device(args.device))  # the load average before this run adds its own
     rows: list[dict[str, Any]] = []
     device: torch.device | None = None
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
         for size in args.sizes:
-            w, h = SIZES[size]
+            w, h = RESOLUTIONS[size]
             for name in args.presets:
                 torch.manual_seed(0)
                 net = TransformNet(PRESETS[name]).eval()
@@ -208,15 +189,17 @@ def main(argv: list[str] | None = None) -> int:
                 frames = args.frames or _frames_for(stylizer, w, h, args.seconds)
                 clip = make_clip(Path(tmp) / f"in-{size}-{frames}.mp4", w, h, frames)
                 # Best of --repeat rounds, alternating, so a busy machine hurts both sides alike.
-                model_fps = io_fps = file_fps = busy = 0.0
-                model_cpu = file_cpu = float("inf")
-                for _ in range(args.repeat):
-                    m, i, mc = time_model(stylizer, w, h, frames)
-                    f, done, encoder, b, fc = time_file(stylizer, clip, Path(tmp) / f"out-{name}-{size}.mp4")
-                    model_fps, io_fps = max(model_fps, m), max(io_fps, i)
-                    model_cpu, file_cpu = min(model_cpu, mc), min(file_cpu, fc)
-                    if f > file_fps:
-                        file_fps, busy = f, b
+                out = Path(tmp) / f"out-{name}-{size}.mp4"
+                contenders: dict[str, Callable[[int], tuple[Any, ...]]] = {
+                    "model": every_round(time_model, stylizer, w, h, frames),
+                    "file": every_round(time_file, stylizer, clip, out),
+                }
+                runs = interleaved(contenders, args.repeat)
+                model_fps = max(m[0] for m in runs["model"])
+                io_fps = max(m[1] for m in runs["model"])
+                model_cpu = min(m[2] for m in runs["model"])
+                file_fps, done, encoder, busy, _ = max(runs["file"], key=lambda f: f[0])
+                file_cpu = min(f[4] for f in runs["file"])
                 row = {
                     "preset": name,
                     "size": size,
@@ -230,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                     "model_cpu_s_per_frame": model_cpu,
                     "file_cpu_s_per_frame": file_cpu,
                     "cpu_ratio": model_cpu / file_cpu,
+                    "model_cpu_ms_per_frame": model_cpu * 1000,
+                    "file_cpu_ms_per_frame": file_cpu * 1000,
                     "encoder": encoder,
                 }
                 rows.append(row)
@@ -240,13 +225,16 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     assert device is not None
-    info = machine(device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"end_to_end-{device.type}"
-    stem.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
-    md = to_markdown(rows, info)
-    stem.with_suffix(".md").write_text(md)
-    print(md)
+    machine["torch_threads"] = torch.get_num_threads()  # as the engines set it
+    _, md_path, text = write_results(
+        f"end_to_end-{device.type}",
+        machine,
+        [Section(f"End-to-end file conversion vs model-only, {device}", rows, COLUMNS)],
+        out_dir=args.out,
+        config={"command": command_line("end_to_end", argv), **vars(args)},
+    )
+    print(text)
+    print(f"wrote {md_path} (+ .json)")
     return 0
 
 

@@ -10,7 +10,7 @@ For each preset of ``stylize_video.runtime.flow.DIS_PRESETS``, on the real clips
 and the smoother's cost per 640x480 frame on this CPU, presets interleaved round by
 round (so machine noise hits them alike) for each torch thread count.
 
-    python benchmarks/flow_presets.py --style checkpoints/starry-night.safetensors
+    python -m benchmarks.flow_presets --style checkpoints/starry-night.safetensors
 
 Writes ``<name>.json`` and ``<name>.md`` under ``--out`` (default benchmarks/results).
 """
@@ -25,25 +25,29 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import machine_info, write_results
-from temporal import time_smoothers
-
-from stylize_video.commands.evaluate import parse_size, read_frames
+from benchmarks.harness import (
+    CLIPS_DIR,
+    command_line,
+    every_round,
+    find_clips,
+    interleaved,
+    machine_info,
+    parse_size,
+    spread,
+    write_results,
+)
+from benchmarks.temporal import time_smoothers
 from stylize_video.metrics.temporal import InputMotion, TemporalScore
 from stylize_video.runtime.flow import DIS_PRESETS
 from stylize_video.runtime.flow_smoother import FlowSmoother
 from stylize_video.runtime.stylizer import Stylizer
 
-CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "videos"
+try:
+    from stylize_video.metrics.evaluation import read_frames
+except ImportError:  # until the evaluation engine lands in metrics (issue 14)
+    from stylize_video.commands.evaluate import read_frames
+
 STRENGTH = 0.8
-
-
-def _size(text: str) -> tuple[int, int]:
-    size = parse_size(text)  # the CLI's parser: same format, same checks
-    assert size is not None
-    return size
 
 
 def quality(
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--style", default="starry-night", help="checkpoint name or path (default: starry-night)")
     p.add_argument("--clips", type=Path, default=CLIPS_DIR)
-    p.add_argument("--size", type=_size, default=(384, 216), help="frame size for the quality part")
+    p.add_argument("--size", type=parse_size, default=(384, 216), help="frame size for the quality part")
     p.add_argument("--max-frames", type=int, default=40)
     p.add_argument("--presets", nargs="+", default=list(DIS_PRESETS), choices=list(DIS_PRESETS))
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts for the timing")
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="flow_presets_cpu")
     args = p.parse_args(argv)
 
-    clips = sorted(c for c in args.clips.glob("*") if c.suffix.lower() in {".mp4", ".webm", ".mov", ".mkv"})
+    clips = find_clips(args.clips)
     if not clips:
         print(f"no clips in {args.clips}", file=sys.stderr)
         return 1
@@ -95,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     ms: dict[tuple[str, int], list[float]] = {}
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for _ in range(args.rounds):
-            for preset in args.presets:
-                row = time_smoothers(
-                    timing_frames, 39, {preset: FlowSmoother(STRENGTH, preset=preset)}, stylizer.device
-                )
-                ms.setdefault((preset, threads), []).append(row[0]["median ms"])
+
+        def median_ms(preset: str) -> float:
+            smoother = FlowSmoother(STRENGTH, preset=preset)
+            return float(time_smoothers(timing_frames, 39, {preset: smoother}, stylizer.device)[0]["median ms"])
+
+        runs = interleaved({p: every_round(median_ms, p) for p in args.presets}, args.rounds)
+        ms.update({(preset, threads): values for preset, values in runs.items()})
 
     summary: list[dict[str, Any]] = []
     per_clip: list[dict[str, Any]] = []
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "fidelity MSE ×10³ (median)": 1e3 * statistics.median(v[1] for v in scores[preset].values()),
         }
         for threads in args.threads:
-            row[f"ms/frame 640x480, {threads} thread(s)"] = statistics.median(ms[(preset, threads)])
+            row[f"ms/frame 640x480, {threads} thread(s)"] = spread(ms[(preset, threads)])["median"]
         summary.append(row)
         for clip, cut in cuts.items():
             per_clip.append(
@@ -134,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         f"timing: median over {args.rounds} interleaved rounds of the per-frame median (39 frames of {clips[0].name} "
         "at 640x480, random stylized tensors), OpenCV's own thread count left as is",
         "spread of the rounds: "
-        + "; ".join(f"{k[0]}@{k[1]}: {min(v):.1f}-{max(v):.1f} ms" for k, v in sorted(ms.items())),
+        + "; ".join(f"{k[0]}@{k[1]}: {spread(v)['min']:.1f}-{spread(v)['max']:.1f} ms" for k, v in sorted(ms.items())),
     ]
-    cmd = "python benchmarks/flow_presets.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("flow_presets", argv)
     _, md_path, text = write_results(
         args.name,
         machine_info(),
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             ("Per clip", per_clip, list(per_clip[0])),
         ],
         out_dir=args.out,
-        config={"command": cmd.strip(), **{k: str(v) for k, v in vars(args).items()}},
+        config={"command": cmd, **{k: str(v) for k, v in vars(args).items()}},
         notes=notes,
     )
     print(text)

@@ -1,7 +1,7 @@
 """One command for a CUDA machine: model speed and end-to-end speed, table printed last.
 
-    python benchmarks/gpu_bench.py                 # ~5-8 minutes on one GPU
-    OUT=/some/dir python benchmarks/gpu_bench.py   # also writes gpu_bench.json/.md there
+    python -m benchmarks.gpu_bench                 # ~5-8 minutes on one GPU
+    OUT=/some/dir python -m benchmarks.gpu_bench   # also writes gpu_bench.json/.md there
 
 Part 1, model only (``model_speed.run_grid``): presets full and lite, fp16,
 channels_last eager / CUDA graph / ``torch.compile``, at 1920x1080 and 3840x2160,
@@ -41,11 +41,16 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESOLUTIONS, machine_info, sync_for, synthetic_frames, time_fn, write_results
-from model_speed import GridSpec, run_grid
-
+from benchmarks.harness import (
+    RESOLUTIONS,
+    command_line,
+    machine_info,
+    sync_for,
+    synthetic_frames,
+    time_fn,
+    write_results,
+)
+from benchmarks.model_speed import GridSpec, run_grid
 from stylize_video.devices import resolve_device
 from stylize_video.io.base import Frame
 from stylize_video.models.transform_net import PRESETS, TransformNet
@@ -340,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                   "GFLOP/s", "compute floor ms", "memory floor ms", "x floor", "note"]  # fmt: skip
     e2e_cols = ["preset", "res", "precision", "path", "frames", "fps", "x model-only", "slowest stage",
                 "slowest fps", "of slowest %", "note"]  # fmt: skip
-    cmd = "python benchmarks/gpu_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("gpu_bench", argv)
     _, md_path, text = write_results(
         name,
         machine,
@@ -350,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             ("End to end", e2e, e2e_cols),
         ],
         out_dir=args.out,
-        config={"command": cmd.strip(), **vars(args)},
+        config={"command": cmd, **vars(args)},
         notes=notes,
     )
     print()

@@ -9,7 +9,7 @@
 #   bash benchmarks/gpu_session.sh train     # there, carry gpu_carry/train  (<= TRAIN_BUDGET_S, 360 s)
 #   bash benchmarks/gpu_session.sh restore   # here, before any commit: the checkpoints come back
 #
-# checks: the test suite on the CUDA machine (CUDA-only tests included), gpu_bench.py
+# checks: the test suite on the CUDA machine (CUDA-only tests included), benchmarks.gpu_bench
 #         (model and end-to-end tables; PyAV from a carried wheel, so NVENC is
 #         exercised), the flow smoother's cost per 1280x720 frame, `stylize-video run`
 #         on a real clip (h264, then hevc + flow), and the model grid at more sizes and
@@ -101,17 +101,17 @@ checks() {
 'av', av.__version__, 'cv2', cv2.__version__, 'nvenc', [c for c in av.codecs_available if 'nvenc' in c])"
     } 2>&1 | tee "$log"
     step tests 90 python3 -m pytest -q -n 8 -p no:cacheprovider tests
-    step gpu_bench $((${BENCH_S:-100} + 40)) python3 benchmarks/gpu_bench.py --budget-s "${BENCH_S:-100}" --out "$res"
-    step temporal_gpu 60 python3 benchmarks/temporal.py --gpu-only --clips "$dir" --out "$res" --name temporal_gpu
+    step gpu_bench $((${BENCH_S:-100} + 40)) python3 -m benchmarks.gpu_bench --budget-s "${BENCH_S:-100}" --out "$res"
+    step temporal_gpu 60 python3 -m benchmarks.temporal --gpu-only --clips "$dir" --out "$res" --name temporal_gpu
     step run_h264 45 python3 -m stylize_video run -i "$dir/imageio_cockatoo.mp4" -s starry-night \
         -o /tmp/cockatoo-h264.mp4 --no-progress
     step run_hevc_flow 45 python3 -m stylize_video run -i "$dir/imageio_cockatoo.mp4" -s starry-night \
         --codec hevc --smooth flow -o /tmp/cockatoo-hevc-flow.mp4 --no-progress
-    step probe 20 python3 benchmarks/gpu_session_probe.py /tmp/cockatoo-h264.mp4 /tmp/cockatoo-hevc-flow.mp4 \
+    step probe 20 python3 -m benchmarks.gpu_session_probe /tmp/cockatoo-h264.mp4 /tmp/cockatoo-hevc-flow.mp4 \
         "$dir/imageio_cockatoo.mp4" --frames-to "$res"
-    step model_small 60 python3 benchmarks/model_speed.py --device cuda --resolutions 640x480 1280x720 \
+    step model_small 60 python3 -m benchmarks.model_speed --device cuda --resolutions 640x480 1280x720 \
         --precisions fp16 --modes eager channels_last cuda_graph --out "$res" --name model_speed_gpu_small
-    step model_precisions 60 python3 benchmarks/model_speed.py --device cuda --resolutions 1920x1080 \
+    step model_precisions 60 python3 -m benchmarks.model_speed --device cuda --resolutions 1920x1080 \
         --precisions fp32 bf16 fp16 --modes eager channels_last cuda_graph --out "$res" \
         --name model_speed_gpu_precisions
     echo "== done ($(elapsed) s)" | tee -a "$log"

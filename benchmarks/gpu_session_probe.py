@@ -1,21 +1,24 @@
 """Describe video files (codec, size, frames, audio, duration); optionally save a middle frame.
 
-Used by ``gpu_session.sh checks`` to show what the CLI wrote on the GPU machine.
+Used by ``gpu_session.sh checks`` to show what the CLI wrote on the GPU machine:
+
+    python -m benchmarks.gpu_session_probe out.mp4 --frames-to /tmp/frames
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def main() -> int:
-    import av
-
-    p = argparse.ArgumentParser(description=__doc__)
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--frames-to", type=Path, default=None, help="save each file's middle frame here as PNG")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    import av  # after parsing: --help works where PyAV is not installed
+
     for path in args.files:
         try:
             with av.open(str(path)) as c:

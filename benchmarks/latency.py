@@ -15,8 +15,8 @@ Latency is ``time.perf_counter()`` when the frame *left the sink* minus
 
 The issue's target: udp and http add at most one frame period over null.
 
-    python benchmarks/latency.py                         # 640x360@30, lite net, 300 frames per sink
-    python benchmarks/latency.py --net tiny --frames 600 --size 1280x720
+    python -m benchmarks.latency                         # 640x360@30, lite net, 300 frames per sink
+    python -m benchmarks.latency --net tiny --frames 600 --size 1280x720
 
 Writes ``benchmarks/results/latency-<device>.json`` and ``.md``. Loopback only.
 """
@@ -29,25 +29,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.common import machine_info, write_results  # noqa: E402
-from stylize_video.io.base import Frame  # noqa: E402
-from stylize_video.io.mjpeg import MjpegSink  # noqa: E402
-from stylize_video.io.network_sink import NetworkStreamSink  # noqa: E402
-from stylize_video.io.sinks import NullSink  # noqa: E402
-from stylize_video.io.sources import SyntheticSource  # noqa: E402
-from stylize_video.models.transform_net import PRESETS, NetConfig, TransformNet  # noqa: E402
-from stylize_video.runtime.controls import LiveControls  # noqa: E402
-from stylize_video.runtime.pipeline import Pipeline  # noqa: E402
-from stylize_video.runtime.stylizer import Stylizer  # noqa: E402
+from benchmarks.harness import command_line, every_round, interleaved, machine_info, parse_size, write_results
+from stylize_video.io.base import Frame
+from stylize_video.io.mjpeg import MjpegSink
+from stylize_video.io.network_sink import NetworkStreamSink
+from stylize_video.io.sinks import NullSink
+from stylize_video.io.sources import SyntheticSource
+from stylize_video.models.transform_net import PRESETS, NetConfig, TransformNet
+from stylize_video.runtime.controls import LiveControls
+from stylize_video.runtime.pipeline import Pipeline
+from stylize_video.runtime.stylizer import Stylizer
 
 NETS = {**PRESETS, "tiny": NetConfig(channels=(4, 8), res_blocks=1, head_kernel=3, tail_kernel=3)}
 
@@ -211,7 +207,7 @@ def style_switch(stylizer: Stylizer, args: argparse.Namespace, every: int = 10) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", default="640x360", help="frame size WxH (default 640x360)")
+    p.add_argument("--size", type=parse_size, default=(640, 360), help="frame size WxH (default 640x360)")
     p.add_argument("--fps", type=float, default=30.0, help="source rate (default 30)")
     p.add_argument("--frames", type=int, default=300, help="frames per sink and round (default 300)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, sinks interleaved (default 3)")
@@ -222,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sinks", default="null,udp,http", help="comma-separated: null, udp, http")
     p.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
-    args.width, args.height = (int(v) for v in args.size.lower().split("x"))
+    args.width, args.height = args.size
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -232,13 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(5):
         warm(np.zeros((args.height, args.width, 3), np.uint8))
     kinds = [k.strip() for k in args.sinks.split(",")]
-    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
-    # Sinks take turns, round after round: on a shared machine the load drifts, and
-    # interleaving spreads it over every sink instead of penalising whichever ran last.
-    for rnd in range(args.rounds):
-        for kind in kinds:
-            runs[kind].append(run_one(kind, stylizer, args))
-            print(f"round {rnd + 1}/{args.rounds} {kind}: {summarize(kind, runs[kind][-1:])}", flush=True)
+
+    def one(kind: str) -> dict[str, Any]:
+        run = run_one(kind, stylizer, args)
+        print(f"{kind}: {summarize(kind, [run])}", flush=True)
+        return run
+
+    # Sinks take turns, round after round (see harness.interleaved).
+    runs = interleaved(
+        {k: every_round(one, k) for k in kinds},
+        args.rounds,
+        after_round=lambda r: print(f"round {r + 1}/{args.rounds} done", flush=True),
+    )
     rows = [summarize(kind, runs[kind]) for kind in kinds]
     null = next((r for r in rows if r["sink"] == "null"), None)
     period = 1000.0 / args.fps
@@ -250,22 +251,23 @@ def main(argv: list[str] | None = None) -> int:
     switch = style_switch(stylizer, args)
     print(f"style switch: {switch}", flush=True)
     machine = machine_info(stylizer.device)
-    command = "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("latency", argv)
     cols = ["sink", "frames", "fps", "pipeline dropped", "sink dropped", "paced ms", "write p50 ms", "p50 ms", "p95 ms"]
     cols += ["sink adds p50 ms", "added p50 ms", "added p95 ms", "<= 1 frame"]
+    size = f"{args.width}x{args.height}"
     _, md_path, text = write_results(
         f"latency-{stylizer.device.type}",
         machine,
         [
             (
-                f"Capture -> leaving the sink, {args.size}@{args.fps:g} live synthetic, net {args.net}, {args.rounds} rounds",
+                f"Capture -> leaving the sink, {size}@{args.fps:g} live synthetic, net {args.net}, {args.rounds} rounds",
                 rows,
                 cols,
             ),
             ("Style switch through LiveControls (two preloaded styles, every 10th frame)", [switch], list(switch)),
         ],
         out_dir=args.out_dir,
-        config={"command": command.strip(), **{k: v for k, v in vars(args).items() if k != "out_dir"}},
+        config={"command": command, **{k: v for k, v in vars(args).items() if k != "out_dir"}},
         notes=[
             "Measured with the threaded pipeline (runtime/pipeline.py), not a direct loop.",
             "null: NullSink.write returned; udp: H.264/MPEG-TS packets handed to the socket; "

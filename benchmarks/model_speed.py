@@ -1,8 +1,8 @@
 """Model-only speed: fps and p50/p95 latency of each preset x resolution x precision
 x mode, peak memory, FLOPs per pixel, and the time over the hardware floor.
 
-    python benchmarks/model_speed.py --quick          # CPU: ~15 min on a busy 2-core machine
-    python benchmarks/model_speed.py --device cuda    # all presets/resolutions on a GPU
+    python -m benchmarks.model_speed --quick          # CPU: ~15 min on a busy 2-core machine
+    python -m benchmarks.model_speed --device cuda    # all presets/resolutions on a GPU
 
 Modes (all through the project's ``Stylizer``, on a frame already on the device):
 
@@ -24,23 +24,22 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
+from benchmarks.harness import (
     RESOLUTIONS,
     PeakMemory,
     Timing,
+    command_line,
+    every_round,
+    interleaved,
     machine_info,
     measure_bandwidth,
     measure_peak_flops,
@@ -49,7 +48,6 @@ from common import (
     time_fn,
     write_results,
 )
-
 from stylize_video.devices import resolve_device
 from stylize_video.errors import DeviceError
 from stylize_video.models.transform_net import PRESETS, TransformNet, count_flops_per_pixel
@@ -224,6 +222,31 @@ def _skip_reason(spec: GridSpec, device: torch.device, preset: str, res: str, pr
     return None
 
 
+def _note_load(loads: list[float]) -> None:
+    loads.append(os.getloadavg()[0])
+
+
+def _round_timer(
+    fn: Callable[[], Any], nthreads: int | None, spec: GridSpec, sync: Callable[[], None]
+) -> Callable[[int], Timing]:
+    """One contender of the interleaved grid: its share of the samples in round ``r``
+    (warm-up calls only in round 0), with its thread count set first."""
+
+    def run(r: int) -> Timing:
+        if nthreads is not None:
+            torch.set_num_threads(nthreads)
+        return time_fn(
+            fn,
+            warmup=spec.warmup if r == 0 else 0,
+            iters=spec.iters_per_round,
+            max_seconds=spec.max_seconds / spec.rounds,
+            min_iters=1,
+            sync=sync,
+        )
+
+    return run
+
+
 def run_grid(spec: GridSpec, device: torch.device, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every config of ``spec`` on ``device``; modes of one preset x resolution
     x precision are timed interleaved (round robin) so background load hits all alike."""
@@ -301,25 +324,17 @@ def run_grid(spec: GridSpec, device: torch.device, log: Callable[[str], None] = 
                 if not runners:
                     continue
                 threads = spec.threads if device.type == "cpu" else [None]
-                variants = [(m, t) for m in runners for t in threads]
-                timings = {v: Timing() for v in variants}
-                loads = []
                 sync = sync_for(device)
-                for r in range(spec.rounds):
-                    for mode, nthreads in variants:
-                        if nthreads is not None:
-                            torch.set_num_threads(nthreads)
-                        t = time_fn(
-                            runners[mode].fn,
-                            warmup=spec.warmup if r == 0 else 0,
-                            iters=spec.iters_per_round,
-                            max_seconds=spec.max_seconds / spec.rounds,
-                            min_iters=1,
-                            sync=sync,
-                        )
-                        timings[(mode, nthreads)].samples_ms += t.samples_ms
-                        timings[(mode, nthreads)].cpu_ms += t.cpu_ms
-                    loads.append(os.getloadavg()[0])
+                loads: list[float] = []
+                rounds = interleaved(
+                    {(m, t): _round_timer(runners[m].fn, t, spec, sync) for m in runners for t in threads},
+                    spec.rounds,
+                    after_round=every_round(_note_load, loads),
+                )
+                timings = {variant: Timing() for variant in rounds}
+                for variant, parts in rounds.items():
+                    for part in parts:
+                        timings[variant].extend(part)
                 torch.set_num_threads(default_threads)
                 elem = DTYPE_BYTES[dtypes[precision]]
                 for (mode, nthreads), t in timings.items():
@@ -568,10 +583,10 @@ def main(argv: list[str] | None = None) -> int:
         "compute floor uses the matmul rate of the same dtype; memory floor assumes perfect fusion "
         "(each conv reads input + weights once, writes output once)",
     ]
-    cmd = "python benchmarks/model_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("model_speed", argv)
     name = args.name or f"model_speed_{device.type}"
     _, md_path, text = write_results(
-        name, machine, sections, out_dir=args.out, config={"command": cmd.strip(), **vars(args)}, notes=notes
+        name, machine, sections, out_dir=args.out, config={"command": cmd, **vars(args)}, notes=notes
     )
     print()
     print(text)

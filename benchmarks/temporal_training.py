@@ -9,7 +9,7 @@ larger weights, same painting and settings otherwise) on the real clips in
 * the validation content / style / temporal losses stored in each checkpoint, so the
   price in likeness to the painting shows beside the gain in steadiness.
 
-    python benchmarks/temporal_training.py --styles a.safetensors b.safetensors --name temporal_training
+    python -m benchmarks.temporal_training --styles a.safetensors b.safetensors --name temporal_training
 
 Writes ``<name>.json`` and ``<name>.md`` under ``--out`` (default benchmarks/results).
 """
@@ -24,35 +24,28 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import machine_info, write_results
-
-from stylize_video.commands.evaluate import evaluate_smoothers, parse_size, read_frames
+from benchmarks.harness import CLIPS_DIR, command_line, find_clips, machine_info, parse_size, write_results
 from stylize_video.models.checkpoint import load_checkpoint
 from stylize_video.runtime.stylizer import Stylizer
 
-CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "videos"
-
-
-def _size(text: str) -> tuple[int, int]:
-    size = parse_size(text)  # the CLI's parser: same format, same checks
-    assert size is not None
-    return size
+try:
+    from stylize_video.metrics.evaluation import evaluate_smoothers, read_frames
+except ImportError:  # until the evaluation engine lands in metrics (issue 14)
+    from stylize_video.commands.evaluate import evaluate_smoothers, read_frames
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", nargs="+", required=True, help="checkpoints to compare (names or paths)")
     p.add_argument("--clips", type=Path, default=CLIPS_DIR)
-    p.add_argument("--size", type=_size, default=(384, 216))
+    p.add_argument("--size", type=parse_size, default=(384, 216))
     p.add_argument("--max-frames", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--name", default="temporal_training")
     args = p.parse_args(argv)
 
-    clips = sorted(c for c in args.clips.glob("*") if c.suffix.lower() in {".mp4", ".webm", ".mov", ".mkv"})
+    clips = find_clips(args.clips)
     if not clips:
         print(f"no clips in {args.clips}", file=sys.stderr)
         return 1
@@ -111,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         | {
             "clips": [c.name for c in clips],
             "out": str(args.out),
-            "command": "python benchmarks/temporal_training.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": command_line("temporal_training", argv),
         },
     )
     return 0

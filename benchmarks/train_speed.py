@@ -14,7 +14,7 @@ Both see the same photo crops already in memory (data loading is excluded: it is
 turn, so other processes' load hits all alike. We report images/s from the median
 step time.
 
-    python benchmarks/train_speed.py --vgg-weights ../shared/weights/vgg16_imagenet_relu4_3.safetensors \\
+    python -m benchmarks.train_speed --vgg-weights ../shared/weights/vgg16_imagenet_relu4_3.safetensors \\
         --data ../shared/data/photos --threads 2 --sizes 256 128 --presets full lite
 """
 
@@ -24,20 +24,16 @@ import argparse
 import contextlib
 import copy
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, write_results
-
+from benchmarks.harness import command_line, every_round, interleaved, machine_info, spread, write_results
 from stylize_video.devices import cpu_has_fast_bf16
 from stylize_video.models.transform_net import PRESETS, TransformNet
 from stylize_video.models.vgg import VGGFeatures, load_vgg_state
@@ -155,6 +151,13 @@ def ours_step(preset: str, vgg: VGGFeatures, style: torch.Tensor, bf16: bool) ->
     return run
 
 
+def _timed(step: Callable[[torch.Tensor], Any], x: torch.Tensor) -> float:
+    """Seconds one training step takes."""
+    t0 = time.perf_counter()
+    step(x)
+    return time.perf_counter() - t0
+
+
 def _photo_batch(data: str | None, size: int, batch: int) -> torch.Tensor:
     if data is None:
         return torch.rand(batch, 3, size, size)
@@ -193,17 +196,13 @@ def main(argv: list[str] | None = None) -> int:
                     contenders[f"ours {preset} {'bf16+channels_last' if bf16 else 'fp32'}"] = ours_step(
                         preset, vgg, style, bf16
                     )
-            times: dict[str, list[float]] = {k: [] for k in contenders}
             for fn in contenders.values():  # warm-up (allocator, oneDNN primitive cache)
                 fn(x)
-            for _ in range(args.steps):
-                for name, fn in contenders.items():
-                    t0 = time.perf_counter()
-                    fn(x)
-                    times[name].append(time.perf_counter() - t0)
-            base = statistics.median(times["pytorch/examples-style full fp32"]) if not args.no_baseline else None
+
+            times = interleaved({k: every_round(_timed, fn, x) for k, fn in contenders.items()}, args.steps)
+            base = spread(times["pytorch/examples-style full fp32"])["median"] if not args.no_baseline else None
             for name, ts in times.items():
-                med = statistics.median(ts)
+                med = spread(ts)["median"]
                 row = {
                     "contender": name,
                     "threads": threads,
@@ -235,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         machine_info(),
         [("Training throughput (median of interleaved steps)", rows, cols)],
         out_dir=args.out_dir,
-        config={"command": "python benchmarks/train_speed.py " + " ".join(argv or sys.argv[1:])},
+        config={"command": command_line("train_speed", argv)},
         notes=notes,
     )
     print(f"wrote {md}")

@@ -1,25 +1,36 @@
-"""Shared helpers for the benchmark scripts: machine description, timing, hardware
-ceilings (peak FLOPS, memory bandwidth) and JSON + Markdown result writers.
+"""The one harness every benchmark uses: machine description, interleaved timing,
+size parsing, hardware ceilings (peak FLOPS, memory bandwidth), peak memory and the
+JSON + Markdown result writer.
 
-Benchmarks are scripts, not tests: run them with ``python benchmarks/<name>.py``.
+Benchmarks are scripts, not tests. Run each from the repository root as a module,
+``python -m benchmarks.<name> --help``; none of them touches ``sys.path``.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import datetime as _dt
 import json
 import os
 import platform
 import statistics
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 import torch
+
+from stylize_video.errors import StylizeError
+
+try:
+    from stylize_video.metrics.evaluation import parse_size as _library_parse_size
+except ImportError:  # until the evaluation engine lands in metrics (issue 14)
+    from stylize_video.commands.evaluate import parse_size as _library_parse_size
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -30,6 +41,45 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
     "1920x1080": (1920, 1080),
     "3840x2160": (3840, 2160),
 }
+
+#: The real clips the quality benchmarks read by default (outside the repository,
+#: never copied into it); every script takes ``--clips`` to point elsewhere.
+CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "videos"
+VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".mkv"})
+
+K = TypeVar("K", bound=Hashable)
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x360"`` -> (640, 360), with the library's format and checks.
+
+    For ``argparse``'s ``type=``: a bad size becomes a usage error naming the value.
+    """
+    try:
+        size = _library_parse_size(text)
+    except StylizeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert size is not None  # only None in, None out
+    return size
+
+
+def find_clips(folder: Path | str) -> list[Path]:
+    """The video files directly in ``folder``, sorted by name; [] when it is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(c for c in folder.iterdir() if c.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def command_line(name: str, argv: Sequence[str] | None) -> str:
+    """How to rerun a benchmark: ``python -m benchmarks.<name> <its arguments>``."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join(["python -m benchmarks." + name, *args])
 
 
 # ---------------------------------------------------------------- machine
@@ -89,6 +139,8 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
         # 2-thread CPU results on a busy machine by up to 10x.
         "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
     }
+    if device is not None:
+        info["device"] = str(device)
     if torch.cuda.is_available():
         idx = device.index if device is not None and device.type == "cuda" and device.index is not None else 0
         props = torch.cuda.get_device_properties(idx)
@@ -154,6 +206,11 @@ class Timing:
         m = self.median_ms
         return 1000.0 / m if m > 0 else float("nan")
 
+    def extend(self, other: Timing) -> None:
+        """Append ``other``'s samples (one round of an interleaved run) to these."""
+        self.samples_ms += other.samples_ms
+        self.cpu_ms += other.cpu_ms
+
     def summary(self) -> dict[str, float]:
         return {
             "n": self.n,
@@ -204,6 +261,59 @@ def time_fn(
         if i + 1 >= min_iters and time.perf_counter() - start_all > max_seconds:
             break
     return timing
+
+
+def interleaved(
+    contenders: Mapping[K, Callable[[int], R]],
+    rounds: int,
+    *,
+    pause_s: float = 0.0,
+    after_round: Callable[[int], None] | None = None,
+) -> dict[K, list[R]]:
+    """Run every contender once per round, round robin, and collect what each returns.
+
+    On a shared machine the load drifts during a run; taking turns spreads it over
+    every contender instead of penalising whichever ran last, so ratios of their
+    medians are fair even when absolute numbers are not.
+
+    Args:
+        contenders: key -> ``fn(round_index)``; round 0 is the place for warm-up calls.
+        rounds: how many times each contender runs (>= 1).
+        pause_s: sleep before each call (lets the previous contender's spinning
+            worker threads go idle).
+        after_round: called with the round index after each full round (progress, load).
+
+    Returns:
+        key -> the results of its calls, in round order.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    results: dict[K, list[R]] = {k: [] for k in contenders}
+    for r in range(rounds):
+        for key, fn in contenders.items():
+            if pause_s:
+                time.sleep(pause_s)
+            results[key].append(fn(r))
+        if after_round is not None:
+            after_round(r)
+    return results
+
+
+def every_round(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Callable[[int], R]:
+    """A contender for :func:`interleaved` that calls ``fn(*args, **kwargs)`` the same way
+    in every round (binding the arguments now, not when a loop variable has moved on)."""
+
+    def run(_round: int) -> R:
+        return fn(*args, **kwargs)
+
+    return run
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min, max and count of a contender's values over the rounds."""
+    if not values:
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "n": 0}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
 # ------------------------------------------------------------------ memory
@@ -312,12 +422,14 @@ def measure_bandwidth(device: torch.device, mib: int | None = None, reps: int = 
 # ---------------------------------------------------------------- writers
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, spec: str | None = None) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and value != value:  # NaN
+        return "-"
+    if spec is not None and isinstance(value, (int, float)):
+        return format(value, spec)
     if isinstance(value, float):
-        if value != value:  # NaN
-            return "-"
         if abs(value) >= 100:
             return f"{value:.0f}"
         if abs(value) >= 10:
@@ -326,47 +438,80 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+@dataclass(frozen=True)
+class Column:
+    """A Markdown column: the row key, its header (default: the key) and a format
+    spec for numbers (``".0%"``, ``".2f"``; default: 2-3 significant digits)."""
+
+    key: str
+    header: str | None = None
+    fmt: str | None = None
+
+
+class Section(NamedTuple):
+    """One titled table of a result: the rows go to the JSON, the columns to Markdown;
+    ``text`` is a paragraph printed between the title and the table."""
+
+    title: str
+    rows: Sequence[dict[str, Any]]
+    columns: Sequence[str | Column]
+    text: str = ""
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str | Column]) -> str:
     """Render ``rows`` (dicts) as a GitHub Markdown table with the given columns."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    cols = [c if isinstance(c, Column) else Column(c) for c in columns]
+    lines = [
+        "| " + " | ".join(c.header or c.key for c in cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(_fmt(row.get(c.key), c.fmt) for c in cols) + " |")
     return "\n".join(lines)
 
 
 def write_results(
     name: str,
     machine: dict[str, Any],
-    sections: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[str]]],
+    sections: Sequence[Section | tuple[str, Sequence[dict[str, Any]], Sequence[str | Column]]],
     *,
     out_dir: Path | str | None = None,
     config: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Path, Path, str]:
     """Write ``<out_dir>/<name>.json`` and ``<name>.md`` and return (json, md, markdown).
 
     Args:
-        sections: (title, rows, columns) triples; each becomes one Markdown table,
-            and all rows go to the JSON under their title.
-        config: the command line / settings that produced the numbers.
+        sections: :class:`Section` values (or (title, rows, columns) triples); each
+            becomes one Markdown table, and all rows go to the JSON under their title.
+        out_dir: default ``benchmarks/results``.
+        config: the command line (key ``command``, see :func:`command_line`) and
+            settings that produced the numbers.
         notes: lines printed under the tables (findings, caveats).
+        extra: more JSON-only data (raw measurements a table summarizes).
     """
     out = Path(out_dir) if out_dir is not None else RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
+    parts = [Section(*s) for s in sections]
     payload = {
         "benchmark": name,
         "machine": machine,
         "config": config or {},
-        "sections": {title: list(rows) for title, rows, _ in sections},
+        "sections": {s.title: list(s.rows) for s in parts},
         "notes": list(notes),
+        **(extra or {}),
     }
     json_path = out / f"{name}.json"
     json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
     md = [f"# {name}", "", f"Machine: {machine_line(machine)}", ""]
     if config and config.get("command"):
         md += [f"Command: `{config['command']}`", ""]
-    for title, rows, columns in sections:
-        md += [f"## {title}", "", markdown_table(rows, columns), ""]
+    for s in parts:
+        md += [f"## {s.title}", ""]
+        if s.text:
+            md += [s.text, ""]
+        md += [markdown_table(s.rows, s.columns), ""]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     text = "\n".join(md)
