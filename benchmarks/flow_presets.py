@@ -37,15 +37,11 @@ from benchmarks.harness import (
     write_results,
 )
 from benchmarks.temporal import time_smoothers
+from stylize_video.metrics.evaluation import read_frames
 from stylize_video.metrics.temporal import InputMotion, TemporalScore
 from stylize_video.runtime.flow import DIS_PRESETS
 from stylize_video.runtime.flow_smoother import FlowSmoother
 from stylize_video.runtime.stylizer import Stylizer
-
-try:
-    from stylize_video.metrics.evaluation import read_frames
-except ImportError:  # until the evaluation engine lands in metrics (issue 14)
-    from stylize_video.commands.evaluate import read_frames
 
 STRENGTH = 0.8
 

@@ -26,11 +26,7 @@ import numpy as np
 import torch
 
 from stylize_video.errors import StylizeError
-
-try:
-    from stylize_video.metrics.evaluation import parse_size as _library_parse_size
-except ImportError:  # until the evaluation engine lands in metrics (issue 14)
-    from stylize_video.commands.evaluate import parse_size as _library_parse_size
+from stylize_video.units import parse_size as _library_parse_size
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -43,16 +43,12 @@ from benchmarks.harness import (
     synthetic_frames,
     write_results,
 )
+from stylize_video.metrics.evaluation import Evaluation, evaluate_smoothers, read_frames
 from stylize_video.metrics.temporal import interpolate_at
 from stylize_video.models.transform_net import TransformNet, preset
 from stylize_video.runtime.flow_smoother import FlowSmoother
 from stylize_video.runtime.smoothing import EmaSmoother, NoSmoother, Smoother
 from stylize_video.runtime.stylizer import Stylizer
-
-try:
-    from stylize_video.metrics.evaluation import Evaluation, evaluate_smoothers, read_frames
-except ImportError:  # until the evaluation engine lands in metrics (issue 14)
-    from stylize_video.commands.evaluate import Evaluation, evaluate_smoothers, read_frames
 
 
 def _style(spec: str | None) -> tuple[Any, str]:

@@ -25,13 +25,9 @@ from typing import Any
 import torch
 
 from benchmarks.harness import CLIPS_DIR, command_line, find_clips, machine_info, parse_size, write_results
+from stylize_video.metrics.evaluation import evaluate_smoothers, read_frames
 from stylize_video.models.checkpoint import load_checkpoint
 from stylize_video.runtime.stylizer import Stylizer
-
-try:
-    from stylize_video.metrics.evaluation import evaluate_smoothers, read_frames
-except ImportError:  # until the evaluation engine lands in metrics (issue 14)
-    from stylize_video.commands.evaluate import evaluate_smoothers, read_frames
 
 
 def main(argv: list[str] | None = None) -> int:
