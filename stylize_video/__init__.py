@@ -1,5 +1,10 @@
 """stylize-video: real-time neural style transfer for webcams, video files and images.
 
+The public API is ``__all__`` (frozen by ``tests/test_api_surface.py``): :func:`stylize_file`
+for one call from a file to a file; :class:`Stylizer` (the engine), :func:`open_source`,
+:func:`open_sink` and :class:`Pipeline` to assemble a run yourself; :func:`register_source`
+and :func:`register_sink` to add a kind of input or output; the checkpoint functions.
+
 Importing the package is cheap: it loads no model, touches no device and opens no
 camera. The public names below are imported on first use.
 """
@@ -14,15 +19,27 @@ __all__ = [
     "PRESETS",
     "Checkpoint",
     "CheckpointMeta",
-    "FrameTransfer",
+    "EncoderOptions",
+    "Frame",
     "NetConfig",
+    "Pipeline",
+    "PipelineStats",
+    "Sink",
+    "Source",
     "StylizeError",
     "Stylizer",
     "TransformNet",
+    "__version__",
     "available_styles",
+    "default_style",
     "load_checkpoint",
+    "open_sink",
+    "open_source",
+    "register_sink",
+    "register_source",
     "resolve_device",
     "save_checkpoint",
+    "stylize_file",
 ]
 
 _LAZY = {
@@ -35,18 +52,33 @@ _LAZY = {
     "PRESETS": "models.transform_net",
     "TransformNet": "models.transform_net",
     "Stylizer": "runtime.stylizer",
-    "FrameTransfer": "runtime.transfer",
+    "Pipeline": "runtime.pipeline",
+    "PipelineStats": "runtime.pipeline",
+    "Frame": "io.base",
+    "Source": "io.base",
+    "Sink": "io.base",
+    "EncoderOptions": "io.specs",
+    "open_source": "io.registry",
+    "open_sink": "io.registry",
+    "register_source": "io.registry",
+    "register_sink": "io.registry",
+    "stylize_file": "convert",
+    "default_style": "convert",
     "resolve_device": "devices",
     "StylizeError": "errors",
 }
 
 if TYPE_CHECKING:
+    from .convert import default_style, stylize_file
     from .devices import resolve_device
     from .errors import StylizeError
+    from .io.base import Frame, Sink, Source
+    from .io.registry import open_sink, open_source, register_sink, register_source
+    from .io.specs import EncoderOptions
     from .models.checkpoint import Checkpoint, CheckpointMeta, available_styles, load_checkpoint, save_checkpoint
     from .models.transform_net import PRESETS, NetConfig, TransformNet
+    from .runtime.pipeline import Pipeline, PipelineStats
     from .runtime.stylizer import Stylizer
-    from .runtime.transfer import FrameTransfer
 
 
 def __getattr__(name: str) -> Any:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ..convert import DEFAULT_STYLE, default_style
 from ..units import parse_duration as parse_duration  # re-exported: commands import it from here
 
 if TYPE_CHECKING:
     from ..runtime.stylizer import Stylizer
-
-DEFAULT_STYLE = "starry-night"
 
 
 def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False) -> None:
@@ -58,31 +57,6 @@ def add_video_options(p: argparse.ArgumentParser) -> None:
     tmp.add_argument(
         "--smooth-strength", type=float, default=None, help="smoothing strength, 0..1 (default: flow 0.8, ema 0.5)"
     )
-
-
-def default_style(device: str = "auto") -> str:
-    """The style used when ``-s`` is not given.
-
-    ``starry-night`` on a GPU; its ``-lite`` variant on a CPU, where the full network
-    runs at about 1-3 fps at 640x480 and the lite one in real time. Falls back to the
-    other variant, then to the first installed style.
-    """
-    from ..devices import resolve_device
-    from ..errors import CheckpointError, DeviceError
-    from ..models.checkpoint import available_styles
-
-    styles = available_styles()
-    try:
-        on_cpu = resolve_device(device).type == "cpu"
-    except DeviceError:
-        on_cpu = True  # the engine will report the bad device; any default will do here
-    order = [f"{DEFAULT_STYLE}-lite", DEFAULT_STYLE] if on_cpu else [DEFAULT_STYLE, f"{DEFAULT_STYLE}-lite"]
-    for name in order:
-        if name in styles:
-            return name
-    if styles:
-        return sorted(styles)[0]
-    raise CheckpointError("no styles installed: pass -s PATH.safetensors (train one with `stylize-video train`)")
 
 
 def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
