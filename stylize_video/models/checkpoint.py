@@ -306,9 +306,10 @@ def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
     if meta is None:
         credit = "imported from pytorch/examples fast_neural_style" if arch.output == "linear255" else None
         meta = CheckpointMeta(name=printable(path.stem), arch=arch, preset=preset, credit=credit)
+    state = {k: v.float() for k, v in state.items()}
     _check_finite(path, state)
     model = TransformNet(meta.arch)
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model.load_state_dict(state, strict=True)
     model.eval().requires_grad_(False)
     return Checkpoint(model=model, meta=meta, path=path)
 
@@ -509,6 +510,7 @@ def _expected_shapes(arch: NetConfig) -> dict[str, tuple[int, ...]]:
 
 
 def _check_finite(path: Path, state: Mapping[str, torch.Tensor]) -> None:
+    # On the fp32 copies: isfinite in fp16 is about 10x slower on a CPU.
     for key, value in state.items():
         if not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{_show(path)}: tensor {printable(key)!r} holds NaN or infinite weights")
