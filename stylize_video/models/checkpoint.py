@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import functools
 import io
 import json
@@ -25,6 +26,7 @@ import os
 import stat
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,8 +225,11 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     is_bare = os.sep not in text and "/" not in text and path.suffix not in _SUFFIXES
     try:
         st: os.stat_result | None = os.stat(path)
-    except (OSError, ValueError):  # ValueError: a NUL in the name
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
         st = None
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOENT, errno.ENOTDIR) and not is_bare:
+            # Permission denied on a folder, a symlink loop, a name too long: not "does not exist".
+            raise CheckpointError(f"checkpoint {printable(text)!r}: {exc.strerror or exc}") from None
     if st is not None and stat.S_ISREG(st.st_mode):
         return path
     if is_bare:
@@ -441,20 +446,22 @@ def _read_torch(path: Path, data: bytes) -> dict[str, torch.Tensor]:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 unpacked = sum(i.file_size for i in zf.infolist())
-        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        except Exception as exc:  # BadZipFile, NotImplementedError, EOFError ...: a damaged archive either way
             raise CheckpointError(
                 f"{_show(path)}: not a readable PyTorch file (truncated or corrupt?): {exc}"
             ) from None
         if unpacked > _MAX_FILE_BYTES:
             raise CheckpointError(f"{_show(path)}: unpacks to {unpacked >> 20} MiB, larger than any style network")
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "pickle protocol 0": the file is judged below, once
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{_show(path)}: refusing to unpickle arbitrary objects; only plain state dicts are accepted "
             f"({_first_line(exc)})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, IndexError, MemoryError) as exc:
+    except Exception as exc:  # a damaged pickle fails in many ways (AssertionError, AttributeError ...): all "corrupt"
         raise CheckpointError(
             f"{_show(path)}: not a readable PyTorch file (truncated or corrupt?): {_first_line(exc)}"
         ) from None
