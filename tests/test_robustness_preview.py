@@ -460,3 +460,38 @@ def test_a_server_side_failure_is_one_warning_not_a_traceback(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "RuntimeError" in warnings[0] and "measurement hook failed" in warnings[0]
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.usefixtures("quiet")
+def test_randomly_damaged_requests(controls: LiveControls) -> None:
+    import random
+
+    token = "abcdefghijklmnopqrstuvwxyz"
+    with MjpegSink(port=0, controls=controls, token=token) as s:
+        s.request_timeout, s.snapshot_wait = 0.3, 0.01
+        s.write(Frame(np.zeros((16, 16, 3), np.uint8), 0))
+        host = f"localhost:{s.port}"
+        seeds = [
+            f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n",
+            f"POST /control?token={token}&style=next HTTP/1.0\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\n\r\nstrength=0.5",
+            f"GET /stream.mjpg?token={token} HTTP/1.0\r\nCookie: stylize_token_{s.port}=abc; x=y\r\n\r\n",
+            f"GET /snapshot.jpg HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n",
+        ]
+        rng = random.Random(0)
+        for _ in range(150):
+            b = bytearray(rng.choice(seeds).encode())
+            for _ in range(rng.randint(1, 6)):
+                pos, op = rng.randrange(len(b)), rng.random()
+                if op < 0.5:
+                    b[pos] = rng.randrange(256)
+                elif op < 0.75:
+                    del b[pos : pos + rng.randint(1, 20)]
+                else:
+                    b[pos:pos] = rng.randbytes(rng.randint(1, 10))
+            with socket.create_connection(("127.0.0.1", s.port), timeout=3) as c, contextlib.suppress(OSError):
+                c.sendall(bytes(b))
+                c.shutdown(socket.SHUT_WR)
+                c.settimeout(1)
+                c.recv(200)
+        assert _status(_request(s, "GET", f"/?token={token}")) == 200
