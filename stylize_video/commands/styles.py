@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
+from ..text import printable
 from ..training.report import MARKDOWN_HEADER, markdown_row
 
 __all__ = ["MARKDOWN_HEADER", "markdown_row", "register", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -33,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
     for name, path in sorted(available_styles().items(), key=lambda kv: (kv[0].removesuffix("-lite"), kv[0])):
         try:
             meta = load_checkpoint(path).meta
-            rows.append({"name": name, "preset": meta.preset or "?", "painting": meta.describe(), "path": str(path)})
-            table.append(markdown_row(name, meta, path.stat().st_size))
-        except CheckpointError as exc:
-            rows.append({"name": name, "preset": "?", "painting": f"unreadable: {exc}", "path": str(path)})
+        except CheckpointError as exc:  # header fine, weights not (NaN ...): skipped like a corrupt file
+            log.warning("skipping style file %s", exc)
+            continue
+        rows.append({"name": name, "preset": meta.preset or "?", "painting": meta.describe(), "path": str(path)})
+        table.append(markdown_row(name, meta, path.stat().st_size))
     if args.markdown:
         print("\n".join(table))
         return 0
@@ -49,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['preset']:<4}  {r['painting']}")
+        # Names and credits come from files: escaped so they cannot drive the terminal.
+        print(f"{printable(r['name']):<{width}}  {printable(r['preset']):<4}  {printable(r['painting'])}")
     return 0

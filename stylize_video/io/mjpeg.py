@@ -2,7 +2,22 @@
 
 Endpoints: ``/`` (a tiny page with the stream and control buttons),
 ``/stream.mjpg`` (``multipart/x-mixed-replace``), ``/snapshot.jpg`` (latest frame),
-``/control`` (GET: JSON state; POST ``?style=next|prev|NAME&strength=0.7&smooth=toggle|on|off&snapshot=1``).
+``/control`` (GET: JSON state; POST ``?style=next|prev|NAME&strength=0.7&smooth=toggle|on|off&snapshot=1``),
+``/health`` (``ok``: the server is up; no token needed).
+
+Access (a camera feed is private, and the controls write snapshots to disk):
+
+* **Host check** against DNS rebinding: a request whose ``Host`` is not this
+  server (the bound address or a loopback name, with its port, or a name in
+  ``allow_hosts``) gets 403. A page on ``evil.example`` that re-points its name
+  at 127.0.0.1 still sends ``Host: evil.example``.
+* **Token** when bound to a non-loopback address: every endpoint but ``/health``
+  needs ``?token=...`` (the URL is logged once at start), the cookie the first
+  authorized response sets, or an ``X-Stylize-Token``/``Authorization: Bearer`` header.
+* **Origin check** for ``POST /control``: only the preview page itself may post.
+
+Hostile or broken clients (resets, garbage headers, slow senders) cost one debug
+log line each, never a traceback, and never hold a legitimate viewer back.
 
 Latest-frame semantics: ``write`` only stores a reference to the newest frame and
 notifies a condition variable; it never encodes or touches a socket. Each viewer
@@ -14,20 +29,26 @@ frame is JPEG-encoded at most once, by the first viewer thread that needs it.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import ipaddress
 import json
 import logging
+import secrets
 import socket
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
 from ..controls import LiveControls, apply_remote
 from ..errors import OutputError
+from ..text import printable
 from .base import Frame
 from .pacing import Pacer
 
@@ -39,11 +60,11 @@ _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>stylize-video preview</title>
 <style>body{{margin:0;background:#111;color:#ddd;font:14px sans-serif}}img{{display:block;max-width:100vw;max-height:90vh;margin:auto}}
 #c{{text-align:center;padding:6px}}button{{margin:0 3px}}</style></head>
-<body><img src="stream.mjpg" alt="stylized stream">
+<body><img src="stream.mjpg{auth}" alt="stylized stream">
 <div id="c" {hidden}><button onclick="c('style=prev')">&larr; style</button><button onclick="c('style=next')">style &rarr;</button>
 strength <input type="range" min="0" max="1" step="0.05" value="1" onchange="c('strength='+this.value)">
 <button onclick="c('smooth=toggle')">smoothing</button><button onclick="c('snapshot=1')">snapshot</button> <span id="s"></span></div>
-<script>function c(q){{fetch('control?'+q,{{method:'POST'}}).then(r=>r.json()).then(j=>{{document.getElementById('s').textContent=JSON.stringify(j.state||j)}})}}</script>
+<script>function c(q){{fetch('control?{auth_and}'+q,{{method:'POST'}}).then(r=>r.json()).then(j=>{{document.getElementById('s').textContent=JSON.stringify(j.state||j)}})}}</script>
 </body></html>
 """
 
@@ -63,10 +84,19 @@ class MjpegSink:
             autotunes to megabytes on Linux). Small keeps a slow viewer's backlog, and
             so its delay, to a frame or two: the rest is skipped at the source instead.
         pace: hold frames to the source's timestamps (for files; see :class:`~.pacing.Pacer`).
+        allow_hosts: extra names the server may be reached by (``Host`` header), beyond
+            the bound address and loopback names: ``"mybox.lan"`` (any port, e.g. behind
+            a reverse proxy), ``"mybox.lan:8080"`` (that port only) or ``"*"`` (any).
+        token: the access token; None: a random one (``secrets.token_urlsafe``), required
+            only when bound to a non-loopback address. A given token is required on any address.
+
+    Raises:
+        OutputError: the address cannot be bound, or an ``allow_hosts`` entry or the token is malformed.
     """
 
     live = True
     snapshot_wait = 1.0  # seconds /snapshot.jpg waits for a first frame before answering 503
+    request_timeout = 10.0  # seconds a client may take to send its request line and headers
 
     def __init__(
         self,
@@ -79,9 +109,14 @@ class MjpegSink:
         send_timeout: float = 10.0,
         send_buffer: int | None = 256 * 1024,
         pace: bool = False,
+        allow_hosts: Iterable[str] = (),
+        token: str | None = None,
     ) -> None:
         if not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be within 1..100, got {quality}")
+        self.allow_hosts = _parse_allow_hosts(allow_hosts)
+        if token is not None and not _valid_token(token):
+            raise OutputError("the preview token must be 16..200 characters of A-Z a-z 0-9 - _ . ~")
         self.quality = quality
         self.controls = controls
         self.on_sent = on_sent
@@ -92,33 +127,83 @@ class MjpegSink:
         self._seq = 0  # number of the newest frame; viewers remember the last one they sent
         self._closed = False
         self._jpeg_lock = threading.Lock()
-        self._jpeg: tuple[int, bytes] = (0, b"")
+        # The last few encoded frames: with hundreds of viewers, some threads still ask
+        # for the previous frame after the next one was encoded; a one-entry cache
+        # re-encoded it for them, alternating, hundreds of times a second.
+        self._jpegs: dict[int, bytes] = {}
         self._reported_seq = 0
         self._clients: set[socket.socket] = set()
         self._clients_lock = threading.Condition()
         self.frames_encoded = 0
         self.pacer: Pacer | None = Pacer() if pace else None
+        # Connections still sending their request, and when they must have finished
+        # (slowloris): the server loop closes them after request_timeout.
+        self._pending: dict[socket.socket, float] = {}
         try:
             self._server = _Server((host, port), _handler_for(self))
-        except OSError as exc:
-            raise OutputError(f"cannot serve MJPEG on {host}:{port}: {exc.strerror or exc}") from exc
+        except (OSError, OverflowError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise OutputError(f"cannot serve MJPEG on {host}:{port}: {reason}") from exc
+        self._server.sink = self
         address = self._server.server_address
         self.host, self.port = str(address[0]), int(address[1])
+        self._wildcard = _is_unspecified(self.host)
+        self.token_required = token is not None or not _is_loopback(self.host)
+        self.token: str | None = (token or secrets.token_urlsafe(24)) if self.token_required else None
+        self._cookie = f"stylize_token_{self.port}"
+        self._names = _own_names(self.host, self._wildcard)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="mjpeg-server", daemon=True
         )
         self._thread.start()
         log.info("MJPEG preview at %s", self.url)
-        if not _is_loopback(self.host):
+        if self.token_required:
+            # The only place the token is shown: whoever can read this log can watch.
             log.warning(
-                "MJPEG preview serves %s: anyone who can reach this address can watch%s",
+                "MJPEG preview on %s needs its token: open %s%s",
                 self.url,
-                " and use /control" if controls is not None else "",
+                self.access_url,
+                " (it can also change styles and take snapshots)" if controls is not None else "",
             )
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"http://{_bracket(self.host)}:{self.port}/"
+
+    @property
+    def access_url(self) -> str:
+        """The URL to open: with ``?token=...`` where one is required, and a reachable host for 0.0.0.0."""
+        if not self.token_required:
+            return self.url
+        host = _lan_address() if self._wildcard else self.host
+        return f"http://{_bracket(host)}:{self.port}/?token={self.token}"
+
+    def host_allowed(self, value: str | None) -> bool:
+        """Whether a request's ``Host`` header names this server (None: no header, a non-browser client)."""
+        if value is None:
+            return True  # DNS rebinding needs a browser, and every browser sends Host
+        parsed = _split_host(value)
+        if parsed is None:
+            return False
+        name, port = parsed
+        if (name, None) in self.allow_hosts or (name, port) in self.allow_hosts or ("*", None) in self.allow_hosts:
+            return True
+        if (port or 80) != self.port:
+            return False
+        if name in self._names:
+            return True
+        ip = _ip(name)
+        # An IP literal cannot be a rebinding attack (the attacker's page would have to
+        # be served from that address): any loopback one, any one on a wildcard bind.
+        return ip is not None and (ip.is_loopback or self._wildcard)
+
+    def token_valid(self, candidate: str | None) -> bool:
+        """Whether ``candidate`` is this server's token (always true when none is required)."""
+        if not self.token_required:
+            return True
+        if not candidate or self.token is None:
+            return False
+        return secrets.compare_digest(candidate.encode("utf-8", "replace"), self.token.encode())
 
     @property
     def viewers(self) -> int:
@@ -174,7 +259,8 @@ class MjpegSink:
     def jpeg(self, seq: int, frame: Frame) -> bytes:
         """The JPEG of frame ``seq``, encoded once however many viewers ask."""
         with self._jpeg_lock:
-            if self._jpeg[0] != seq:
+            data = self._jpegs.get(seq)
+            if data is None:
                 import cv2
 
                 ok, buf = cv2.imencode(
@@ -182,9 +268,11 @@ class MjpegSink:
                 )
                 if not ok:
                     raise OutputError(f"JPEG encoding failed for a {frame.image.shape} frame")
-                self._jpeg = (seq, buf.tobytes())
+                data = self._jpegs[seq] = buf.tobytes()
                 self.frames_encoded += 1
-            return self._jpeg[1]
+                for old in [k for k in self._jpegs if k <= seq - 4]:
+                    del self._jpegs[old]
+            return data
 
     def _sent(self, seq: int, frame: Frame) -> None:
         if self.on_sent is None:
@@ -204,26 +292,149 @@ class MjpegSink:
         with self._clients_lock:
             if add:
                 self._clients.add(sock)
+                self._pending[sock] = time.monotonic() + self.request_timeout
             else:
                 self._clients.discard(sock)
+                self._pending.pop(sock, None)
                 self._clients_lock.notify_all()
+
+    def _request_received(self, sock: socket.socket) -> None:
+        with self._clients_lock:
+            self._pending.pop(sock, None)
+
+    def _drop_overdue(self) -> None:
+        """Close connections still sending their request after request_timeout (slowloris)."""
+        now = time.monotonic()
+        with self._clients_lock:
+            overdue = [sock for sock, deadline in self._pending.items() if deadline < now]
+            for sock in overdue:
+                del self._pending[sock]
+        for sock in overdue:
+            # The handler's blocked read returns end-of-file and the thread ends.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if overdue:
+            log.debug(
+                "closed %d connection(s) that had not sent a request within %.0f s", len(overdue), self.request_timeout
+            )
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells (``[::1]`` included), or None for a name."""
+    try:
+        return ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return None
 
 
 def _is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    import ipaddress
+    ip = _ip(host)
+    return host == "localhost" or (ip is not None and ip.is_loopback)
 
-    if host == "localhost":
-        return True
+
+def _is_unspecified(host: str) -> bool:
+    ip = _ip(host)
+    return host == "" or (ip is not None and ip.is_unspecified)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """``"Example.com:8080"`` -> ``("example.com", 8080)``; ``"[::1]"`` -> ``("[::1]", None)``; None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[: end + 1], value[end + 1 :]
+    else:
+        name, colon, port_text = value.partition(":")
+        rest = colon + port_text
+    if not name or not all(c.isascii() and (c.isalnum() or c in "-._[]:") for c in name):
+        return None
+    if not rest:
+        return name, None
+    digits = rest[1:]
+    if rest[0] != ":" or not digits.isascii() or not digits.isdigit() or len(digits) > 5 or int(digits) > 65535:
+        return None
+    return name, int(digits)
+
+
+def _parse_allow_hosts(entries: Iterable[str]) -> frozenset[tuple[str, int | None]]:
+    if isinstance(entries, str):
+        entries = [entries]
+    allowed = set()
+    for entry in entries:
+        parsed = ("*", None) if entry.strip() == "*" else _split_host(entry)
+        if parsed is None or "/" in entry:
+            raise OutputError(
+                f"allowed host must look like 'mybox.lan', 'mybox.lan:8080' or '*', got {printable(repr(entry), 80)}"
+            )
+        allowed.add(parsed)
+    return frozenset(allowed)
+
+
+def _own_names(host: str, wildcard: bool) -> frozenset[str]:
+    """Names a request may give in ``Host`` for this server (IP literals are judged separately)."""
+    names = {"localhost", _bracket(host).lower()}
+    if not _is_loopback(host):
+        # The machine's own name, as a LAN user would type it: it cannot be an
+        # attacker's domain.
+        with contextlib.suppress(OSError):
+            hostname = socket.gethostname().lower()
+            names |= {hostname, f"{hostname}.local"}
+    if wildcard:
+        names.discard(_bracket(host).lower())
+    return frozenset(names)
+
+
+def _lan_address() -> str:
+    """This machine's address on its default route, for a URL a LAN viewer can open; the host name if unknown."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # connect() on UDP only picks a route: nothing is sent
+            return str(s.getsockname()[0])
+    except OSError:
+        return socket.gethostname()
+
+
+def _valid_token(token: str) -> bool:
+    return 16 <= len(token) <= 200 and all(c.isascii() and (c.isalnum() or c in "-_.~") for c in token)
+
+
+#: What clients cause: resets, timeouts, garbage. Anything else is our bug, worth a warning.
+_CLIENT_ERRORS = (OSError, ValueError, UnicodeError, http.client.HTTPException)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a viewer thread never keeps the process alive
     allow_reuse_address = True
+    request_queue_size = 128  # a burst of viewers connecting at once is not refused by the kernel
+    sink: MjpegSink
+    _warned: set[type[BaseException]]
+
+    def server_activate(self) -> None:
+        self._warned = set()
+        super().server_activate()
+
+    def service_actions(self) -> None:
+        # Called by serve_forever every poll interval.
+        self.sink._drop_overdue()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr for anything a client does (a reset, a
+        # broken pipe): one debug line instead, a warning (once per kind) for our own bugs.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _CLIENT_ERRORS) or exc is None:
+            log.debug("client %s: %s: %s", client_address, type(exc).__name__, printable(exc))
+            return
+        if type(exc) not in self._warned:  # a flood of one failure is one line
+            self._warned.add(type(exc))
+            log.warning("MJPEG preview: %s while serving %s: %s", type(exc).__name__, client_address, printable(exc))
+        log.debug("MJPEG preview error details", exc_info=exc)
 
 
 def _handler_for(sink: MjpegSink) -> type[BaseHTTPRequestHandler]:
@@ -238,21 +449,43 @@ class _MjpegHandler(BaseHTTPRequestHandler):
     sink: MjpegSink
     server_version = "stylize-video"
     protocol_version = "HTTP/1.0"  # one request per connection: simple, and what MJPEG clients expect
+    default_request_version = "HTTP/1.0"  # error replies to garbage get a status line, not bare HTML
+
+    _set_cookie = False
 
     def setup(self) -> None:
         super().setup()
+        self.sink._track(self.connection, True)  # first: even a failing setup is closed by the deadline
         self.connection.settimeout(self.sink.send_timeout)
         if self.sink.send_buffer:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sink.send_buffer)
-        self.sink._track(self.connection, True)
 
     def finish(self) -> None:
         self.sink._track(self.connection, False)
         with contextlib.suppress(OSError):
             super().finish()
 
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers: still under the request deadline
+        self.sink._request_received(self.connection)
+        return ok
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # The request line is the client's text: escaped before it reaches a terminal,
+        # and the token (shown once, at start) kept out of debug logs.
+        text = printable(format % args, limit=300)
+        if self.sink.token:
+            text = text.replace(self.sink.token, "***")
+        log.debug("%s %s", self.address_string(), text)
+
+    def end_headers(self) -> None:
+        if self._set_cookie:
+            # The page's <img> and fetch() then need no token in their URLs (the page
+            # embeds it too, for clients without cookies). Strict: never sent cross-site.
+            self.send_header("Set-Cookie", f"{self.sink._cookie}={self.sink.token}; Path=/; HttpOnly; SameSite=Strict")
+            self._set_cookie = False
+        self.send_header("X-Content-Type-Options", "nosniff")
+        super().end_headers()
 
     def _reply(self, status: HTTPStatus, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -268,13 +501,99 @@ class _MjpegHandler(BaseHTTPRequestHandler):
     def _json(self, status: HTTPStatus, obj: dict[str, Any]) -> None:
         self._reply(status, json.dumps(obj).encode(), "application/json")
 
+    def _forbid(self, why: str) -> bool:
+        self.close_connection = True
+        self._reply(HTTPStatus.FORBIDDEN, f"forbidden: {why}\n".encode(), "text/plain; charset=utf-8")
+        return False
+
+    def _admit(self) -> bool:
+        """Host check, then token check; on refusal answers 403 and returns False.
+
+        A valid token given in the query is removed from ``self.path`` so the
+        endpoints never see it, and answered with a cookie.
+        """
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1 or not self.sink.host_allowed(hosts[0] if hosts else None):
+            shown = printable(hosts[0] if len(hosts) == 1 else f"{len(hosts)} Host headers", 80)
+            log.debug("refused request for Host %s from %s", shown, self.address_string())
+            return self._forbid(f"Host {shown} is not this server (allow it with --allow-host)")
+        url = urlsplit(self.path)
+        if url.path == "/health" or not self.sink.token_required:
+            return True
+        query_parts = url.query.split("&") if url.query else []
+        kept = [part for part in query_parts if unquote(part.partition("=")[0]) != "token"]
+        given = [unquote(part.partition("=")[2]) for part in query_parts if part not in kept]
+        auth = self.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given.append(auth[7:].strip())
+        given += self.headers.get_all("X-Stylize-Token") or []
+        from_request = any(self.sink.token_valid(t) for t in given)
+        if not from_request and not self.sink.token_valid(self._cookie_token()):
+            return self._forbid("this preview needs its token: open the URL with ?token=... it printed at start")
+        self._set_cookie = from_request
+        self.path = url._replace(query="&".join(kept)).geturl()
+        return True
+
+    def _cookie_token(self) -> str | None:
+        for header in self.headers.get_all("Cookie") or []:
+            for item in header.split(";"):
+                name, _, value = item.strip().partition("=")
+                if name == self.sink._cookie:
+                    return value.strip('"')
+        return None
+
+    def _form_body(self) -> list[tuple[str, str]] | None:
+        """The form fields of a POST body (up to 4 KiB); None after answering a malformed one."""
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            return []
+        text = lengths[0].strip()
+        if len(set(lengths)) > 1 or not (text.isascii() and text.isdigit()) or len(text) > 18:
+            self.close_connection = True
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length {printable(lengths[0], 40)!r}"})
+            return None
+        length = int(text)
+        if length == 0 or self.headers.get_content_type() != "application/x-www-form-urlencoded":
+            return []  # another kind of body is not read: the controls are in the query
+        if length > 4096:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"form body of {length} bytes (max 4096)"})
+            return None
+        body = b""
+        deadline = time.monotonic() + self.sink.request_timeout  # for the whole body: a trickle is cut off
+        try:
+            while len(body) < length and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(length - len(body))
+                if not chunk:
+                    break
+                body += chunk
+        except TimeoutError:
+            pass
+        finally:
+            self.connection.settimeout(self.sink.send_timeout)
+        if len(body) < length:
+            self.close_connection = True
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"form body ended after {len(body)} of {length} bytes"})
+            return None
+        return parse_qsl(body.decode("ascii", "replace"))
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
+        if not self._admit():
+            return
         path = urlsplit(self.path).path
-        if path in ("/", "/index.html"):
-            page = _PAGE.format(hidden="" if self.sink.controls else "hidden")
+        if path == "/health":
+            self._reply(HTTPStatus.OK, b"ok\n", "text/plain")
+        elif path in ("/", "/index.html"):
+            token = self.sink.token if self.sink.token_required else None
+            page = _PAGE.format(
+                hidden="" if self.sink.controls else "hidden",
+                auth=f"?token={token}" if token else "",
+                auth_and=f"token={token}&" if token else "",
+            )
             self._reply(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
         elif path == "/stream.mjpg":
             self._stream()
@@ -290,6 +609,8 @@ class _MjpegHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
     def do_POST(self) -> None:
+        if not self._admit():
+            return
         url = urlsplit(self.path)
         controls = self.sink.controls
         if url.path != "/control" or controls is None:
@@ -301,9 +622,10 @@ class _MjpegHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.FORBIDDEN, {"error": f"cross-origin control request from {origin}"})
             return
         params = parse_qsl(url.query)
-        length = int(self.headers.get("Content-Length") or 0)
-        if 0 < length <= 4096 and self.headers.get_content_type() == "application/x-www-form-urlencoded":
-            params += parse_qsl(self.rfile.read(length).decode("ascii", "replace"))
+        body = self._form_body()
+        if body is None:
+            return
+        params += body
         try:
             accepted = _apply_controls(controls, params)
         except ValueError as exc:

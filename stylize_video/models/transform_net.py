@@ -52,20 +52,54 @@ class NetConfig:
     output: OutputKind = "sigmoid"
 
     def __post_init__(self) -> None:
-        if len(self.channels) < 1 or any(int(c) < 1 for c in self.channels):
-            raise ValueError(f"channels must be a non-empty tuple of positive ints, got {self.channels!r}")
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        if self.res_blocks < 0:
-            raise ValueError(f"res_blocks must be >= 0, got {self.res_blocks}")
+        # Checked before any layer is built: the values may come from a file's metadata,
+        # where a string, a float or a huge count must be a one-line error, not a traceback
+        # or gigabytes of allocation.
+        channels = self.channels
+        if isinstance(channels, (str, bytes)) or not isinstance(channels, (tuple, list)):
+            raise ValueError(f"channels must be a list of positive ints, got {channels!r:.80}")
+        if not 1 <= len(channels) <= MAX_STAGES:
+            raise ValueError(f"channels must have 1..{MAX_STAGES} entries, got {len(channels)}")
+        for c in channels:
+            if not _is_int(c) or not 1 <= c <= MAX_CHANNELS:
+                raise ValueError(f"channels must be ints within 1..{MAX_CHANNELS}, got {c!r:.80}")
+        object.__setattr__(self, "channels", tuple(int(c) for c in channels))
+        if not _is_int(self.res_blocks) or not 0 <= self.res_blocks <= MAX_RES_BLOCKS:
+            raise ValueError(f"res_blocks must be an int within 0..{MAX_RES_BLOCKS}, got {self.res_blocks!r:.80}")
+        object.__setattr__(self, "res_blocks", int(self.res_blocks))
         for name in ("res_kind", "up_kind"):
-            if getattr(self, name) not in ("standard", "separable"):
-                raise ValueError(f"{name} must be 'standard' or 'separable', got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in ("standard", "separable"):
+                raise ValueError(f"{name} must be 'standard' or 'separable', got {value!r:.80}")
         for name in ("head_kernel", "tail_kernel"):
             k = getattr(self, name)
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"{name} must be odd and positive, got {k}")
-        if self.output not in ("sigmoid", "linear255"):
-            raise ValueError(f"output must be 'sigmoid' or 'linear255', got {self.output!r}")
+            if not _is_int(k) or not 1 <= k <= MAX_KERNEL or k % 2 == 0:
+                raise ValueError(f"{name} must be an odd int within 1..{MAX_KERNEL}, got {k!r:.80}")
+            object.__setattr__(self, name, int(k))
+        if not isinstance(self.output, str) or self.output not in ("sigmoid", "linear255"):
+            raise ValueError(f"output must be 'sigmoid' or 'linear255', got {self.output!r:.80}")
+        if self.num_parameters() > MAX_PARAMETERS:
+            raise ValueError(
+                f"architecture has {self.num_parameters():,} parameters, more than the {MAX_PARAMETERS:,} allowed"
+            )
+
+    def num_parameters(self) -> int:
+        """Number of weights a :class:`TransformNet` of this architecture has, computed without building it."""
+        ch = self.channels
+
+        def conv(cin: int, cout: int, k: int, kind: str = "standard") -> int:
+            if kind == "separable" and k > 1:
+                return cin * k * k + cin * cout + cout  # depthwise (no bias) + pointwise
+            return cout * cin * k * k + cout
+
+        def norm(c: int) -> int:
+            return 2 * c
+
+        total = conv(3, ch[0], self.head_kernel) + norm(ch[0])
+        total += sum(conv(ch[i], ch[i + 1], 3) + norm(ch[i + 1]) for i in range(len(ch) - 1))
+        total += self.res_blocks * 2 * (conv(ch[-1], ch[-1], 3, self.res_kind) + norm(ch[-1]))
+        total += sum(conv(ch[i], ch[i - 1], 3, self.up_kind) + norm(ch[i - 1]) for i in range(len(ch) - 1, 0, -1))
+        return total + conv(ch[0], 3, self.tail_kernel)
 
     @property
     def stride(self) -> int:
@@ -79,14 +113,28 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetConfig:
+        """Build from :meth:`to_dict` output; any wrong field, type or size is a ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"architecture must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown architecture field(s): {', '.join(sorted(unknown))}")
-        kwargs = dict(data)
-        if "channels" in kwargs:
-            kwargs["channels"] = tuple(kwargs["channels"])
-        return cls(**kwargs)
+            raise ValueError(f"unknown architecture field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
+        return cls(**data)
+
+
+def _is_int(value: object) -> bool:
+    """A real integer: not a bool, float or string that would convert to one."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: Bounds on architectures read from files: far above anything trained here (``full``
+#: has 1.7 M parameters, 128 channels, 5 blocks), far below what would exhaust memory.
+MAX_CHANNELS = 1024
+MAX_STAGES = 6
+MAX_RES_BLOCKS = 64
+MAX_KERNEL = 15
+MAX_PARAMETERS = 50_000_000
 
 
 #: Named architectures. ``full`` is the paper's network (308 kFLOPs/pixel).

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..text import printable
+
 if TYPE_CHECKING:
     from ..models.checkpoint import CheckpointMeta
 
@@ -47,7 +49,8 @@ def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int) -> str:
         _number(temporal * 1e3 if isinstance(temporal, float) else None, 2),
         size,
     ]
-    return "| " + " | ".join(cells) + " |"
+    # Cells come from files: escaped so they cannot drive a terminal, and a | cannot split a cell.
+    return "| " + " | ".join(printable(c, limit=None).replace("|", "\\|") for c in cells) + " |"
 
 
 MARKDOWN_HEADER = (
