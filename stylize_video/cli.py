@@ -56,7 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_signals_as_interrupt():
             return int(args.func(args) or 0)
     except StylizeError as exc:
-        print(f"stylize-video: error: {exc}", file=sys.stderr)
+        from .text import printable
+
+        # Messages can quote file names and metadata: never let them drive the terminal.
+        print(f"stylize-video: error: {printable(str(exc), limit=None)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("stylize-video: interrupted", file=sys.stderr)

@@ -495,3 +495,25 @@ def test_randomly_damaged_requests(controls: LiveControls) -> None:
                 c.settimeout(1)
                 c.recv(200)
         assert _status(_request(s, "GET", f"/?token={token}")) == 200
+
+
+def test_allow_host_travels_from_the_cli_options_to_the_server(controls: LiveControls) -> None:
+    from stylize_video.io.registry import open_sink
+    from stylize_video.io.specs import SinkOptions
+
+    opened = open_sink(
+        "http://127.0.0.1:0/", options=SinkOptions(controls=controls, allow_hosts=("mybox.lan:8080", "*"))
+    )
+    try:
+        assert isinstance(opened, MjpegSink)
+        assert ("mybox.lan", 8080) in opened.allow_hosts and ("*", None) in opened.allow_hosts
+    finally:
+        opened.close()
+
+
+def test_bad_allow_host_is_a_one_line_cli_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from stylize_video.cli import main
+
+    code = main(["run", "-i", "synthetic:32x32@5:1s", "-o", "http://127.0.0.1:0/", "--allow-host", "a/b"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "allowed host" in err[0]

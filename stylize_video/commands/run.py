@@ -66,6 +66,13 @@ def register(sub: Any) -> None:
         help="window, FILE, out/%%05d.png, null, URL or virtualcam (repeatable; default: window)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="another name the browser preview may be reached by (repeatable; '*' turns the Host check off)",
+    )
     cam = p.add_argument_group("camera")
     cam.add_argument("--width", type=int, default=None, help="requested capture width")
     cam.add_argument("--height", type=int, default=None, help="requested capture height")
@@ -162,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             # Live outputs hold a file's frames to real time; a live source already is.
             pace=not source.live,
             share_cpu=resolve_device(args.device).type == "cpu",
+            allow_hosts=tuple(args.allow_host),
         )
         for spec in outputs:
             sinks.append(as_sink(open_sink(spec, options=options)))

@@ -49,7 +49,7 @@ import numpy as np
 from ..controls import LiveControls, apply_remote
 from ..errors import OutputError
 from ..text import printable
-from .base import Frame
+from .base import Frame, Sink
 from .pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ strength <input type="range" min="0" max="1" step="0.05" value="1" onchange="c('
 """
 
 
-class MjpegSink:
+class MjpegSink(Sink):
     """Serve the output as MJPEG over HTTP (binds at construction so errors show before the model loads).
 
     Args:

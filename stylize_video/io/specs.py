@@ -236,6 +236,7 @@ class SinkOptions:
         pace: hold a file's frames to real time on live outputs (None: the sink's default).
         share_cpu: the model runs on the CPU: pick cheap encoder presets.
         cv2_module: the OpenCV module for the window (tests pass a fake).
+        allow_hosts: extra ``Host`` names the preview server answers to (``--allow-host``).
     """
 
     inputs: tuple[str, ...] = ()
@@ -247,3 +248,4 @@ class SinkOptions:
     pace: bool | None = None
     share_cpu: bool = False
     cv2_module: Any = None
+    allow_hosts: tuple[str, ...] = ()

@@ -117,4 +117,5 @@ def open_live_sink(spec: OutputSpec, options: SinkOptions) -> FrameSink:
         fps=options.fps,
         controls=options.controls,
         pace=options.pace,
+        allow_hosts=list(options.allow_hosts) or None,
     )
