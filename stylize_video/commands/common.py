@@ -52,6 +52,12 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
         default=1.0,
         help="run the network at this fraction of the frame size: <1 gives bigger brush strokes and is faster (default 1)",
     )
+    g.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "openvino", "onnxruntime", "tensorrt"],
+        help="inference runtime (default auto: OpenVINO on a CPU when installed, else torch; torch on CUDA)",
+    )
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
     g.add_argument(
         "--compile",
@@ -118,4 +124,5 @@ def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
         threads=args.threads,
         compile=args.compile,
         bgr=bgr,
+        backend=getattr(args, "backend", "auto"),
     )
