@@ -17,7 +17,7 @@ from .errors import StylizeError
 from .interrupts import stop_signals_as_interrupt
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
-COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate"]
+COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
