@@ -206,3 +206,16 @@ def test_tensorrt_fp16_matches_torch_fp32(tiny_net: TransformNet) -> None:
     st = Stylizer(tiny_net, device="cuda", precision="fp16", backend="tensorrt")
     assert st.precision == "fp16"
     assert _mean_abs(st(frame), _reference(tiny_net, frame)) <= 3.0
+
+
+def test_cli_makes_openmp_threads_yield_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from stylize_video.cli import configure_thread_defaults
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    configure_thread_defaults()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    configure_thread_defaults()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -27,6 +27,16 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def add_backend_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--backend`` (the inference runtime) to ``p``."""
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "openvino", "onnxruntime", "tensorrt"],
+        help="inference runtime (default auto: OpenVINO on a CPU when installed, else torch; torch on CUDA)",
+    )
+
+
 def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False) -> None:
     """Add ``-s/--style``, device, precision, strength and colour options to ``p``."""
     g = p.add_argument_group("engine")
@@ -52,12 +62,7 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
         default=1.0,
         help="run the network at this fraction of the frame size: <1 gives bigger brush strokes and is faster (default 1)",
     )
-    g.add_argument(
-        "--backend",
-        default="auto",
-        choices=["auto", "torch", "openvino", "onnxruntime", "tensorrt"],
-        help="inference runtime (default auto: OpenVINO on a CPU when installed, else torch; torch on CUDA)",
-    )
+    add_backend_option(g)
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
     g.add_argument(
         "--compile",

@@ -17,16 +17,17 @@ Registry: :func:`register_backend` adds a name (``--backend NAME``);
 :func:`create_backend` builds one, resolving ``auto``.
 
 What ``auto`` picks, and why (measured on the 2-core AMD EPYC development CPU with
-AVX512-BF16, 2026-12-03, benchmarks/backends.py and benchmarks/contention.py;
-starry-night-lite 640x480, uint8 BGR in and out):
+AVX512-BF16, 2026-12-03, a shared machine with other jobs running;
+benchmarks/results/backends.md and contention.md; uint8 BGR in and out):
 
-* **CPU: OpenVINO when installed, else torch.** OpenVINO ran the exported lite
-  network 2-3x faster than eager torch (its instance normalisation is one fused op;
-  ours is several reductions) and ``full`` faster too, and its thread pool does not
-  spin-wait, so it holds its speed when another process keeps a core busy. ONNX
-  Runtime was faster than torch on ``lite`` but slower than OpenVINO, so it is
-  never the automatic choice for a checkpoint; it is for exported ``.onnx`` files
-  when OpenVINO is missing.
+* **CPU: OpenVINO when installed, else torch.** At each backend's default precision
+  (bf16 here) OpenVINO ran starry-night-lite 1.7x faster than eager torch at 640x480
+  (48 vs 28 fps, 2 threads), 1.25-2x at 1280x720, and ``full`` 1.35-2.4x: its
+  instance normalisation is one fused op where ours is several reductions. Its
+  thread pool yields when another process wants the core: with one busy process it
+  kept 33 fps where the old torch default fell to 15, with two 13 fps against 0.4.
+  ONNX Runtime (fp32 only) ran at 0.6-1.1x torch, so it is never the automatic
+  choice for a checkpoint; it runs exported ``.onnx`` files when OpenVINO is missing.
 * **CUDA / MPS: torch.** Eager fp16 with channels_last is the engine that was
   measured there; TensorRT builds an engine per input size (minutes on first use,
   cached after), so it runs only when asked for (``--backend tensorrt``).
