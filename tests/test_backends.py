@@ -219,3 +219,27 @@ def test_cli_makes_openmp_threads_yield_unless_told_otherwise(monkeypatch: pytes
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     configure_thread_defaults()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_openvino_bf16_stays_finite_on_a_1080p_frame() -> None:
+    # Half-precision instance-norm statistics over a 1080p plane are what turns frames
+    # NaN or black; the network is tiny, the plane is full size.
+    pytest.importorskip("openvino")
+    net = TransformNet(TINY).eval()
+    frame = make_image(1080, 1920)
+    st = Stylizer(net, device="cpu", precision="bf16", backend="openvino")
+    with torch.inference_mode():
+        y = st.stylize(st.transfer.upload(frame))
+    assert bool(torch.isfinite(y).all()) and float(y.std()) > 0.01
+    assert _mean_abs(st.transfer.download(y), _reference(net, frame)) <= 3.0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_holds_on_a_low_contrast_frame(precision: str) -> None:
+    # A plane whose mean dwarfs its spread: one-pass variance (OpenVINO's MVN) and
+    # bf16 values near 0.8 both lose it unless the graph centres its input.
+    pytest.importorskip("openvino")
+    net = TransformNet(TINY).eval()
+    frame = (200 + make_image(360, 480).astype(np.float32) / 255 * 12).astype(np.uint8)
+    st = Stylizer(net, device="cpu", precision=precision, backend="openvino")
+    assert _mean_abs(st(frame), _reference(net, frame)) <= 1.0

@@ -11,9 +11,8 @@ and width dynamic. Contract (also written into the file's ``metadata_props``):
 
 Instance normalisation is exported as ONNX ``InstanceNormalization`` (one fused op
 in every runtime: OpenVINO ran lite 640x480 in 17 ms with it against 57 ms with our
-torch formulation's separate reductions); its statistics stay fp32 in fp32 graphs,
-and OpenVINO's bf16 mode computes them at fp32 accumulation (1080p bf16 output
-differs from fp32 by the same 3.5/255 as torch bf16 with explicit fp32 statistics).
+torch formulation's separate reductions); see :mod:`.openvino` for how its
+statistics fare in OpenVINO's bf16 mode.
 """
 
 from __future__ import annotations
@@ -48,6 +47,8 @@ OPSET = 17
 #: Exported output must match PyTorch fp32 within this mean absolute difference.
 TOLERANCE = 1.0 / 255.0
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
+#: Bumped whenever the exported graph changes for the same weights (a cache key part).
+GRAPH_VERSION = 2
 
 
 class _OnnxInstanceNorm(nn.Module):
@@ -62,14 +63,32 @@ class _OnnxInstanceNorm(nn.Module):
 
 
 class _Padded(nn.Module):
-    """``forward = net.forward_padded``: what export traces."""
+    """``net.forward_padded`` on the input minus its per-channel mean: what export traces.
+
+    The head is conv -> instance norm, and instance norm removes any per-channel
+    constant, so subtracting the input's mean (and dropping the head conv's bias) leaves
+    the output unchanged in exact arithmetic. In a runtime's arithmetic it matters:
+    OpenVINO's MVN computes the variance in one pass, which cancels catastrophically
+    when a plane's mean dwarfs its spread (a low-contrast frame: levels 200-212 came out
+    12/255 from fp64 in fp32, 22/255 in bf16), and bf16 resolves values near 0.8 only
+    to 1/255. Centred, the same frame is 0.3/255 (fp32) and 3.0/255 (bf16, a normal
+    1080p frame; 3.6 before) at the cost of one mean over three channels.
+    """
 
     def __init__(self, net: TransformNet) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_padded(x)
+        return self.net.forward_padded(x - x.mean(dim=(2, 3), keepdim=True))
+
+
+def _drop_head_bias(net: TransformNet) -> None:
+    """Zero the bias of the head's last conv (the norm right after it removes it anyway)."""
+    convs = [m for m in net.head.conv.modules() if isinstance(m, nn.Conv2d)]
+    if convs and convs[-1].bias is not None:
+        with torch.no_grad():
+            convs[-1].bias.zero_()  # our own deep copy
 
 
 def exportable(net: TransformNet) -> nn.Module:
@@ -79,6 +98,7 @@ def exportable(net: TransformNet) -> nn.Module:
         for child_name, child in list(parent.named_children()):
             if isinstance(child, InstanceNorm):
                 setattr(parent, child_name, _OnnxInstanceNorm(child))
+    _drop_head_bias(net)
     return _Padded(net)
 
 
@@ -279,7 +299,8 @@ def read_exported(path: str | os.PathLike[str]) -> ExportedGraph:
 def network_key(net: TransformNet, opset: int = OPSET) -> str:
     """A content hash of a network's architecture and weights (cache key of its graph)."""
     h = hashlib.sha256(json.dumps(net.config.to_dict(), sort_keys=True).encode())
-    h.update(f"opset={opset};torch={torch.__version__}".encode())
+    # The exporter's own version too: a changed graph must not be served from the cache.
+    h.update(f"opset={opset};torch={torch.__version__};graph={GRAPH_VERSION}".encode())
     for name, tensor in sorted(net.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
