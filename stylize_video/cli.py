@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,9 +18,23 @@ from .errors import StylizeError
 from .interrupts import stop_signals_as_interrupt
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
-COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate"]
+COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def configure_thread_defaults() -> None:
+    """Make OpenMP threads yield their core when idle; call before torch is imported.
+
+    With the default (spinning) wait policy, torch's intra-op threads on a 2-core
+    machine collapse as soon as another process keeps a core busy: each parallel
+    region waits for a spinning thread the OS has descheduled. Measured with the torch
+    backend, lite 640x480 (benchmarks/results/contention*.md, a shared machine): two
+    busy processes 0.4 fps spinning vs 7.6 passive; with only the machine's other jobs
+    running 1.9 vs 16.6. (OpenVINO, the CPU default when installed, does not use
+    OpenMP.) A value the user set is kept.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    configure_thread_defaults()  # before build_parser: the command modules import torch
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:

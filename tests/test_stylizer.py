@@ -66,30 +66,28 @@ def test_bf16_close_to_fp32(tiny_net: TransformNet) -> None:
     assert np.abs(a - b).mean() < 3
 
 
-class _NanInHalf(torch.nn.Module):
-    """Stands for a net whose half-precision activations overflow."""
+def test_nonfinite_half_output_falls_back_to_fp32(tiny_net: TransformNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylize_video.runtime.backends.torch import TorchBackend
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(()))
+    def nan_in_half(self: TorchBackend, x: torch.Tensor) -> torch.Tensor:
+        # Stands for a net whose half-precision activations overflow.
+        return x * float("nan") if self.precision != "fp32" else x.clone()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale * (float("nan") if x.dtype != torch.float32 else 1.0)
-
-
-def test_nonfinite_half_output_falls_back_to_fp32(tiny_net: TransformNet) -> None:
-    st = Stylizer(tiny_net, device="cpu", precision="bf16")
-    st._models[st.style_name] = st._model = _NanInHalf().to(torch.bfloat16)
+    monkeypatch.setattr(TorchBackend, "run", nan_in_half)
+    st = Stylizer(tiny_net, device="cpu", precision="bf16", backend="torch")
     frame = make_image()
     with pytest.warns(RuntimeWarning, match="falling back to fp32"):
         out = st(frame)
-    assert st.dtype == torch.float32
+    assert st.dtype == torch.float32 and st.precision == "fp32"
     assert np.abs(out.astype(int) - frame.astype(int)).max() <= 1  # the fp32 result, not a black frame
+    assert all(p.dtype == torch.float32 for p in tiny_net.parameters())  # the caller's module untouched
 
 
 def test_auto_precision_on_cpu_follows_the_hardware(tiny_net: TransformNet) -> None:
-    expected = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
-    assert Stylizer(tiny_net, device="cpu").dtype == expected
+    expected = "bf16" if cpu_has_fast_bf16() else "fp32"
+    assert Stylizer(tiny_net, device="cpu").precision == expected
+    torch_engine = Stylizer(tiny_net, device="cpu", backend="torch")
+    assert torch_engine.dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
 
 
 def test_fp16_refused_on_cpu(tiny_net: TransformNet) -> None:
@@ -164,7 +162,8 @@ def test_transfer_rgb_mode_and_out_of_range_values() -> None:
 def test_style_scale_runs_the_net_smaller_and_returns_full_size(tiny_net: TransformNet) -> None:
     seen: list[tuple[int, ...]] = []
     st = Stylizer(tiny_net, device="cpu", precision="fp32", scale=0.5)
-    st._model.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    run = st.backend.run
+    st.backend.run = lambda x: (seen.append(tuple(x.shape)), run(x))[1]  # type: ignore[method-assign]
     frame = make_image(60, 80)
     out = st(frame)
     assert out.shape == frame.shape and seen == [(1, 3, 30, 40)]

@@ -12,6 +12,16 @@ if TYPE_CHECKING:
     from ..runtime.stylizer import Stylizer
 
 
+def add_backend_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--backend`` (the inference runtime) to ``p``."""
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "openvino", "onnxruntime", "tensorrt"],
+        help="inference runtime (default auto: OpenVINO on a CPU when installed, else torch; torch on CUDA)",
+    )
+
+
 def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False) -> None:
     """Add ``-s/--style``, device, precision, strength and colour options to ``p``."""
     g = p.add_argument_group("engine")
@@ -37,6 +47,7 @@ def add_engine_options(p: argparse.ArgumentParser, style_required: bool = False)
         default=1.0,
         help="run the network at this fraction of the frame size: <1 gives bigger brush strokes and is faster (default 1)",
     )
+    add_backend_option(g)
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
     g.add_argument(
         "--compile",
@@ -78,4 +89,5 @@ def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
         threads=args.threads,
         compile=args.compile,
         bgr=bgr,
+        backend=getattr(args, "backend", "auto"),
     )

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .common import add_backend_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -21,6 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--cols", type=int, default=None, help="tiles per row (default: about square)")
     p.add_argument("--no-original", action="store_true", help="leave out the original photo tile")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    add_backend_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         ck = load_checkpoint(name)
         if stylizer is None:
-            stylizer = Stylizer(ck, device=args.device)
+            stylizer = Stylizer(ck, device=args.device, backend=args.backend)
         else:
             stylizer.set_style(ck)
         label = ck.meta.title or ck.meta.name

@@ -7,8 +7,10 @@
   convolutions, which paint checkerboards (Odena et al. 2016);
 * a bounded output (sigmoid to [0, 1]).
 
-The module is pure: no device choice, no file access. It accepts any frame size by
-padding to its stride multiple and cropping back.
+The module is pure: no device choice, no file access. ``forward`` accepts any frame
+size by padding to its stride multiple and cropping back; ``forward_padded`` is the
+pure convolutional graph that inference backends run and ONNX export traces (the
+engine, :class:`~stylize_video.runtime.stylizer.Stylizer`, pads and crops around it).
 """
 
 from __future__ import annotations
@@ -257,22 +259,27 @@ class TransformNet(nn.Module):
     def stride(self) -> int:
         return self.config.stride
 
-    def _min_size(self) -> int:
-        # Every reflection pad needs pad < size: the k-kernel convs at full resolution
-        # need size > k // 2, the 3x3 convs on the smallest map need it >= 2.
-        return max(2 * self.stride, self.config.head_kernel // 2 + 1, self.config.tail_kernel // 2 + 1)
+    @property
+    def min_size(self) -> int:
+        """Smallest height/width :meth:`forward_padded` accepts (see :func:`min_input_size`)."""
+        return min_input_size(self.config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        s, m = self.stride, self._min_size()
-        th, tw = max(-(-h // s) * s, -(-m // s) * s), max(-(-w // s) * s, -(-m // s) * s)
-        if (th, tw) != (h, w):
-            # Reflect where possible (seamless border); replicate for tiny inputs,
-            # where a reflection would need more pixels than exist.
-            mode = "reflect" if th - h < h and tw - w < w else "replicate"
-            x = F.pad(x, (0, tw - w, 0, th - h), mode=mode)
+        th, tw = padded_size(h, w, self.stride, self.min_size)
+        return self.forward_padded(pad_to_size(x, th, tw))[..., :h, :w]
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The network proper: convolutions only, no size arithmetic.
+
+        This is what inference backends run and what ONNX export traces, so the
+        exported graph keeps height and width dynamic; the engine pads and crops.
+
+        Shape: (N, 3, H, W) float RGB in [0, 1] with H and W multiples of
+        :attr:`stride` and at least :attr:`min_size` -> same shape.
+        """
         y = self.head(x)
         for stage in self.down:
             y = stage(y)
@@ -281,10 +288,36 @@ class TransformNet(nn.Module):
             y = stage(y)
         y = self.tail(y)
         if self.config.output == "sigmoid":
-            y = torch.sigmoid(y)
-        else:
-            y = (y * (1.0 / 255.0)).clamp(0.0, 1.0)
-        return y[..., :h, :w]
+            return torch.sigmoid(y)
+        return (y * (1.0 / 255.0)).clamp(0.0, 1.0)
+
+
+def min_input_size(config: NetConfig) -> int:
+    """Smallest padded height/width a network of this architecture can run.
+
+    Every reflection pad needs pad < size: the k-kernel convs at full resolution
+    need size > k // 2, the 3x3 convs on the smallest map need it >= 2.
+    """
+    return max(2 * config.stride, config.head_kernel // 2 + 1, config.tail_kernel // 2 + 1)
+
+
+def padded_size(h: int, w: int, stride: int, min_size: int = 1) -> tuple[int, int]:
+    """The size a (h, w) frame is padded to: stride multiples, at least ``min_size``."""
+    floor = -(-min_size // stride) * stride
+    return max(-(-h // stride) * stride, floor), max(-(-w // stride) * stride, floor)
+
+
+def pad_to_size(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
+    """Pad (N, C, h, w) at the bottom/right to (N, C, th, tw); ``x`` itself if it fits.
+
+    Reflects where possible (a seamless border); replicates for tiny inputs, where a
+    reflection would need more pixels than exist.
+    """
+    h, w = x.shape[-2:]
+    if (th, tw) == (h, w):
+        return x
+    mode = "reflect" if th - h < h and tw - w < w else "replicate"
+    return F.pad(x, (0, tw - w, 0, th - h), mode=mode)
 
 
 def count_flops_per_pixel(config: NetConfig) -> float:

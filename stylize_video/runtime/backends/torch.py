@@ -1,0 +1,55 @@
+"""The eager PyTorch backend: the network as an ``nn.Module`` on any torch device.
+
+channels_last by default (measured faster on CUDA and on the CPU), fp16 on CUDA,
+bf16 on CPUs with native bf16 units, optional ``torch.compile``. Instance-norm
+statistics stay fp32 inside :class:`~stylize_video.models.transform_net.InstanceNorm`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from ...errors import DeviceError
+from ...models.transform_net import TransformNet
+from . import Backend, BackendOptions, ExportedGraph
+
+
+class TorchBackend(Backend):
+    """Run a :class:`TransformNet` in eager PyTorch (optionally compiled).
+
+    The network is deep-copied, so the caller's module is never moved, cast or
+    wrapped; the engine's fp32 fallback builds a new backend instead of casting this one.
+    """
+
+    name = "torch"
+
+    def __init__(self, network: Any, options: BackendOptions) -> None:
+        if isinstance(network, ExportedGraph):
+            raise DeviceError(
+                f"the torch backend runs checkpoints, not exported graphs ({network.path}): "
+                "use --backend openvino or onnxruntime"
+            )
+        if not isinstance(network, TransformNet):
+            raise TypeError(f"expected a TransformNet, got {type(network).__name__}")
+        from ..stylizer import pick_dtype
+
+        self.device = options.device
+        self.dtype = pick_dtype(self.device, options.precision)
+        self.precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+        self.channels_last = True if options.channels_last is None else options.channels_last
+        self.stride, self.min_size = network.stride, network.min_size
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        net = copy.deepcopy(network).eval().requires_grad_(False)
+        #: The prepared module (what benchmarks hook or capture in CUDA graphs).
+        self.module: TransformNet = net.to(device=self.device, dtype=self.dtype, memory_format=fmt)  # type: ignore[call-overload]
+        self._forward: Any = self.module.forward_padded
+        if options.compile:
+            # Static shapes: one compile per frame size, the fastest kernels for it.
+            self._forward = torch.compile(self._forward, dynamic=False)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._forward(x)  # type: ignore[no-any-return]
