@@ -9,7 +9,7 @@ The process applies the CLI's thread defaults (``configure_thread_defaults``) fi
 as ``stylize-video run`` does.
 
     python -m benchmarks.backends --rounds 3
-    python benchmarks/backends.py --presets lite --sizes 640x480 --threads 1,2
+    python -m benchmarks.backends --presets lite --sizes 640x480 --threads 1,2
 """
 
 from __future__ import annotations
@@ -153,6 +153,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -12,7 +12,7 @@ Settings: ``default`` is what ``stylize-video run`` does now (the CLI's
 OpenMP); the rest vary one thing each.
 
     python -m benchmarks.contention --seconds 4 --rounds 2
-    python benchmarks/contention.py --settings default,old-default --loads 0,1
+    python -m benchmarks.contention --settings default,old-default --loads 0,1
 """
 
 from __future__ import annotations
@@ -173,6 +173,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -28,6 +28,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compiled OpenVINO models and exported graphs go to a per-session folder, not ~/.cache.
+    monkeypatch.setenv("STYLIZE_VIDEO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
 def _seed_and_threads() -> None:
     # Keep random state from leaking between tests; few threads keep the 2-core CI responsive.
     random.seed(0)
