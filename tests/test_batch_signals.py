@@ -8,6 +8,7 @@ local pool of two spawned workers on tiny generated clips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -132,6 +133,16 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes below ``pid`` (not multiprocessing's resource tracker)."""
+    found = []
+    for p in _descendants(pid):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes():
+                found.append(p)
+    return found
+
+
 def _manifest(out: Path) -> list[dict[str, object]]:
     path = out / MANIFEST_NAME
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -160,6 +171,7 @@ def test_sigkill_of_the_batch_takes_its_workers_down(tmp_path: Path, tiny_checkp
         if where == "main"
         else _driver(tmp_path, src, out, tiny_checkpoint, "logging", where)
     )
+    workers: set[int] = set()
     try:
         _wait_for(lambda: len(_partials(out)) >= 2, proc)  # both workers are writing
         workers = _descendants(proc.pid)
@@ -174,8 +186,9 @@ def test_sigkill_of_the_batch_takes_its_workers_down(tmp_path: Path, tiny_checkp
     finally:
         if proc.poll() is None:
             proc.kill()
-        for p in _descendants(proc.pid):
-            os.kill(p, signal.SIGKILL)
+        for p in workers | _descendants(proc.pid):  # never leave an orphan behind, whatever failed
+            if pid_alive(p):
+                os.kill(p, signal.SIGKILL)
     assert alive == [], f"orphaned workers still running after {gone_after:.1f}s"
     assert not any((out / n).exists() for n in ("a.mp4", "b.mp4", "c.mp4")), "nothing under a final name"
     if where == "thread":
@@ -354,3 +367,30 @@ def test_rerun_removes_stale_partials_of_dead_writers_only(tmp_path: Path, tiny_
     assert {p.name for p in remove_stale_partials(out, suffixes=VIDEO_EXTENSIONS)} == {
         f".b.host-{ours}.partial-{live.pid}.mp4"
     }
+
+
+@needs_proc
+@pytest.mark.slow
+def test_ctrl_c_while_workers_start_is_quiet(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    # A terminal's Ctrl-C reaches the whole process group, workers still importing torch included.
+    src = tmp_path / "in"
+    src.mkdir()
+    write_clip(src / "a.mp4", n_frames=3000, audio=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "stylize_video", "batch", str(src), "-o", str(out), "-s", str(tiny_checkpoint)]
+    cmd += ["--device", "cpu", "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(
+        cmd, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _wait_for(lambda: len(_workers(proc.pid)) >= 1, proc)  # one file: one worker
+        time.sleep(0.3)  # the workers are importing torch (a second or more), their model not loaded yet
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "stopped with 1 file(s) not converted" in stdout
+    assert not (out / "a.mp4").exists() and _partials(out) == [] if out.exists() else True

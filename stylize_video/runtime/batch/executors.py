@@ -81,8 +81,14 @@ class InProcessExecutor:
         box: list[TaskResult | BaseException] = []
 
         def target() -> None:
+            import torch
+
+            device = self._worker.stylizer.device
+            # A new thread starts on cuda:0: keep the worker's GPU current, as in the calling thread.
+            on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
             try:
-                box.append(self._worker.convert(task))
+                with on_device:
+                    box.append(self._worker.convert(task))
             except BaseException as exc:  # handed to the waiting thread
                 box.append(exc)
 
@@ -298,15 +304,30 @@ class LocalPoolExecutor:
         self._stop_event.set()
         processes = self._processes()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-        for process in processes:
-            if process.is_alive():
-                log.warning("worker process %s did not stop; killing it", process.pid)
+        # The pool's own thread joins (reaps) the processes: watch their sentinels
+        # instead, so that no process is waited for twice or signalled once reaped.
+        stragglers = _wait_for_exit(processes, STOP_GRACE_S)
+        for process in stragglers:
+            log.warning("worker process %s did not stop; killing it", process.pid)
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 process.kill()
-                process.join(1.0)
+        _wait_for_exit(stragglers, 1.0)  # dead before the runner looks for their partial files
         self._pool = None
+
+
+def _wait_for_exit(processes: Sequence[Any], timeout: float) -> list[Any]:
+    """Wait up to ``timeout`` s for ``processes`` to end; returns those still running."""
+    from multiprocessing.connection import wait as wait_ready
+
+    running = {p.sentinel: p for p in processes}
+    deadline = time.monotonic() + timeout
+    while running:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for ended in wait_ready(list(running), timeout=left):
+            running.pop(ended, None)  # type: ignore[call-overload]
+    return list(running.values())
 
 
 def import_ray() -> Any:
