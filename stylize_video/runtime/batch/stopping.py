@@ -105,8 +105,8 @@ def children_ignore_sigint() -> Iterator[None]:
     not lost, and delivered when the block ends.
     """
     sigint = signal.SIGINT
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield  # Windows: no inherited dispositions to set
         return
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {sigint})
     previous = signal.signal(sigint, signal.SIG_IGN)
