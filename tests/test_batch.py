@@ -193,13 +193,13 @@ def test_segments_resume_after_partial_run(tmp_path: Path, tiny_checkpoint: Path
     calls: list[str] = []
 
     class FailLast(InProcessExecutor):
-        def run(self, tasks):  # type: ignore[no-untyped-def]
+        def run(self, tasks, stop=None):  # type: ignore[no-untyped-def]
             for task in tasks:
                 calls.append(task.id)
                 if task.id.endswith("#2") and len(calls) <= 3:
                     yield TaskResult(task.id, False, "simulated worker failure")
                 else:
-                    yield from super().run([task])
+                    yield from super().run([task], stop)
 
     first = runner.run(lambda: FailLast(runner.checkpoint, settings))
     assert first.files[0].status == "failed" and first.files[0].reason == "simulated worker failure"

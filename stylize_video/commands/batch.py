@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
             "  stylize-video batch 'footage/**/*.mov' -o styled/ -s great-wave --workers 2\n"
             "  stylize-video batch footage/ -o styled/ -s great-wave --segment-seconds 60\n"
             "  stylize-video batch footage/ -o /shared/styled -s great-wave --ray=auto   # a running cluster\n"
-            "exit status: 0 when no file failed, 1 otherwise (the report lists each failure and why)"
+            "exit status: 0 when no file failed, 1 otherwise (the report lists each failure and why)\n"
+            "stopping: Ctrl-C or SIGTERM starts no further file and drops those in progress; every finished\n"
+            "file is in the manifest and a rerun does the rest (exit status 130); a second one stops at once"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -74,7 +76,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import StylizeError
     from ..models.checkpoint import load_checkpoint
-    from ..runtime.batch import BatchRunner, BatchSettings, executor_factory, plan_jobs
+    from ..runtime.batch import BatchInterrupted, BatchRunner, BatchSettings, executor_factory, plan_jobs
     from .common import default_style
     from .run import parse_bitrate
 
@@ -119,7 +121,13 @@ def run(args: argparse.Namespace) -> int:
     make = executor_factory(
         checkpoint, settings, workers=args.workers, use_ray=args.ray is not None, ray_address=args.ray or None
     )
-    report = runner.run(make)
+    try:
+        report = runner.run(make)
+    except BatchInterrupted as stopped:
+        # What finished is recorded; say so before the CLI reports the interruption (exit 130).
+        print(stopped.report.summary())
+        print(f"manifest: {runner.manifest.path}")
+        raise
     print(report.summary())
     print(f"manifest: {runner.manifest.path}")
     return 1 if report.failed else 0

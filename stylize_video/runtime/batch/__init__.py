@@ -21,6 +21,10 @@ calling process; workers only turn a :class:`Task` into a :class:`TaskResult`.
   :class:`LocalPoolExecutor` (one process per GPU, or a CPU pool) and
   :class:`RayExecutor` (one Ray actor per worker, holding the loaded model; Ray
   places the actors, restarts dead ones and retries their task).
+* **Stopping.** Ctrl-C, SIGTERM or SIGHUP: no file starts after it, files in
+  progress are dropped, every file that finished is in the manifest; pool workers
+  die with the batch process even when it is killed (:mod:`.stopping`), and a run
+  removes the partial files that killed writers left behind.
 
 One concern per module: :mod:`.plan` (settings, files, tasks), :mod:`.worker`
 (converting one task), :mod:`.executors` (where tasks run), :mod:`.manifest`
@@ -53,13 +57,15 @@ from .plan import (
     keyframe_splits,
     plan_jobs,
 )
-from .runner import BatchRunner
+from .runner import BatchInterrupted, BatchRunner
+from .stopping import StopRequest
 from .worker import BatchWorker
 
 __all__ = [
     "MANIFEST_NAME",
     "SEGMENTS_DIR",
     "VIDEO_EXTENSIONS",
+    "BatchInterrupted",
     "BatchReport",
     "BatchRunner",
     "BatchSettings",
@@ -72,6 +78,7 @@ __all__ = [
     "Manifest",
     "RayExecutor",
     "Status",
+    "StopRequest",
     "Task",
     "TaskResult",
     "default_workers",

@@ -2,6 +2,9 @@
 
 Every executor takes tasks and yields :class:`TaskResult` as they finish (any
 order); a worker that dies costs a retry, then a failed result, never the batch.
+Given a :class:`StopRequest`, an executor starts no task once it is set, drops the
+ones in progress and still yields every result that finishes meanwhile (those
+never started or dropped come back with ``stopped``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +25,14 @@ from typing import Any, Protocol
 from ...errors import DependencyError, StylizeError
 from ...models.checkpoint import Checkpoint
 from .plan import BatchSettings, Task, TaskResult
+from .stopping import (
+    POLL_S,
+    STOP_GRACE_S,
+    ParentWatchdog,
+    StopRequest,
+    children_ignore_sigint,
+    set_parent_death_signal,
+)
 from .worker import BatchWorker
 
 log = logging.getLogger(__name__)
@@ -30,40 +43,111 @@ class Executor(Protocol):
 
     workers: int
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]: ...
+    def run(self, tasks: Sequence[Task], stop: StopRequest | None = None) -> Iterator[TaskResult]: ...
 
     def close(self) -> None: ...
 
 
+def _stopped(task: Task, reason: str = "not started: the batch is stopping") -> TaskResult:
+    return TaskResult(task.id, False, reason, stopped=True)
+
+
 class InProcessExecutor:
-    """One worker in this process: no start-up cost, for one GPU or a small CPU job."""
+    """One worker in this process: no start-up cost, for one GPU or a small CPU job.
+
+    With a stop request, each task runs in a helper thread while this one watches
+    for the stop: a stop signal always reaches the batch's handler, never the
+    pipeline's own (which holds Ctrl-C while it finalizes a file and would swallow it).
+    """
 
     workers = 1
 
     def __init__(self, checkpoint: Checkpoint, settings: BatchSettings) -> None:
         self._worker = BatchWorker(checkpoint, settings)
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
+    def run(self, tasks: Sequence[Task], stop: StopRequest | None = None) -> Iterator[TaskResult]:
         for task in tasks:
-            yield self._worker.convert(task)
+            if stop is None:
+                yield self._worker.convert(task)
+                continue
+            if stop.requested:
+                return
+            result = self._convert_watched(task, stop)
+            if result is None:  # told twice: stop waiting (its partial file is removed by the next run)
+                return
+            yield result
+
+    def _convert_watched(self, task: Task, stop: StopRequest) -> TaskResult | None:
+        box: list[TaskResult | BaseException] = []
+
+        def target() -> None:
+            import torch
+
+            device = self._worker.stylizer.device
+            # A new thread starts on cuda:0: keep the worker's GPU current, as in the calling thread.
+            on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+            try:
+                with on_device:
+                    box.append(self._worker.convert(task))
+            except BaseException as exc:  # handed to the waiting thread
+                box.append(exc)
+
+        thread = threading.Thread(target=target, name="stylize-batch-convert", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(POLL_S)
+            if stop.requested:
+                self._worker.request_stop()
+                if stop.urgent:
+                    return None
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
 
     def close(self) -> None:
         pass
 
 
 _POOL_WORKER: BatchWorker | None = None
+_POOL_STOP: Any = None  # the pool's shared stop event
 
 
-def _pool_init(checkpoint: Checkpoint, settings: BatchSettings, devices: Any, worker_cls: type[BatchWorker]) -> None:
-    global _POOL_WORKER
+def _pool_init(
+    checkpoint: Checkpoint,
+    settings: BatchSettings,
+    devices: Any,
+    worker_cls: type[BatchWorker],
+    parent_pid: int | None = None,
+    stop_event: Any = None,
+    death_signal: bool = False,
+) -> None:
+    global _POOL_WORKER, _POOL_STOP
+    # First of all, before the slow model load: die with the batch process. The
+    # kernel does it on Linux (even when the batch is SIGKILLed); the watchdog below
+    # does it everywhere, a poll interval later.
+    if death_signal:
+        set_parent_death_signal(signal.SIGKILL)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the batch died before the death signal was armed
+    # Stopping is the batch process's decision (a terminal's Ctrl-C reaches it too):
+    # it tells the workers through the stop event.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Each process takes one device from the shared queue: one worker per GPU.
     device = devices.get() if devices is not None else None
-    _POOL_WORKER = worker_cls(checkpoint, settings, device=device)
+    worker = worker_cls(checkpoint, settings, device=device)
+    _POOL_WORKER, _POOL_STOP = worker, stop_event
+    if parent_pid is not None:
+        ParentWatchdog(
+            parent_pid, stop_event, worker.request_stop, lambda: worker.busy, worker.discard_partials
+        ).start()
 
 
 def _pool_convert(task: Task) -> TaskResult:
     if _POOL_WORKER is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("pool worker not initialized")
+    if _POOL_STOP is not None and _POOL_STOP.is_set():
+        # Queued ahead in the pool's call queue (out of reach of cancel()): never start it.
+        _POOL_WORKER.request_stop()
     return _POOL_WORKER.convert(task)
 
 
@@ -91,6 +175,10 @@ class LocalPoolExecutor:
     When a worker process dies, the pool is restarted and the tasks it had not
     finished are tried again (``retries`` more times each; the pool cannot tell
     which task was running, so a queued task spends a try too).
+
+    The workers die with this process, even when it is killed with SIGKILL (see
+    :mod:`.stopping`), and on a stop request they drop their files within a frame;
+    one that does not within :data:`STOP_GRACE_S` (or on a second request) is killed.
 
     Args:
         checkpoint: the style.
@@ -128,6 +216,8 @@ class LocalPoolExecutor:
             settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
         self._checkpoint, self._settings = checkpoint, settings
         self._pool: ProcessPoolExecutor | None = None
+        # One for the executor's life: pools restarted after a worker death share it.
+        self._stop_event = self._ctx.Event()
 
     def _start(self) -> ProcessPoolExecutor:
         devices = None
@@ -135,36 +225,61 @@ class LocalPoolExecutor:
             devices = self._ctx.Queue()
             for d in self._devices:
                 devices.put(d)
+        # The workers are started by this thread (in ``submit``); the kernel's death
+        # signal follows the thread that started a process, so it is armed only when
+        # that is the main thread (the watchdog covers every other case).
+        main = threading.current_thread() is threading.main_thread()
         return ProcessPoolExecutor(
             self.workers,
             mp_context=self._ctx,
             initializer=_pool_init,
-            initargs=(self._checkpoint, self._settings, devices, self.worker_cls),
-        )
+            initargs=(
+                self._checkpoint, self._settings, devices, self.worker_cls, os.getpid(), self._stop_event, main,
+            ),
+        )  # fmt: skip
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
+    def run(self, tasks: Sequence[Task], stop: StopRequest | None = None) -> Iterator[TaskResult]:
+        stop = stop or StopRequest()  # never set from outside: one code path
         tries = {t.id: 0 for t in tasks}
         todo = list(tasks)
         while todo:
+            if stop.requested:
+                yield from (_stopped(t) for t in todo)
+                return
             self._pool = self._pool or self._start()
-            futures: dict[Future[TaskResult], Task] = {self._pool.submit(_pool_convert, t): t for t in todo}
+            with children_ignore_sigint():  # submit starts the worker processes
+                futures: dict[Future[TaskResult], Task] = {self._pool.submit(_pool_convert, t): t for t in todo}
             todo = []
             pending = set(futures)
             broken = False
+            stopping = killed = False
             while pending:
+                if stop.requested and not stopping:
+                    stopping = True
+                    self._stop_event.set()  # workers drop their files and start no other
+                    for fut in pending:
+                        fut.cancel()  # those not handed to a worker yet
+                if stopping and stop.urgent and not killed:
+                    killed = True
+                    self._kill_workers()
                 try:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    self._interrupt_workers()
+                    finished, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:  # no StopRequest handler here (not the main thread, or no runner)
+                    self._stop_event.set()
                     raise
                 for fut in finished:
                     task = futures[fut]
+                    if fut.cancelled():
+                        yield _stopped(task)
+                        continue
                     try:
                         yield fut.result()
                     except BrokenProcessPool:
                         broken = True
                         tries[task.id] += 1
-                        if tries[task.id] > self.retries:
+                        if stopping:
+                            yield _stopped(task, "dropped: the batch is stopping")
+                        elif tries[task.id] > self.retries:
                             yield TaskResult(task.id, False, f"worker process died (tried {tries[task.id]} times)")
                         else:
                             todo.append(task)
@@ -172,25 +287,47 @@ class LocalPoolExecutor:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
 
-    def _interrupt_workers(self) -> None:
-        """Pass an interrupt on to the worker processes.
-
-        Ctrl-C in a terminal reaches them already (one process group), but SIGTERM or
-        SIGHUP sent to this process alone does not, and ``close`` would then wait for
-        every file in progress to finish. Interrupted, a worker drops its half-done
-        file (nothing is left under a final name) and the next run redoes it.
-        """
+    def _processes(self) -> list[Any]:
         # ProcessPoolExecutor has no public list of its processes before Python 3.14.
-        processes = getattr(self._pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            if process.is_alive() and process.pid is not None:
-                with contextlib.suppress(OSError, ValueError):  # it ended meanwhile
-                    os.kill(process.pid, signal.SIGINT)
+        return list((getattr(self._pool, "_processes", None) or {}).values())
+
+    def _kill_workers(self) -> None:
+        """End the workers at once (their partial files stay until the runner removes them)."""
+        for process in self._processes():
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # it ended meanwhile
+                process.kill()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers: those still converting drop their files; one that hangs is killed."""
+        if self._pool is None:
+            return
+        self._stop_event.set()
+        processes = self._processes()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        # The pool's own thread joins (reaps) the processes: watch their sentinels
+        # instead, so that no process is waited for twice or signalled once reaped.
+        stragglers = _wait_for_exit(processes, STOP_GRACE_S)
+        for process in stragglers:
+            log.warning("worker process %s did not stop; killing it", process.pid)
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.kill()
+        _wait_for_exit(stragglers, 1.0)  # dead before the runner looks for their partial files
+        self._pool = None
+
+
+def _wait_for_exit(processes: Sequence[Any], timeout: float) -> list[Any]:
+    """Wait up to ``timeout`` s for ``processes`` to end; returns those still running."""
+    from multiprocessing.connection import wait as wait_ready
+
+    running = {p.sentinel: p for p in processes}
+    deadline = time.monotonic() + timeout
+    while running:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for ended in wait_ready(list(running), timeout=left):
+            running.pop(ended, None)  # type: ignore[call-overload]
+    return list(running.values())
 
 
 def import_ray() -> Any:
@@ -245,17 +382,30 @@ class RayExecutor:
         self._actors = [actor_cls.remote(self._checkpoint_ref, settings) for _ in range(workers)]
         log.info("ray: %d workers (%s)", workers, options)
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[TaskResult]:
+    def run(self, tasks: Sequence[Task], stop: StopRequest | None = None) -> Iterator[TaskResult]:
         ray = self._ray
+        stop = stop or StopRequest()
         todo = list(reversed(tasks))
         idle = list(self._actors)
         running: dict[Any, tuple[Task, Any]] = {}
         while todo or running:
+            if stop.requested:
+                # No new file; those running may still finish (and are recorded) until
+                # the stop turns urgent, then the actors go (their partial files are
+                # removed by a later run on their machine, or once stale).
+                yield from (_stopped(t) for t in reversed(todo))
+                todo = []
+                if stop.urgent:
+                    self.close()
+                    yield from (_stopped(t, "dropped: the batch is stopping") for t, _ in running.values())
+                    return
             # Hand the next file to a free actor: long files don't hold up short ones.
             while todo and idle:
                 task, actor = todo.pop(), idle.pop()
                 running[actor.convert.remote(task)] = (task, actor)
-            done, _ = ray.wait(list(running), num_returns=1)
+            done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+            if not done:
+                continue
             task, actor = running.pop(done[0])
             idle.append(actor)
             try:
@@ -268,6 +418,7 @@ class RayExecutor:
             self._ray.kill(actor)
         self._actors = []
         if self._owns_ray:
+            self._owns_ray = False
             self._ray.shutdown()
 
 

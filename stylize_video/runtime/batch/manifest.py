@@ -37,6 +37,8 @@ class BatchReport:
     files: list[FileReport] = field(default_factory=list)
     wall: float = 0.0
     workers: int = 0  # 0: nothing needed converting
+    interrupted: bool = False  # stopped by a signal: ``unfinished`` files are left for the next run
+    unfinished: int = 0
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -51,6 +53,8 @@ class BatchReport:
             f"{self.count('done')} done, {self.count('failed')} failed, {self.count('skipped')} skipped "
             f"in {self.wall:.1f}s with {self.workers} worker(s)"
         ]
+        if self.interrupted:
+            lines[0] += f"; stopped with {self.unfinished} file(s) not converted (a rerun does them)"
         lines += [f"failed: {f.input}: {f.reason}" for f in self.failed]
         return "\n".join(lines)
 

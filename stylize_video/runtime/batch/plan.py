@@ -227,3 +227,6 @@ class TaskResult:
     seconds: float = 0.0  # time in the worker, decode to close
     corrupt: int = 0
     worker: str = ""  # host:pid:device of the worker that ran it ("" when the worker died)
+    #: The batch was stopping: the task did not start, or was dropped half-way (nothing
+    #: left under its output's name); not a failure, the next run does it.
+    stopped: bool = False

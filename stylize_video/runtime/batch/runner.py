@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -15,14 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import StylizeError
-from ...files import file_sha256
+from ...files import atomic_output, file_sha256, remove_stale_partials
 from ...io.segments import join_segments
 from ...models.checkpoint import Checkpoint, load_checkpoint
 from .executors import Executor
 from .manifest import MANIFEST_NAME, BatchReport, FileReport, Manifest
-from .plan import SEGMENTS_DIR, BatchSettings, FileJob, Task, TaskResult, keyframe_splits
+from .plan import SEGMENTS_DIR, VIDEO_EXTENSIONS, BatchSettings, FileJob, Task, TaskResult, keyframe_splits
+from .stopping import StopRequest
 
 log = logging.getLogger(__name__)
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """A batch stopped by Ctrl-C, SIGTERM or SIGHUP, after recording every file that finished.
+
+    A ``KeyboardInterrupt``, so code that handles Ctrl-C handles it; ``report`` says
+    what was done before the stop.
+    """
+
+    def __init__(self, report: BatchReport) -> None:
+        super().__init__("batch stopped")
+        self.report = report
 
 
 @dataclass
@@ -37,6 +51,13 @@ class _FilePlan:
 
 class BatchRunner:
     """Plan a batch, run its tasks on an executor, join segments, keep the manifest.
+
+    Stopping (Ctrl-C, SIGTERM, SIGHUP while :meth:`run` runs in the main thread): no
+    file starts after the signal, files in progress are dropped (nothing under their
+    names), and every file that finishes before the workers have stopped is recorded;
+    then :class:`BatchInterrupted` is raised. A second signal stops at once. Partial
+    files of writers that were killed (this batch's, or an earlier run's) are removed
+    at the start and the end of every run (:func:`~stylize_video.files.remove_stale_partials`).
 
     Args:
         jobs: from :func:`plan_jobs`.
@@ -91,21 +112,40 @@ class BatchRunner:
         """
         t0 = time.perf_counter()
         report = BatchReport()
-        plans, early = self._plan()
-        report.files.extend(early)
+        stop = StopRequest()
+        with stop.catching_signals():
+            self._remove_stale_partials()
+            plans, early = self._plan(stop)
+            report.files.extend(early)
+            self._execute(plans, make_executor, report, stop)
+            # Workers killed on the way (one that crashed, or a stop that could not wait) left theirs.
+            self._remove_stale_partials()
+        report.files.sort(key=lambda f: f.input)
+        report.wall = time.perf_counter() - t0
+        report.unfinished = len(self.jobs) - len(report.files)
+        if stop.requested:
+            report.interrupted = True
+            raise BatchInterrupted(report)
+        return report
+
+    def _execute(
+        self, plans: list[_FilePlan], make_executor: Callable[[], Executor], report: BatchReport, stop: StopRequest
+    ) -> None:
         tasks = {t.id: p for p in plans for t in p.tasks}
         pending = {id(p): len(p.tasks) for p in plans}
         ordered = sorted((t for p in plans for t in p.tasks), key=_task_cost, reverse=True)
         for plan in plans:
             if not plan.tasks:  # every segment was converted by an earlier run
                 report.files.append(self._finish(plan))
-        if ordered:
+        if ordered and not stop.requested:
             executor = make_executor()
             report.workers = executor.workers
             bar = self._bar(len(ordered))
             try:
-                for result in executor.run(ordered):
+                for result in executor.run(ordered, stop):
                     plan = tasks[result.id]
+                    if result.stopped:  # never started, or dropped half-way: the next run does it
+                        continue
                     plan.results[result.id] = result
                     if not result.ok:
                         # On a cluster the worker (host:pid:device) says where to look.
@@ -113,6 +153,7 @@ class BatchRunner:
                         log.warning("%s: %s%s", plan.job.name, result.reason, where)
                     pending[id(plan)] -= 1
                     if pending[id(plan)] == 0:
+                        # Recorded even while stopping: a finished file is always in the manifest.
                         report.files.append(self._finish(plan))
                     if bar is not None:
                         bar.update(1)
@@ -121,9 +162,20 @@ class BatchRunner:
                 if bar is not None:
                     bar.close()
                 executor.close()
-        report.files.sort(key=lambda f: f.input)
-        report.wall = time.perf_counter() - t0
-        return report
+
+    def _output_folders(self) -> set[Path]:
+        """The folders this batch writes into: its outputs' folders and its segment folders."""
+        folders = {job.output.parent for job in self.jobs}
+        seg_root = self.out_dir / SEGMENTS_DIR
+        with contextlib.suppress(OSError):
+            folders.update(p for p in seg_root.iterdir() if p.is_dir() and not p.is_symlink())
+        return folders
+
+    def _remove_stale_partials(self) -> None:
+        for folder in sorted(self._output_folders()):
+            removed = remove_stale_partials(folder, suffixes=VIDEO_EXTENSIONS)
+            if removed:
+                log.info("removed %d partial file(s) of stopped runs from %s", len(removed), folder)
 
     def _bar(self, total: int) -> Any:
         if not self.progress or total == 0:
@@ -134,11 +186,13 @@ class BatchRunner:
 
         return tqdm(total=total, unit="task", dynamic_ncols=True, disable=None, file=sys.stderr)
 
-    def _plan(self) -> tuple[list[_FilePlan], list[FileReport]]:
+    def _plan(self, stop: StopRequest | None = None) -> tuple[list[_FilePlan], list[FileReport]]:
         latest = self.manifest.latest()
         plans: list[_FilePlan] = []
         early: list[FileReport] = []  # skipped, or failed before any work
         for job in self.jobs:
+            if stop is not None and stop.requested:
+                break  # nothing has started: planning more files would only delay the stop
             if job.output.exists() and not self.overwrite:
                 early.append(self._skip(job, latest.get(str(job.output))))
                 continue
@@ -204,8 +258,10 @@ class BatchRunner:
         elif plan.seg_dir is not None:
             parts = plan.parts
             try:
-                # join_segments drops the audio itself when the source has none.
-                join_segments(parts, job.output, str(job.source))
+                # join_segments drops the audio itself when the source has none. Its
+                # output is staged under a host-tagged name, like the workers' outputs.
+                with atomic_output(job.output, host=True) as staged:
+                    join_segments(parts, staged, str(job.source))
             except StylizeError as exc:
                 report.status, report.reason = "failed", f"joining segments: {exc}"
             else:

@@ -8,15 +8,18 @@ pre-roll frames that warm the smoother up) and writes only frames from its start
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ...errors import InputError, StylizeError
-from ...files import atomic_output
+from ...files import atomic_output, partial_owner
 from ...io.base import Frame
 from ...models.checkpoint import Checkpoint
 from .plan import BatchSettings, Task, TaskResult
@@ -93,11 +96,17 @@ class _StartGate:
         self.sink.abort()
 
 
+class _Stopped(Exception):
+    """Raised into a conversion by a stop request: the pipeline discards the output (see ``Pipeline.run``)."""
+
+
 class BatchWorker:
     """Holds one loaded style on one device and converts tasks, one at a time.
 
     Used in-process, in each pool process, and as the Ray actor class. Failures come
     back as results (``ok=False`` with the reason) so one bad file costs one result.
+    After :meth:`request_stop` (from any thread) the file in progress is dropped
+    within a frame and no further task starts: both come back with ``stopped``.
 
     Args:
         checkpoint: the style (loaded once by the caller and shipped to workers).
@@ -119,18 +128,59 @@ class BatchWorker:
             threads=settings.threads,
         )
         self.name = f"{os.uname().nodename}:{os.getpid()}:{self.stylizer.device}"
+        self._stop = threading.Event()
+        self._current: Task | None = None
+
+    def request_stop(self) -> None:
+        """Drop the file in progress (nothing is left under its name) and start no other."""
+        self._stop.set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a task is being converted."""
+        return self._current is not None
+
+    def discard_partials(self) -> None:
+        """Remove this process's partial files beside the current task's output (for a worker that must exit now)."""
+        task = self._current
+        if task is None:
+            return
+        folder = Path(task.output).parent
+        with contextlib.suppress(OSError):
+            for path in folder.iterdir():
+                owner = partial_owner(path)
+                if owner is not None and owner[0] == os.getpid():
+                    path.unlink(missing_ok=True)
+
+    def _check_stop(self, frame: Frame) -> None:
+        # Called by the pipeline after each frame; an exception other than
+        # KeyboardInterrupt makes it discard the outputs instead of finalizing them.
+        if self._stop.is_set():
+            raise _Stopped
 
     def convert(self, task: Task) -> TaskResult:
-        """Convert one task; never raises for a bad input (only for Ctrl-C)."""
+        """Convert one task; never raises for a bad input (only for Ctrl-C when no stop was requested)."""
         t0 = time.perf_counter()
+        if self._stop.is_set():
+            return TaskResult(task.id, False, "not started: the batch is stopping", worker=self.name, stopped=True)
+        self._current = task
         try:
             frames, corrupt = self._convert(task)
+        except (_Stopped, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt) and not self._stop.is_set():
+                raise
+            return TaskResult(
+                task.id, False, "dropped: the batch is stopping", seconds=time.perf_counter() - t0,
+                worker=self.name, stopped=True,
+            )  # fmt: skip
         except StylizeError as exc:
             return TaskResult(task.id, False, str(exc), seconds=time.perf_counter() - t0, worker=self.name)
         except Exception as exc:  # a bug or a library failure on one file must not end the batch
             log.exception("converting %s failed", task.source)
             reason = f"{type(exc).__name__}: {exc}"
             return TaskResult(task.id, False, reason, seconds=time.perf_counter() - t0, worker=self.name)
+        finally:
+            self._current = None
         return TaskResult(task.id, True, "", frames, time.perf_counter() - t0, corrupt, self.name)
 
     def _convert(self, task: Task) -> tuple[int, int]:
@@ -145,8 +195,10 @@ class BatchWorker:
             # The sink renames its own partial file to ``staged`` when it closes (even
             # when interrupted: a valid, short file); only a run that ended well leaves
             # this block and is renamed to the final name, so a file that failed
-            # mid-way never looks finished to a rerun.
-            with atomic_output(task.output) as staged:
+            # mid-way never looks finished to a rerun. The host tag in the temporary
+            # names lets a later run on this machine remove them at once if this
+            # process is killed (see files.remove_stale_partials).
+            with atomic_output(task.output, host=True) as staged:
                 segment = task.start_pts is not None or task.end_pts is not None
                 frames_in: Any = source
                 if segment:
@@ -165,7 +217,8 @@ class BatchWorker:
                 )
                 smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
                 gate = _StartGate(sink, task.start_pts)
-                stats = Pipeline(frames_in, self.stylizer, [gate], smoother=smoother).run()
+                pipeline = Pipeline(frames_in, self.stylizer, [gate], smoother=smoother, on_frame=self._check_stop)
+                stats = pipeline.run()
                 if stats.interrupted:  # the pipeline kept a valid but short file: not a finished output
                     raise KeyboardInterrupt
                 if stats.error is not None:
