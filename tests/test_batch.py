@@ -335,3 +335,14 @@ def test_sigterm_stops_pool_workers_mid_file(tmp_path: Path, tiny_checkpoint: Pa
     assert proc.returncode == 130, stderr
     assert not (out / "a.mp4").exists() and not (out / "b.mp4").exists(), "workers finished instead of stopping"
     assert not [p for p in out.rglob(".*") if p.is_file() and p.suffix == ".mp4"], "half-done files left behind"
+
+
+def test_settings_carry_encoder_options_whole_and_keep_the_manifest_record_flat() -> None:
+    from stylize_video.io.specs import EncoderOptions
+
+    s = BatchSettings(style="x", encoder=EncoderOptions(codec="hevc", crf=20), backend="onnxruntime")
+    record = s.output_record()
+    # The flat keys written by earlier versions, so their manifests still match on rerun.
+    assert record["codec"] == "hevc" and record["crf"] == 20 and record["bitrate"] is None
+    assert "encoder" not in record and "backend" not in record and "device" not in record
+    assert BatchSettings(style="x", backend="torch").output_record() == BatchSettings(style="x").output_record()

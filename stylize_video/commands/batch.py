@@ -75,10 +75,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import StylizeError
+    from ..io.specs import EncoderOptions
     from ..models.checkpoint import load_checkpoint
     from ..runtime.batch import BatchInterrupted, BatchRunner, BatchSettings, executor_factory, plan_jobs
     from .common import default_style
-    from .run import parse_bitrate
 
     if args.compile:
         log.warning("--compile is ignored by batch (each worker would recompile for every frame size)")
@@ -92,13 +92,11 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         smooth=args.smooth,
         smooth_strength=args.smooth_strength,
-        codec=args.codec,
-        crf=args.crf,
-        bitrate=parse_bitrate(args.bitrate),
-        preset=args.preset,
+        encoder=EncoderOptions.from_cli(args.codec, args.crf, args.bitrate, args.preset),
         extension=args.ext,
         device=args.device,
         threads=args.threads,
+        backend=args.backend,
     )
     # Style, device, precision and inputs are checked before any worker starts: a typo
     # costs no start-up, and a worker that cannot start would only say "worker died".

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..io.specs import parse_bitrate  # noqa: F401 - re-exported: `batch` imports it from here
 from .common import add_engine_options, add_video_options, make_stylizer
 
 if TYPE_CHECKING:

@@ -11,11 +11,12 @@ import dataclasses
 import glob
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import InputError, StylizeError
+from ...io.specs import EncoderOptions
 
 #: File extensions picked up when the input is a folder.
 VIDEO_EXTENSIONS = frozenset(
@@ -29,17 +30,18 @@ SEGMENTS_DIR = ".segments"
 class BatchSettings:
     """How every file of a batch is converted.
 
-    The fields up to ``preset`` shape the output and go into the manifest; ``device``
-    and ``threads`` only say where it runs.
+    The engine, smoothing, encoder and extension fields shape the output and go into
+    the manifest; ``device``, ``threads`` and ``backend`` only say where and how it runs.
 
     Args:
         style: style name or checkpoint path.
         strength, preserve_color, style_scale, precision: engine options (as for ``run``).
         smooth, smooth_strength: temporal smoothing (``none``, ``ema``, ``flow``).
-        codec, crf, bitrate, preset: video encoder options; audio is always copied.
+        encoder: video encoder options (codec, crf, bitrate, preset); audio is always copied.
         extension: output container, e.g. ``.mp4``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (pools give each worker its own GPU).
         threads: CPU threads per worker (None: the cores divided among the workers).
+        backend: inference backend (``auto``, ``torch``, ``openvino``, ...), as for ``run``.
     """
 
     style: str
@@ -49,13 +51,11 @@ class BatchSettings:
     precision: str = "auto"
     smooth: str = "none"
     smooth_strength: float | None = None
-    codec: str = "h264"
-    crf: int | None = None
-    bitrate: int | None = None
-    preset: str | None = None
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
     extension: str = ".mp4"
     device: str = "auto"
     threads: int | None = None
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
@@ -66,8 +66,6 @@ class BatchSettings:
             raise StylizeError(f"smooth strength must be within [0, 1), got {self.smooth_strength}")
         if not 0.0 < self.style_scale <= 2.0:
             raise StylizeError(f"style scale must be within (0, 2], got {self.style_scale}")
-        if self.crf is not None and not 0 <= self.crf <= 63:
-            raise StylizeError(f"crf must be within 0..63, got {self.crf}")
         if self.threads is not None and self.threads < 1:
             raise StylizeError(f"threads must be >= 1, got {self.threads}")
         ext = self.extension if self.extension.startswith(".") else f".{self.extension}"
@@ -75,8 +73,12 @@ class BatchSettings:
 
     def output_record(self) -> dict[str, Any]:
         """The settings that shape the output (what the manifest records)."""
-        skip = {"style", "device", "threads"}
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        # Where and how fast it runs does not shape the output (the backend only within
+        # rounding), so a rerun on another machine or runtime reuses finished files.
+        skip = {"style", "device", "threads", "backend", "encoder"}
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        # Encoder settings stay flat keys: manifests written before EncoderOptions still match.
+        return {**record, **dataclasses.asdict(self.encoder)}
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ class BatchWorker:
             preserve_color=settings.preserve_color,
             scale=settings.style_scale,
             threads=settings.threads,
+            backend=settings.backend,
         )
         self.name = f"{os.uname().nodename}:{os.getpid()}:{self.stylizer.device}"
         self._stop = threading.Event()
@@ -205,10 +206,7 @@ class BatchWorker:
                     frames_in = _SegmentSource(source, task.start_pts, task.end_pts, task.preroll)
                 sink = VideoFileSink(
                     staged,
-                    codec=s.codec,
-                    crf=s.crf,
-                    bitrate=s.bitrate,
-                    preset=s.preset,
+                    encoder=s.encoder,
                     audio_from=task.source if task.audio and source.has_audio else None,
                     fps=source.fps,
                     inputs=[task.source],
