@@ -300,6 +300,20 @@ def test_download_is_checked_and_cached(no_model_anywhere: Path) -> None:
     assert find_model(spec=_spec_for(got)) == got
 
 
+def test_an_installed_mediapipe_wheel_provides_the_file(
+    monkeypatch: pytest.MonkeyPatch, no_model_anywhere: Path
+) -> None:
+    monkeypatch.undo()  # the real lookup, against a stand-in package on sys.path
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(no_model_anywhere / "cache"))
+    folder = no_model_anywhere / "site" / "mediapipe" / "modules" / "selfie_segmentation"
+    folder.mkdir(parents=True)
+    (folder.parents[1] / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    (folder / "selfie_segmentation_landscape.tflite").write_bytes(b"weights")
+    monkeypatch.syspath_prepend(str(no_model_anywhere / "site"))
+    assert find_model(download=False) == folder / "selfie_segmentation_landscape.tflite"
+
+
 def test_a_corrupt_or_failed_download_leaves_nothing(no_model_anywhere: Path) -> None:
     source = no_model_anywhere / "published.tflite"
     source.write_bytes(b"tampered")

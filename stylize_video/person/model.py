@@ -1,25 +1,29 @@
 """The person-segmentation model: MediaPipe's Selfie Segmentation, run by OpenCV's DNN module.
 
-Why this model and this runtime (measured on this project's 2-core CPU, see
-``benchmarks/person_mask.py`` and the report in the module of the package):
+Why this model and this runtime (measured on this project's shared 2-core CPU under
+load, so compare within a row; ``benchmarks/person_mask.py`` reruns the costs):
 
 * **MediaPipe Selfie Segmentation** (Google, Apache-2.0) is the model behind
-  background effects in Meet and MediaPipe's own selfie solution: a MobileNetV3-like
-  net of 250 KB with a 256x256 ("general") or 144x256 ("landscape") RGB input in
-  [0, 1] and a person probability map at the same size. It is made for people in
-  front of a camera, i.e. calls and streams, our users' case.
+  MediaPipe's selfie/background solution: a MobileNetV3-like net of 250 KB with a
+  256x256 ("general") or 144x256 ("landscape") RGB input in [0, 1] and a person
+  probability map at the same size. It is made for people in front of a camera,
+  i.e. calls and streams, our users' case. One forward pass at 144x256 took 7 ms
+  on one thread where torchvision's LR-ASPP MobileNetV3 (the other candidate, its
+  architecture timed with random weights) took 44 ms at the same size and 240 ms at
+  640x480, more than a whole ``lite`` style frame; LR-ASPP also needs a 13 MB
+  download and is trained on COCO images labelled with VOC's 20 categories, not
+  on people in calls.
 * **OpenCV's DNN module runs it** (``cv2.dnn.readNetFromTFLite``, OpenCV >= 4.8):
-  we already depend on OpenCV, so no new runtime. Its output matches Google's own
-  LiteRT interpreter to 1e-4 (max abs, on real frames). LiteRT with XNNPACK is about
-  25% faster on one thread but is a 60 MB wheel; MediaPipe's own wheels pin
-  ``opencv-contrib-python`` (a second ``cv2``), ``protobuf<5``, jax and matplotlib,
-  which fight our dependencies; torchvision's LR-ASPP MobileNetV3 needs a 13 MB
-  download, is trained on 21 VOC classes rather than people on calls, and costs tens
-  of ms at 520 px on this CPU.
-* **Landscape by default**: it is about 40% cheaper than the square model (144x256
-  vs 256x256 inputs: 3.4 vs 5.5 ms here) and, on the real clips with people in
-  ``/work/shared/videos`` (16:9), it found both walking figures where the square
-  model lost one; MediaPipe recommends it for video calls (``model_selection=1``).
+  we already depend on OpenCV, so there is no new runtime. Its output matches
+  Google's own LiteRT interpreter to 1e-4 (max abs, on real frames). LiteRT with
+  XNNPACK was 20-50% faster on one thread, but it is a 60 MB wheel for ~1-3 ms;
+  MediaPipe's own wheels pin ``opencv-contrib-python`` (a second ``cv2``),
+  ``protobuf<5``, jax and matplotlib, which fight our dependencies.
+* **Landscape by default**: its forward pass is about 40% cheaper than the square
+  model's (3.4 vs 5.5 ms in one back-to-back run) and, on the real 16:9 clips with
+  people in the project's test footage (Chaplin), it found both walking figures
+  where the square model lost one; MediaPipe recommends it for video calls
+  (its ``model_selection=1``).
 
 Where the file comes from, in order: an explicit path, the
 ``STYLIZE_VIDEO_PERSON_MODEL`` environment variable, an installed ``mediapipe``
