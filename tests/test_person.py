@@ -198,6 +198,9 @@ def test_tensors_composite_like_arrays() -> None:
     out = composite(t(original), t(stylized), mask, "background")
     expected = composite(original.astype(np.float32) / 255, stylized.astype(np.float32) / 255, mask, "background")
     np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    person = mask == 1.0  # exact for float frames too, on both paths
+    np.testing.assert_array_equal(expected[person], original[person].astype(np.float32) / 255)
+    np.testing.assert_array_equal(out[0].permute(1, 2, 0).numpy()[person], original[person].astype(np.float32) / 255)
     # A tensor mask works too, and uint8 tensors are rounded like uint8 arrays.
     u8 = composite(
         t(original).mul(255).round().byte(), t(stylized).mul(255).round().byte(), torch.from_numpy(mask), "person"

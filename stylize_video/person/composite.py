@@ -5,7 +5,7 @@ tensors ((N, 3, H, W) float, the pipeline's layout); channel order does not
 matter as long as both images share it. The mask is float HxW in [0, 1], 1 on the
 person; as numpy it may be given with tensors (it is uploaded to their device).
 
-Blending is linear in the stored values: ``out = a + (b - a) * m``. Where the mask
+Blending is linear in the stored values: ``out = a * (1 - m) + b * m``. Where the mask
 is exactly 0 or 1 the result is exactly one input (no rounding drift), so the
 unstyled region keeps its original pixels bit for bit.
 """
@@ -48,8 +48,8 @@ def blend(a: ImageT, b: ImageT, mask: np.ndarray | torch.Tensor) -> ImageT:
     m = _mask_like(mask, a)
     if isinstance(a, np.ndarray):
         assert isinstance(b, np.ndarray) and isinstance(m, np.ndarray)
-        af = a.astype(np.float32)
-        out = af + (b.astype(np.float32) - af) * m
+        # a*(1-m) + b*m (not a + (b-a)*m): exact at m = 0 and at m = 1 for floats too.
+        out = a.astype(np.float32) * (np.float32(1) - m) + b.astype(np.float32) * m
         if a.dtype == np.uint8:
             return np.clip(np.rint(out), 0, 255).astype(np.uint8)
         return out.astype(a.dtype, copy=False)
