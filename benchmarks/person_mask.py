@@ -1,0 +1,211 @@
+"""Cost of the person mask, against a lite style frame, and its border's steadiness on a real clip.
+
+Run: ``python -m benchmarks.person_mask [--model PATH] [--clip VIDEO] [--frames N]``.
+The model file is found as the library finds it (``STYLIZE_VIDEO_PERSON_MODEL``, a
+mediapipe wheel, the cache; ``--model`` wins); nothing is downloaded.
+
+1. **Cost** per 640x480 and 1280x720 frame: the model (resize + net), the
+   refinement (EMA + guided upsampling + feathering) and the whole masker; medians
+   over interleaved rounds, so load drifting on a shared machine hits every row alike.
+   Against ``starry-night-lite`` on one 640x480 frame, alone and with the mask
+   computed beside it on :class:`~stylize_video.person.MaskWorker`'s thread: the
+   extra wall time is what issue 18's goal (<= 15% of a lite frame) is about.
+2. **Steadiness** on a clip with people: the warping error (Lai et al. 2018, as in
+   :mod:`stylize_video.metrics.temporal`) of ``--region background`` output inside
+   the mask's edge band, against the same error over the fully stylized background;
+   for the refined mask and for the raw model output upsampled bilinearly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stylize_video.person import (
+    MaskWorker,
+    PersonMasker,
+    PersonSegmenter,
+    bilinear_upsample,
+    composite,
+    feather,
+    guide_gray,
+    guided_upsample,
+)
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "videos" / "moviepy_chaplin.mp4"
+SIZES = ((480, 640), (720, 1280))
+
+
+def _frame(h: int, w: int) -> np.ndarray:
+    """A photo-like test frame: smooth colour gradients and a bright figure."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 23 + yy / 31)], axis=2) * 200
+    img[((xx - w / 2) / (w / 6)) ** 2 + ((yy - h * 0.6) / (h / 2.5)) ** 2 < 1] = (180, 170, 200)
+    return img.astype(np.uint8)
+
+
+def _median_ms(samples: list[float]) -> float:
+    return round(1000 * statistics.median(samples), 2)
+
+
+def cost(seg: PersonSegmenter, rounds: int, reps: int) -> dict[str, float]:
+    """Median ms per call of each stage, over interleaved rounds."""
+    from stylize_video.runtime.stylizer import Stylizer
+
+    stylizer = Stylizer("starry-night-lite", device="cpu")
+    frames = {f"{w}x{h}": _frame(h, w) for h, w in SIZES}
+    maskers = {name: PersonMasker(seg) for name in frames}
+    vga = frames["640x480"]
+
+    def refine(name: str) -> Callable[[], object]:
+        # The masker's stages after the model, on a fixed model output.
+        small, frame, m = seg(frames[name]), frames[name], maskers[name]
+        return lambda: feather(
+            guided_upsample(
+                m.smoother(small, frame), guide_gray(frame), radius=m.radius, eps=m.eps, work_side=m.work_side
+            ),
+            m.feather_sigma,
+        )
+
+    jobs: dict[str, Callable[[], object]] = {}
+    for name, frame in frames.items():
+        jobs[f"model {name}"] = lambda frame=frame: seg(frame)
+        jobs[f"refine {name}"] = refine(name)
+        jobs[f"mask total {name}"] = lambda name=name, frame=frame: maskers[name](frame)
+    jobs["lite style 640x480"] = lambda: stylizer(vga)
+    worker = MaskWorker(PersonMasker(seg))
+
+    def overlapped() -> object:
+        worker.submit(vga)
+        out = stylizer(vga)
+        return worker.result(), out
+
+    jobs["lite style + mask on its thread 640x480"] = overlapped
+    samples: dict[str, list[float]] = {k: [] for k in jobs}
+    try:
+        for job in jobs.values():  # warm-up: OpenCV's and torch's lazy set-up
+            job()
+        for _ in range(rounds):
+            for name, job in jobs.items():
+                for _ in range(reps if not name.startswith("lite") else 1):
+                    t0 = time.perf_counter()
+                    job()
+                    samples[name].append(time.perf_counter() - t0)
+    finally:
+        worker.close()
+    out = {k: _median_ms(v) for k, v in samples.items()}
+    # Paired per round (the two lite rows run back to back), so load that drifts
+    # between rounds on a shared machine cancels out of the ratios.
+    alone, both = samples["lite style 640x480"], samples["lite style + mask on its thread 640x480"]
+    vga_mask = [statistics.median(samples["mask total 640x480"][i * reps : (i + 1) * reps]) for i in range(rounds)]
+    out["mask / lite frame, serial"] = round(statistics.median(m / a for m, a in zip(vga_mask, alone, strict=True)), 3)
+    out["mask / lite frame, overlapped (extra wall time)"] = round(
+        statistics.median((b - a) / a for a, b in zip(alone, both, strict=True)), 3
+    )
+    return out
+
+
+def _read(clip: Path, frames: int, max_side: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(clip))
+    out = []
+    while len(out) < frames:
+        ok, f = cap.read()
+        if not ok:
+            break
+        scale = min(1.0, max_side / max(f.shape[:2]))
+        if scale < 1:
+            f = cv2.resize(f, (round(f.shape[1] * scale), round(f.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        out.append(f)
+    cap.release()
+    return out
+
+
+def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) -> dict[str, float | int]:
+    """Warping error of ``--region background`` output in the mask's edge band, with references.
+
+    Every edge-band row scores the same pixels (within 4 px of the refined mask's
+    0.5 contour, where the flow is consistent), so the rows compare: the original
+    frames and the fully stylized frames there say how much error the band has
+    without any compositing (motion boundaries are where flow fails first).
+    """
+    from stylize_video.metrics.temporal import InputMotion, as_float
+    from stylize_video.runtime.flow import warp_normalized
+    from stylize_video.runtime.stylizer import Stylizer
+
+    video = _read(clip, frames, 640)
+    stylizer = Stylizer("starry-night-lite", device="cpu")
+    refined = PersonMasker(seg, smoothing=smoothing)
+    refined_masks = [refined(f) for f in video]
+    raw_masks = [bilinear_upsample(seg(f), f.shape[:2]) for f in video]
+    styled = [stylizer(f) for f in video]
+    outputs = {
+        "edge band: region=background, refined mask": [
+            composite(f, s, m, "background") for f, s, m in zip(video, styled, refined_masks, strict=True)
+        ],
+        "edge band: region=background, raw model mask (bilinear, no EMA)": [
+            composite(f, s, m, "background") for f, s, m in zip(video, styled, raw_masks, strict=True)
+        ],
+        "edge band: fully stylized frame (reference)": styled,
+        "edge band: original frame (reference)": video,
+        "background interior: fully stylized (reference)": styled,
+    }
+    kernel = np.ones((9, 9), np.uint8)
+    motion = InputMotion()
+    errors: dict[str, list[float]] = {k: [] for k in outputs}
+    for i, frame in enumerate(video):
+        field = motion.update(frame)
+        if field is None:
+            continue
+        valid = field.mask(frame.shape[:2])[0, 0].numpy()
+        hard = (refined_masks[i] > 0.5).astype(np.uint8)
+        band = (cv2.dilate(hard, kernel) - cv2.erode(hard, kernel)).astype(np.float32)
+        interior = 1.0 - cv2.dilate(hard, kernel, iterations=3).astype(np.float32)
+        for key, seq in outputs.items():
+            weight = valid * (interior if key.startswith("background") else band)
+            if float(weight.sum()) < 50:  # no person (or no consistent flow) in this pair
+                continue
+            out, before = as_float(seq[i]), as_float(seq[i - 1])
+            sq = (out - warp_normalized(before, field.nflow)).square().sum(1)[0] * torch.from_numpy(weight)
+            errors[key].append(float(sq.sum()) / (3 * float(weight.sum())))
+    result: dict[str, float | int] = {"frames": len(video), "pairs scored": len(errors[next(iter(errors))])}
+    result.update({k: round(float(np.mean(v)), 5) for k, v in errors.items() if v})
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="the .tflite file (default: found as the library finds it)")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with people for the steadiness part")
+    parser.add_argument("--frames", type=int, default=60, help="frames of the clip to score (0: skip the part)")
+    parser.add_argument("--smoothing", type=float, default=0.5, help="the mask EMA's strength for the steadiness part")
+    parser.add_argument("--rounds", type=int, default=7, help="cost rounds (0: skip the part)")
+    parser.add_argument("--reps", type=int, default=5, help="mask calls per round (the style frame runs once)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    seg = PersonSegmenter(path=args.model, download=False)
+    figures: dict[str, object] = {"model": str(seg.model_path), "cv2 threads": cv2.getNumThreads()}
+    if args.rounds:
+        figures["cost ms"] = costs = cost(seg, args.rounds, args.reps)
+        print("| stage | ms (ratios: of a lite frame) |\n|---|---|")
+        for k, v in costs.items():
+            print(f"| {k} | {v} |")
+    if args.frames and args.clip.is_file():
+        figures["steadiness"] = steady = steadiness(seg, args.clip, args.frames, args.smoothing)
+        print(f"\nwarping error on {args.clip.name} (lower is steadier):")
+        for k, v in steady.items():
+            print(f"  {k}: {v}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

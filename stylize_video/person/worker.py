@@ -1,0 +1,125 @@
+"""The whole mask for one frame, and a thread that computes it beside the style network.
+
+:class:`PersonMasker` chains the stages (model at its small size -> EMA -> guided
+upsampling to the frame -> feathering). :class:`MaskWorker` runs a masker on its
+own thread: submit a frame *before* stylizing it, collect the mask after. OpenCV
+releases the GIL in its DNN, resize and filter calls, and torch releases it in the
+network, so the two overlap on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+
+import numpy as np
+
+from .refine import MaskSmoother, feather, guide_gray, guided_upsample
+
+#: A frame (uint8 HxWx3 BGR) -> person probability (float32 hxw in [0, 1]) at any small size.
+SmallSegment = Callable[[np.ndarray], np.ndarray]
+
+
+class PersonMasker:
+    """Frame -> frame-sized person mask, float32 HxW in [0, 1].
+
+    Keeps the EMA's history: one instance per video stream, frames in order.
+
+    Args:
+        segment: the small-mask model (a :class:`~stylize_video.person.model.PersonSegmenter`,
+            or any callable with its signature).
+        smoothing: EMA strength of :class:`~stylize_video.person.refine.MaskSmoother` (0: off).
+        radius, eps, work_side: :func:`~stylize_video.person.refine.guided_upsample`'s settings.
+        feather_sigma: Gaussian sigma in output pixels (0: no feathering).
+    """
+
+    def __init__(
+        self,
+        segment: SmallSegment,
+        *,
+        smoothing: float = 0.5,
+        radius: int = 4,
+        eps: float = 1e-3,
+        work_side: int = 160,
+        feather_sigma: float = 1.5,
+    ) -> None:
+        self.segment = segment
+        self.smoother = MaskSmoother(smoothing)
+        self.radius = radius
+        self.eps = eps
+        self.work_side = work_side
+        self.feather_sigma = feather_sigma
+
+    def reset(self) -> None:
+        """Forget the temporal history (a new stream, a seek)."""
+        self.smoother.reset()
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """Shape: uint8 HxWx3 BGR -> float32 HxW in [0, 1]."""
+        small = self.smoother(self.segment(frame), frame)
+        mask = guided_upsample(small, guide_gray(frame), radius=self.radius, eps=self.eps, work_side=self.work_side)
+        return feather(mask, self.feather_sigma)
+
+
+class MaskWorker:
+    """Computes masks on one background thread, in submission order.
+
+    ``submit(frame)`` queues a frame and returns at once; ``result()`` waits for the
+    oldest outstanding mask. One thread, so the masker's history sees the frames in
+    order. At most ``max_pending`` frames may be outstanding (a caller that never
+    collects would otherwise queue frames without bound). A context manager;
+    ``close()`` ends the thread.
+
+    Args:
+        masker: the per-frame callable (usually a :class:`PersonMasker`). It is
+            only ever called from the worker thread.
+        max_pending: outstanding frames allowed before ``submit`` refuses.
+    """
+
+    def __init__(self, masker: Callable[[np.ndarray], np.ndarray], *, max_pending: int = 2) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self.masker = masker
+        self.max_pending = max_pending
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: collections.deque[Future[np.ndarray]] = collections.deque()
+
+    def submit(self, frame: np.ndarray) -> Future[np.ndarray]:
+        """Start the mask of ``frame`` (uint8 HxWx3 BGR; not written to until its mask is collected)."""
+        if len(self._pending) >= self.max_pending:
+            raise RuntimeError(f"{len(self._pending)} masks not collected (max_pending={self.max_pending})")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="person-mask")
+        future = self._executor.submit(self.masker, frame)
+        self._pending.append(future)
+        return future
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        """The mask of the oldest submitted frame (waits for it; re-raises its error)."""
+        if not self._pending:
+            raise RuntimeError("no frame submitted")
+        return self._pending.popleft().result(timeout)
+
+    @property
+    def pending(self) -> int:
+        """Frames submitted and not yet collected."""
+        return len(self._pending)
+
+    def close(self) -> None:
+        """Drop uncollected masks and stop the thread (waits for the running one)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> MaskWorker:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

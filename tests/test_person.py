@@ -1,0 +1,359 @@
+"""Person masks and compositing, on a synthetic figure with a known mask.
+
+The real model runs only where its file is found without downloading (the
+``STYLIZE_VIDEO_PERSON_MODEL`` environment variable, an installed mediapipe wheel,
+or the cache); otherwise those tests skip and say how to enable them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stylize_video.errors import DependencyError, InputError, StylizeError
+from stylize_video.person import (
+    MODEL_ENV,
+    MaskSmoother,
+    MaskWorker,
+    PersonMasker,
+    PersonSegmenter,
+    SegmentationModel,
+    bilinear_upsample,
+    composite,
+    composite_styles,
+    feather,
+    find_model,
+    guide_gray,
+    guided_upsample,
+    to_rgba,
+)
+from stylize_video.person import model as model_mod
+
+H, W = 240, 320
+SMALL = (36, 64)  # the model's coarse grid, ~1/7 of the frame
+
+
+def scene(dx: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A frame with a bright ellipse "person" on a darker textured room, and its mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    inside = ((xx - W / 2 - dx) / 60) ** 2 + ((yy - H / 2 - 20) / 95) ** 2 < 1.0
+    room = 60 + 25 * np.sin(xx / 7) * np.cos(yy / 11) + rng.normal(0, 6, (H, W))
+    person = 190 + 10 * np.sin(yy / 13)
+    gray = np.where(inside, person, room)
+    frame = np.stack([gray, gray * 0.9 + 10, gray * 0.8 + 20], axis=2).clip(0, 255).astype(np.uint8)
+    return frame, inside.astype(np.float32)
+
+
+def coarse(mask: np.ndarray) -> np.ndarray:
+    """What a segmentation model gives: the mask at a small size (area-averaged)."""
+    return cv2.resize(mask, (SMALL[1], SMALL[0]), interpolation=cv2.INTER_AREA)
+
+
+def edge_band(mask: np.ndarray, width: int = 4) -> np.ndarray:
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    m = mask.astype(np.uint8)
+    return (cv2.dilate(m, kernel) - cv2.erode(m, kernel)).astype(bool)
+
+
+# --- edges -------------------------------------------------------------------------
+
+
+def test_guided_upsampling_follows_the_edge_better_than_bilinear() -> None:
+    frame, truth = scene()
+    small = coarse(truth)
+    band = edge_band(truth)
+    guided = guided_upsample(small, guide_gray(frame))
+    plain = bilinear_upsample(small, (H, W))
+    err_guided = float(np.abs(guided - truth)[band].mean())
+    err_plain = float(np.abs(plain - truth)[band].mean())
+    assert guided.shape == (H, W) and guided.dtype == np.float32
+    assert guided.min() >= 0.0 and guided.max() <= 1.0
+    assert err_guided < 0.7 * err_plain, (err_guided, err_plain)
+    # Away from the edge the mask is decided: the room is 0 and the person 1.
+    far = ~edge_band(truth, 12)
+    assert float(np.abs(guided - truth)[far].max()) < 0.1
+
+
+def test_guided_upsampling_at_full_working_size_also_beats_bilinear() -> None:
+    frame, truth = scene()
+    small = coarse(truth)
+    band = edge_band(truth)
+    guided = guided_upsample(small, guide_gray(frame), radius=8, work_side=max(H, W))
+    plain = bilinear_upsample(small, (H, W))
+    assert guided.shape == (H, W)
+    assert np.abs(guided - truth)[band].mean() < np.abs(plain - truth)[band].mean()
+
+
+def test_feathering_gives_a_bounded_ramp_and_keeps_the_inside() -> None:
+    _, truth = scene()
+    soft = feather(truth, sigma=2.0)
+    assert soft.dtype == np.float32 and soft.min() >= 0.0 and soft.max() <= 1.0
+    # No hard step: the steepest change between neighbours is a fraction of the 0..1 jump ...
+    steepest = max(np.abs(np.diff(soft, axis=0)).max(), np.abs(np.diff(soft, axis=1)).max())
+    assert steepest < 0.35
+    # ... but the ramp is narrow: a few sigma from the edge the mask is untouched.
+    far = ~edge_band(truth, 8)
+    np.testing.assert_allclose(soft[far], truth[far], atol=1e-3)
+    assert feather(truth, 0) is truth
+
+
+# --- time ----------------------------------------------------------------------------
+
+
+def test_the_ema_steadies_a_jittering_border() -> None:
+    rng = np.random.default_rng(1)
+    smoother = MaskSmoother(0.6)
+    raw, smooth = [], []
+    frame, _ = scene()
+    for _ in range(30):
+        # The model's border wobbles by a pixel or two at the frame's size from frame to frame.
+        _, truth = scene(dx=float(rng.uniform(-2.5, 2.5)))
+        m = coarse(truth)
+        raw.append(m)
+        smooth.append(smoother(m, frame))
+
+    def flicker(seq: list[np.ndarray]) -> float:
+        return float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(seq[5:])]))
+
+    assert flicker(smooth) < 0.5 * flicker(raw)
+    assert smoother.cuts == 0
+
+
+def test_the_ema_resets_on_a_cut_and_does_not_touch_its_input() -> None:
+    smoother = MaskSmoother(0.8)
+    frame, truth = scene()
+    m = coarse(truth)
+    smoother(m, frame)
+    empty = np.zeros_like(m)
+    blended = smoother(empty, frame)
+    assert 0 < blended.max() < 1  # history carried over
+    other = np.full_like(frame, 250)  # a new shot: a white frame
+    after_cut = smoother(empty, other)
+    np.testing.assert_array_equal(after_cut, empty)
+    assert smoother.cuts == 1
+    after_cut[:] = 1  # the caller's copy: the smoother's history must not change
+    assert smoother(empty, other).max() == 0
+    with pytest.raises(ValueError, match=r"1\.0"):
+        MaskSmoother(1.0)
+
+
+def test_masker_gives_a_frame_sized_mask() -> None:
+    frame, truth = scene()
+    masker = PersonMasker(lambda f: coarse(scene()[1]), smoothing=0.5)
+    mask = masker(frame)
+    assert mask.shape == (H, W) and mask.dtype == np.float32
+    assert mask.min() >= 0.0 and mask.max() <= 1.0
+    assert float(np.abs(mask - truth)[~edge_band(truth, 12)].max()) < 0.1
+
+
+# --- compositing ---------------------------------------------------------------------
+
+
+def _pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    original, truth = scene()
+    stylized = np.random.default_rng(2).integers(0, 256, original.shape, dtype=np.uint8)
+    return original, stylized, feather(truth, 1.5)
+
+
+def test_region_background_keeps_the_person_exactly() -> None:
+    original, stylized, mask = _pair()
+    out = composite(original, stylized, mask, "background")
+    person, room = mask == 1.0, mask == 0.0
+    assert person.sum() > 1000 and room.sum() > 1000
+    np.testing.assert_array_equal(out[person], original[person])
+    np.testing.assert_array_equal(out[room], stylized[room])
+    edge = (mask > 0.2) & (mask < 0.8)
+    assert edge.any()
+    lo = np.minimum(original, stylized)[edge]
+    hi = np.maximum(original, stylized)[edge]
+    assert np.all((out[edge] >= lo) & (out[edge] <= hi))  # a blend, not an overshoot
+
+
+def test_region_person_and_all() -> None:
+    original, stylized, mask = _pair()
+    out = composite(original, stylized, mask, "person")
+    np.testing.assert_array_equal(out[mask == 1.0], stylized[mask == 1.0])
+    np.testing.assert_array_equal(out[mask == 0.0], original[mask == 0.0])
+    assert composite(original, stylized, mask, "all") is stylized
+    with pytest.raises(ValueError, match="'face'"):
+        composite(original, stylized, mask, "face")
+    with pytest.raises(ValueError, match="mask"):
+        composite(original, stylized, mask[:10], "person")
+
+
+def test_tensors_composite_like_arrays() -> None:
+    original, stylized, mask = _pair()
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).float() / 255
+
+    out = composite(t(original), t(stylized), mask, "background")
+    expected = composite(original.astype(np.float32) / 255, stylized.astype(np.float32) / 255, mask, "background")
+    np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    person = mask == 1.0  # exact for float frames too, on both paths
+    np.testing.assert_array_equal(expected[person], original[person].astype(np.float32) / 255)
+    np.testing.assert_array_equal(out[0].permute(1, 2, 0).numpy()[person], original[person].astype(np.float32) / 255)
+    # A tensor mask works too, and uint8 tensors are rounded like uint8 arrays.
+    u8 = composite(
+        t(original).mul(255).round().byte(), t(stylized).mul(255).round().byte(), torch.from_numpy(mask), "person"
+    )
+    np.testing.assert_array_equal(u8[0].permute(1, 2, 0).numpy(), composite(original, stylized, mask, "person"))
+
+
+def test_two_styles_and_alpha() -> None:
+    _, person_style, mask = _pair()
+    room_style = 255 - person_style
+    out = composite_styles(person_style, room_style, mask)
+    np.testing.assert_array_equal(out[mask == 1.0], person_style[mask == 1.0])
+    np.testing.assert_array_equal(out[mask == 0.0], room_style[mask == 0.0])
+    rgba = to_rgba(person_style, mask)
+    assert rgba.shape == (H, W, 4) and rgba.dtype == np.uint8
+    np.testing.assert_array_equal(rgba[..., :3], person_style)
+    assert set(np.unique(rgba[..., 3][mask == 1.0])) == {255}
+    assert set(np.unique(rgba[..., 3][mask == 0.0])) == {0}
+    with pytest.raises(ValueError, match="uint8"):
+        to_rgba(person_style.astype(np.float32), mask)
+
+
+# --- the worker thread -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_threads_left")
+def test_worker_returns_masks_in_order_on_its_own_thread() -> None:
+    threads: set[str] = set()
+
+    def masker(frame: np.ndarray) -> np.ndarray:
+        threads.add(threading.current_thread().name)
+        return np.full(frame.shape[:2], float(frame[0, 0, 0]), np.float32)
+
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(6)]
+    got = []
+    with MaskWorker(masker, max_pending=2) as worker:
+        worker.submit(frames[0])
+        for i in range(1, len(frames)):
+            worker.submit(frames[i])  # one ahead, as the pipeline does
+            got.append(worker.result(timeout=5)[0, 0])
+        got.append(worker.result(timeout=5)[0, 0])
+        assert worker.pending == 0
+    assert got == list(range(6))
+    assert threads and all(name.startswith("person-mask") for name in threads)
+
+
+@pytest.mark.usefixtures("no_threads_left")
+def test_worker_bounds_its_queue_and_passes_errors_on() -> None:
+    def failing(frame: np.ndarray) -> np.ndarray:
+        raise InputError("bad frame")
+
+    frame = np.zeros((4, 4, 3), np.uint8)
+    worker = MaskWorker(failing, max_pending=1)
+    with pytest.raises(RuntimeError, match="no frame"):
+        worker.result()
+    worker.submit(frame)
+    with pytest.raises(RuntimeError, match="max_pending=1"):
+        worker.submit(frame)
+    with pytest.raises(InputError, match="bad frame"):
+        worker.result(timeout=5)
+    worker.submit(frame)  # left uncollected: close drops it and ends the thread
+    worker.close()
+    assert worker.pending == 0
+
+
+# --- finding the model -------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_model_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(model_mod, "_from_mediapipe", lambda spec: None)
+    return tmp_path
+
+
+def _spec_for(path: Path, sha256: str | None = None) -> SegmentationModel:
+    digest = sha256 or hashlib.sha256(path.read_bytes()).hexdigest()
+    return SegmentationModel("landscape", "selfie_segmentation_landscape.tflite", (144, 256), path.as_uri(), digest)
+
+
+def test_missing_model_is_a_one_line_error_saying_how_to_get_it(no_model_anywhere: Path) -> None:
+    with pytest.raises(DependencyError) as info:
+        find_model(download=False)
+    msg = str(info.value)
+    assert "\n" not in msg and MODEL_ENV in msg and "storage.googleapis.com" in msg
+    with pytest.raises(InputError, match=r"nowhere\.tflite"):
+        find_model(path=no_model_anywhere / "nowhere.tflite")
+    with pytest.raises(InputError, match="'huge'"):
+        find_model("huge")
+
+
+def test_download_is_checked_and_cached(no_model_anywhere: Path) -> None:
+    source = no_model_anywhere / "published.tflite"
+    source.write_bytes(b"model bytes")
+    got = find_model(spec=_spec_for(source))
+    assert got.parent == no_model_anywhere / "cache" / "stylize-video" / "models"
+    assert got.read_bytes() == b"model bytes"
+    source.unlink()  # the second call uses the cache, not the network
+    assert find_model(spec=_spec_for(got)) == got
+
+
+def test_an_installed_mediapipe_wheel_provides_the_file(
+    monkeypatch: pytest.MonkeyPatch, no_model_anywhere: Path
+) -> None:
+    monkeypatch.undo()  # the real lookup, against a stand-in package on sys.path
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(no_model_anywhere / "cache"))
+    folder = no_model_anywhere / "site" / "mediapipe" / "modules" / "selfie_segmentation"
+    folder.mkdir(parents=True)
+    (folder.parents[1] / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    (folder / "selfie_segmentation_landscape.tflite").write_bytes(b"weights")
+    monkeypatch.syspath_prepend(str(no_model_anywhere / "site"))
+    assert find_model(download=False) == folder / "selfie_segmentation_landscape.tflite"
+
+
+def test_a_corrupt_or_failed_download_leaves_nothing(no_model_anywhere: Path) -> None:
+    source = no_model_anywhere / "published.tflite"
+    source.write_bytes(b"tampered")
+    with pytest.raises(DependencyError, match="SHA-256"):
+        find_model(spec=_spec_for(source, sha256="0" * 64))
+    cache = no_model_anywhere / "cache" / "stylize-video" / "models"
+    assert not cache.exists() or list(cache.iterdir()) == []
+    with pytest.raises(DependencyError, match="could not download"):
+        find_model(spec=_spec_for(no_model_anywhere / "absent.tflite", sha256="0" * 64))
+
+
+def test_a_file_that_is_not_a_model_is_an_input_error(no_model_anywhere: Path) -> None:
+    bad = no_model_anywhere / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    with pytest.raises(InputError, match=r"bad\.tflite") as info:
+        PersonSegmenter(path=bad)
+    assert isinstance(info.value, StylizeError) and "\n" not in str(info.value)
+
+
+# --- the real model (where its file is at hand) ---------------------------------------------
+
+
+def _real_model() -> Path:
+    try:
+        return find_model(download=False)
+    except StylizeError as exc:
+        pytest.skip(f"no person model file here ({exc}); set {MODEL_ENV} to selfie_segmentation_landscape.tflite")
+
+
+def test_real_model_gives_a_probability_map() -> None:
+    path = _real_model()
+    seg = PersonSegmenter(path=path)
+    frame, _ = scene()
+    small = seg(frame)
+    assert small.shape == seg.input_size == (144, 256) and small.dtype == np.float32
+    assert small.min() >= 0.0 and small.max() <= 1.0
+    # A flat grey wall has nobody in it.
+    assert float(seg(np.full((H, W, 3), 128, np.uint8)).mean()) < 0.1
+    mask = PersonMasker(seg)(frame)
+    assert mask.shape == (H, W)
