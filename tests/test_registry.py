@@ -102,12 +102,6 @@ def test_encoder_options_validate_and_parse_bitrates() -> None:
         EncoderOptions().crf = 3  # type: ignore[misc]  # frozen: passed whole, never edited on the way
 
 
-def test_the_run_command_still_exports_parse_bitrate() -> None:
-    from stylize_video.commands.run import parse_bitrate as old
-
-    assert old("1.5M") == 1_500_000
-
-
 class _Bare:
     """A sink written against the old duck-typed contract: write and close only."""
 
