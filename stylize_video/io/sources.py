@@ -348,15 +348,21 @@ def open_camera(spec: InputSpec, options: SourceOptions) -> CameraSource:
 
 
 def open_synthetic(spec: InputSpec, options: SourceOptions) -> SyntheticSource:
-    """Registry factory: ``synthetic[:WxH][@FPS][:SECONDSs]`` (3 s, 640x360 @ 30 by default)."""
+    """Registry factory: ``synthetic[:WxH][@FPS][:SECONDSs][:live]`` (3 s, 640x360 @ 30 by default).
+
+    ``:live`` paces the scene in real time and marks it live: a stand-in for a camera
+    (stale frames dropped, adaptive resolution on by default).
+    """
     m = SYNTHETIC_SPEC.match(spec.text)
     if m is None:
-        raise InputError(f"input {spec.text!r}: use synthetic[:WxH][@FPS][:SECONDSs], e.g. synthetic:640x360@30:3s")
+        raise InputError(
+            f"input {spec.text!r}: use synthetic[:WxH][@FPS][:SECONDSs][:live], e.g. synthetic:640x360@30:3s"
+        )
     w = int(m.group(1) or options.width or 640)
     h = int(m.group(2) or options.height or 360)
     rate = float(m.group(3) or options.fps or 30)
     seconds = float(m.group(4)) if m.group(4) else 3.0
-    return SyntheticSource(w, h, rate, frames=max(1, round(seconds * rate)))
+    return SyntheticSource(w, h, rate, frames=max(1, round(seconds * rate)), live=m.group(5) is not None)
 
 
 def open_video_file(spec: InputSpec, options: SourceOptions) -> VideoFileSource:
