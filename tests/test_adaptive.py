@@ -56,6 +56,17 @@ def test_overload_steps_down_within_a_few_frames_to_a_scale_that_fits() -> None:
     assert used[-1] == c.scale and len(c.changes) <= 2
 
 
+def test_a_very_slow_network_steps_down_at_once() -> None:
+    c = AdaptiveScale(30.0)
+    # 1.7 s a frame (the full network at 640x480 on a busy 2-core CPU): warm-up frames
+    # and the k-frame rule would cost seconds; one frame is proof enough.
+    assert c.update(1.7) == c.min_scale
+    slow = AdaptiveScale(30.0, settle=0)
+    for _ in range(2):
+        assert slow.update(0.05) is None  # 1.5x over: waits for down_after frames
+    assert slow.update(0.05) is not None
+
+
 def test_headroom_steps_back_up_slowly() -> None:
     c = AdaptiveScale(30.0)
     # Overloaded for 60 frames (another program ran), then the network alone costs 12 ms.
@@ -110,7 +121,8 @@ def test_respects_minimum_and_maximum() -> None:
 
 def test_first_samples_are_ignored() -> None:
     c = AdaptiveScale(30.0, settle=2, down_after=1)
-    assert c.update(5.0) is None and c.update(5.0) is None  # warm-up frames: slow by nature
+    # Warm-up frames are slow by nature (up to 4x over budget they are not evidence).
+    assert c.update(0.1) is None and c.update(0.1) is None
     assert c.update(0.001) is None and c.scale == 1.0
 
 

@@ -16,7 +16,8 @@ Processing time is smoothed as the median of the last ``window`` frames: one hic
 of load moves it within half a window.
 
 * **down fast**: when the smoothed time stays above ``down_at`` of the frame interval
-  for ``down_after`` frames, jump straight to the largest step predicted to fit under
+  for ``down_after`` frames or ``down_within`` seconds, whichever comes first (a network
+  that takes 1.7 s a frame must not be given five frames to prove it), jump straight to the largest step predicted to fit under
   ``up_at`` (at least one step; right after a step up, back to the step it left);
 * **up slowly**: only when the time predicted for the next larger step stays under
   ``up_at`` of the interval for ``up_after`` frames; the gap between ``up_at`` and
@@ -125,10 +126,12 @@ class AdaptiveScale:
         up_at: fraction of the interval the predicted time must stay under to step up,
             and what a step down aims for.
         down_after: consecutive over-budget frames before stepping down.
+        down_within: or this many seconds of processing spent over budget, if that comes first.
         up_after: consecutive frames with headroom before stepping up.
         window: frames whose median is the smoothed processing time.
         settle: samples ignored after a scale change and at the start (the first frame at a
-            new size pays for allocations and kernel selection).
+            new size pays for allocations and kernel selection); a sample over
+            ``4 * down_at`` intervals counts anyway: half of it would still be overload.
         max_backoff: the most a step's ``up_after`` wait is multiplied by after failed tries.
     """
 
@@ -138,6 +141,7 @@ class AdaptiveScale:
     down_at: float = 0.95
     up_at: float = 0.75
     down_after: int = 3
+    down_within: float = 0.25
     up_after: int = 30
     window: int = 9
     settle: int = 2
@@ -159,6 +163,7 @@ class AdaptiveScale:
         self._times: deque[float] = deque(maxlen=self.window)
         self._skip = self.settle
         self._over = 0
+        self._over_s = 0.0
         self._room = 0
         self._samples = 0
         # Per step index: how many times a step up to it failed in a row, and the
@@ -190,19 +195,22 @@ class AdaptiveScale:
         if self._last_up is not None and self._samples - self._last_up > 2 * self.up_after:
             self._backoff.pop(self._index, None)  # the step up held: forget its failures
             self._last_up = None
+        budget = self.interval
         if self._skip > 0:
             self._skip -= 1
-            return None
+            if seconds <= 4 * self.down_at * budget:
+                return None
         self._times.append(seconds)
         level = statistics.median(self._times)
-        budget = self.interval
         if level > self.down_at * budget:
             self._over += 1
+            self._over_s += seconds
             self._room = 0
-            if self._over >= self.down_after and self._index < len(self.steps) - 1:
+            over = self._over >= self.down_after or self._over_s >= self.down_within
+            if over and self._index < len(self.steps) - 1:
                 return self._step_down()
             return None
-        self._over = 0
+        self._over, self._over_s = 0, 0.0
         up = self._index - 1
         if up < 0 or self._samples < self._blocked_until.get(up, 0):
             return None
@@ -243,6 +251,7 @@ class AdaptiveScale:
         self._times.clear()
         self._skip = self.settle
         self._over = self._room = 0
+        self._over_s = 0.0
         return self.scale
 
     def describe(self) -> str:
