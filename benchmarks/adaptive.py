@@ -134,7 +134,11 @@ def _median_ms(fn: Any, reps: int) -> float:
 
 
 def stage_breakdown(stylizer: Stylizer, size: tuple[int, int], scale: float, reps: int) -> dict[str, Any]:
-    """Median ms of each per-frame stage at ``scale``; what does not shrink with the scale is the floor."""
+    """Median ms of each per-frame stage at ``scale``; what does not shrink with the scale is the floor.
+
+    Measured on the shared machine right after the runs: single stages move with other
+    processes' load by 2x, so compare them within one row, not across rows.
+    """
     w, h = size
     source = SyntheticSource(w, h, 30.0, frames=None)
     image = source.render(0)
@@ -154,9 +158,17 @@ def stage_breakdown(stylizer: Stylizer, size: tuple[int, int], scale: float, rep
     row["network_small_only_ms"] = _median_ms(lambda: stylizer.stylize(small), reps)
     stylizer.scale = scale
     row["resize_ms"] = max(0.0, row["network_ms"] - row["network_small_only_ms"])
+    # What the same resizes cost on the uint8 frame with OpenCV (area down before the
+    # upload, bilinear up after the download): the alternative for the stylizer's seam.
+    import cv2
+
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small_u8 = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    row["cv2_resize_ms"] = _median_ms(lambda: cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA), reps)
+    row["cv2_resize_ms"] += _median_ms(lambda: cv2.resize(small_u8, (w, h), interpolation=cv2.INTER_LINEAR), reps)
     row["frame_ms"] = row["upload_ms"] + row["network_ms"] + row["download_ms"]
     row["fixed_ms"] = row["upload_ms"] + row["download_ms"] + row["resize_ms"]
-    return {k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}
+    return {k: round(v, 1) if k.endswith("_ms") else v for k, v in row.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,7 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
     p.add_argument("--busy", type=int, nargs="+", default=[0], help="busy processes per load (default: 0 = idle)")
     p.add_argument(
-        "--min-scale", type=float, default=DEFAULT_MIN_SCALE, help=f"adaptive floor (default {DEFAULT_MIN_SCALE})"
+        "--min-scale",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_MIN_SCALE],
+        help=f"adaptive floors, one 'on' run each (default {DEFAULT_MIN_SCALE})",
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--device", default="cpu")
@@ -189,14 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for busy in args.busy:
             with busy_processes(busy):
                 finals = []
-                for mode in ("off", "on"):
-                    adaptive = AdaptiveScale(args.fps, min_scale=args.min_scale) if mode == "on" else None
+                for floor in [None, *args.min_scale]:
+                    adaptive = AdaptiveScale(args.fps, min_scale=floor) if floor is not None else None
+                    mode = "off" if floor is None else f"on, min {floor:g}"
                     row = run_live(stylizer, size, args.fps, args.seconds, adaptive)
                     row.update(style=style, size=f"{size[0]}x{size[1]}", busy=busy, adaptive=mode)
                     print(f"{style} {row['size']} busy {busy} adaptive {mode}: {row['summary']}", flush=True)
                     rows.append(row)
                     finals.append(row["final_scale"])
-                stage = stage_breakdown(stylizer, size, finals[-1], args.reps)
+                stage = stage_breakdown(stylizer, size, min(finals), args.reps)
                 stage.update(style=style, size=f"{size[0]}x{size[1]}", busy=busy)
                 stages.append(stage)
                 print(f"  stages at scale {stage['scale']}: {stage}", flush=True)
@@ -217,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]  # fmt: skip
     stage_columns = [
         "style", "size", "busy", "scale", "render_ms", "upload_ms", "network_ms", "resize_ms",
-        "download_ms", "frame_ms", "fixed_ms", "network_full_ms",
+        "download_ms", "frame_ms", "fixed_ms", "network_full_ms", "cv2_resize_ms",
     ]  # fmt: skip
     _, md, text = write_results(
         name,
@@ -230,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stage_columns,
                 "render: the synthetic camera's own frame cost (its thread competes for the cores); "
                 "resize: the area resize down and bilinear back up at full size inside the stylizer; "
-                "fixed: upload + resize + download, the part that does not shrink with the scale.",
+                "fixed: upload + resize + download, the part that does not shrink with the scale; "
+                "cv2_resize: the same two resizes on the uint8 frame with OpenCV (INTER_AREA down, INTER_LINEAR up).",
             ),
         ],
         config={
