@@ -79,7 +79,12 @@ def register(sub: Any) -> None:
     )
     add_video_options(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--queue-size", type=int, default=4, help="frames buffered between threads (default 4)")
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=4,
+        help="frames buffered between threads (default 4; live inputs keep 1: more is latency)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     adapt = p.add_argument_group("adaptive resolution")
     adapt.add_argument(
