@@ -19,6 +19,7 @@ mediapipe wheel, the cache; ``--model`` wins); nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -77,9 +78,9 @@ def cost(seg: PersonSegmenter, rounds: int, reps: int) -> dict[str, float]:
 
     jobs: dict[str, Callable[[], object]] = {}
     for name, frame in frames.items():
-        jobs[f"model {name}"] = lambda frame=frame: seg(frame)
+        jobs[f"model {name}"] = functools.partial(seg, frame)
         jobs[f"refine {name}"] = refine(name)
-        jobs[f"mask total {name}"] = lambda name=name, frame=frame: maskers[name](frame)
+        jobs[f"mask total {name}"] = functools.partial(maskers[name], frame)
     jobs["lite style 640x480"] = lambda: stylizer(vga)
     worker = MaskWorker(PersonMasker(seg))
 
@@ -115,7 +116,7 @@ def cost(seg: PersonSegmenter, rounds: int, reps: int) -> dict[str, float]:
 
 def _read(clip: Path, frames: int, max_side: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(clip))
-    out = []
+    out: list[np.ndarray] = []
     while len(out) < frames:
         ok, f = cap.read()
         if not ok:

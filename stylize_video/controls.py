@@ -87,6 +87,7 @@ class ControlState:
     strength: float = 1.0
     smoothing: bool = False
     snapshots: int = 0
+    scale: float = 1.0  # the network's current scale (adaptive resolution changes it)
 
 
 class LiveControls:

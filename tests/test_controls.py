@@ -153,7 +153,14 @@ def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert stats.frames == 3 and len(sink.frames) == 3
     assert stylizer.style_name == other and stylizer.strength == 0.3
     assert len(pipeline.snapshots) == 1 and pipeline.snapshots[0].exists()
-    assert controls.state() == {"style": other, "styles": styles, "strength": 0.3, "smoothing": True, "snapshots": 1}
+    assert controls.state() == {
+        "style": other,
+        "styles": styles,
+        "strength": 0.3,
+        "smoothing": True,
+        "snapshots": 1,
+        "scale": 1.0,
+    }
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc (unwritable even for root)")

@@ -98,6 +98,7 @@ def test_control_endpoint_records_requests(sink: MjpegSink, controls: LiveContro
         "strength": 0.7,
         "smoothing": False,
         "snapshots": 0,
+        "scale": 1.0,
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..runtime.adaptive import DEFAULT_MIN_SCALE
 from .common import add_engine_options, add_video_options, make_stylizer
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def register(sub: Any) -> None:
         description=(
             "Stylize video. Inputs: a camera index (0) or device (/dev/video0), a file or URL, "
             "numbered images (frames/%05d.png, or a folder of images; --fps sets their rate), "
-            "or the demo scene (synthetic[:WxH][@FPS][:SECONDSs]). Outputs (-o, repeatable): "
+            "or the demo scene (synthetic[:WxH][@FPS][:SECONDSs][:live]). Outputs (-o, repeatable): "
             "window, a video file (audio copied), numbered images (out/%05d.png: PNG lossless, "
             ".jpg/.webp lossy), null, or a stream URL/virtualcam."
         ),
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
             "  stylize-video run -i 0 -o http://127.0.0.1:8080/    # browser/OBS preview, controls at /\n"
             "  stylize-video run -i 0 -o virtualcam                # webcam for calls (extra: virtualcam)\n"
             "  stylize-video run -i rtsp://cam.local/live -o rtmp://127.0.0.1/live/key\n"
+            "  stylize-video run -i 0 --target-fps 24 --min-scale 0.5  # hold 24 fps, network at >= half size\n"
             "live outputs also take typed commands (next, prev, strength 0.5, smooth, snap) and "
             "SIGUSR1/SIGUSR2 (next/prev style)\n"
             "window keys: q/Esc quit, n/p style, +/- strength, t smoothing, s snapshot, space pause, "
@@ -83,8 +85,30 @@ def register(sub: Any) -> None:
     )
     add_video_options(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--queue-size", type=int, default=4, help="frames buffered between threads (default 4)")
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=4,
+        help="frames buffered between threads (default 4; live inputs keep 1: more is latency)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    adapt = p.add_argument_group("adaptive resolution")
+    adapt.add_argument(
+        "--target-fps",
+        default="auto",
+        metavar="N|auto|off",
+        help=(
+            "when the network can't keep this frame rate, run it on a smaller frame (never above --style-scale) "
+            "and grow back when there is headroom; auto (default): the source's rate for cameras, streams and "
+            "synthetic:...:live, off for files and image sequences"
+        ),
+    )
+    adapt.add_argument(
+        "--min-scale",
+        type=float,
+        default=DEFAULT_MIN_SCALE,
+        help=f"smallest fraction of the frame size adaptive resolution may run the network at (default {DEFAULT_MIN_SCALE})",
+    )
     p.add_argument("--default", action="store_true", help=argparse.SUPPRESS)  # what bare `stylize-video` runs
     add_engine_options(p)
     p.set_defaults(func=run)
@@ -122,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.base import as_sink
     from ..io.registry import open_sink, open_source, parse_input_spec, parse_output_spec
     from ..io.specs import EncoderOptions, SinkOptions
+    from ..runtime.adaptive import AdaptiveScale, parse_target_fps, resolve_target_fps
     from ..runtime.controls import LiveControls
     from ..runtime.pipeline import Pipeline
     from ..runtime.smoothing import make_smoother
@@ -143,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
         raise StylizeError(f"--queue-size must be >= 1, got {args.queue_size}")
     if args.fps is not None and not args.fps > 0:
         raise StylizeError(f"--fps must be positive, got {args.fps}")
+    target_fps = parse_target_fps(args.target_fps)
+    if not 0.0 < args.min_scale <= 2.0:
+        raise StylizeError(f"--min-scale must be within (0, 2], got {args.min_scale}")
     input_spec = parse_input_spec(args.input)
     outputs = [parse_output_spec(text) for text in args.output or ["window"]]
     seen: dict[str, str] = {}
@@ -190,6 +218,11 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames is not None:
         total = min(total, args.max_frames) if total else args.max_frames
     progress = _progress(total, disable=args.no_progress or source.live)
+    rate = resolve_target_fps(target_fps, live=source.live, source_fps=source.fps)
+    adaptive = None
+    if rate is not None:
+        adaptive = AdaptiveScale(rate, max_scale=args.style_scale, min_scale=args.min_scale)
+        log.info("adaptive resolution: holding %.3g fps, scales %s", rate, adaptive.steps)
     pipeline = Pipeline(
         source,
         stylizer,
@@ -201,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         styles=styles,
         controls=controls if live else None,
+        adaptive=adaptive,
     )
     restore_signals = _live_control_inputs(controls, sinks)
     try:

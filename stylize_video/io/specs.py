@@ -78,8 +78,9 @@ def is_live_url(spec: str) -> bool:
     return urlsplit(spec).scheme.lower() in LIVE_SCHEMES
 
 
-#: ``synthetic[:WxH][@FPS][:SECONDSs]`` (or ``demo...``): the built-in scene.
-SYNTHETIC_SPEC = re.compile(r"^(?:synthetic|demo)(?::(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?(?::(\d+(?:\.\d+)?)s)?$")
+#: ``synthetic[:WxH][@FPS][:SECONDSs][:live]`` (or ``demo...``): the built-in scene;
+#: ``:live`` paces it in real time and makes it a live source, like a camera.
+SYNTHETIC_SPEC = re.compile(r"^(?:synthetic|demo)(?::(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?(?::(\d+(?:\.\d+)?)s)?(:live)?$")
 
 #: printf-style frame number in an image-sequence pattern: %d, %05d.
 FRAME_NUMBER = re.compile(r"%0?(\d*)d")

@@ -72,7 +72,7 @@ class WindowSink(Sink):
 
     # ------------------------------------------------------------- pipeline hooks
     def set_status(self, text: str) -> None:
-        """Text for the overlay (style, strength, smoothing), set by the pipeline."""
+        """Text for the overlay (style, strength, smoothing, the network's scale), set by the pipeline."""
         self.status = text
 
     def poll_actions(self) -> list[str]:

@@ -30,6 +30,7 @@ from ..controls import ControlChanges, LiveControls
 from ..errors import InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
+from .adaptive import AdaptiveScale
 from .smoothing import NoSmoother, Smoother, as_smoother
 from .stylizer import Stylizer
 
@@ -43,7 +44,9 @@ _POLL_S = 0.1  # queue waits wake up this often to notice a stop request
 class PipelineStats:
     """What happened in a run. ``latencies`` are capture -> written, in seconds;
     ``busy`` is the main thread's time in upload + model + download (``busy / wall``
-    near 1 means decoding and encoding are fully hidden behind the model)."""
+    near 1 means decoding and encoding are fully hidden behind the model).
+    ``scale`` is the network's final scale when adaptive resolution ran (else None);
+    ``scale_changes`` are its ``(frame, new scale)`` decisions."""
 
     frames: int = 0
     dropped: int = 0
@@ -54,6 +57,8 @@ class PipelineStats:
     interrupted: bool = False
     stopped: bool = False
     error: StylizeError | None = None
+    scale: float | None = None
+    scale_changes: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -70,6 +75,12 @@ class PipelineStats:
             f"latency p50 {self.latency_percentile(50) * 1000:.0f} ms / p95 {self.latency_percentile(95) * 1000:.0f} ms, "
             f"{self.dropped} dropped"
         )
+        if self.scale is not None:
+            n = len(self.scale_changes)
+            text += f", scale {self.scale:.2f}"
+            if n:
+                low = min(s for _, s in self.scale_changes)
+                text += f" ({n} change{'s' if n != 1 else ''}, min {low:.2f})"
         if self.corrupt:
             text += f", {self.corrupt} corrupt packets skipped"
         if self.interrupted:
@@ -119,6 +130,8 @@ class Pipeline:
         styles: style names to cycle with n/p (preloaded on the stylizer).
         controls: live controls (HTTP endpoint, stdin, signals) polled once per frame; window
             keys go through them too (a private set is made when None is given).
+        adaptive: adaptive resolution: each frame's processing time goes to it and the
+            stylizer's ``scale`` follows its answer (None: the scale stays as set).
     """
 
     def __init__(
@@ -135,6 +148,7 @@ class Pipeline:
         styles: Sequence[str] = (),
         on_frame: Callable[[Frame], None] | None = None,
         controls: LiveControls | None = None,
+        adaptive: AdaptiveScale | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -153,10 +167,18 @@ class Pipeline:
         self._snapshot_pending = False  # requested before the first frame: taken once one exists
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
+        self.adaptive = adaptive
+        if adaptive is not None:
+            # A scale change is not a cut: the stylizer resizes its output back to the
+            # frame size, so smoothers keep blending frames of one size.
+            stylizer.scale = adaptive.scale
+            self.stats.scale = adaptive.scale
         # A live source keeps one frame waiting: anything older is latency, not throughput.
         live = self.source.live
         self._in: queue.Queue[Any] = queue.Queue(maxsize=1 if live else queue_size)
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # And one frame waiting for a slow encoder: a longer queue there would be a backlog
+        # that only grows latency (the model then waits and the input side drops instead).
+        self._out: queue.Queue[Any] = queue.Queue(maxsize=1 if live else queue_size)
         self._stop = threading.Event()
         self._writer_error: BaseException | None = None
         self._threaded = [s for s in self.sinks if s.threaded]
@@ -234,7 +256,10 @@ class Pipeline:
     # --------------------------------------------------------------- main loop
     def _status(self) -> str:
         smooth = "on" if self._smoothing_on else "off"
-        return f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
+        text = f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
+        if self.adaptive is not None or self.stylizer.scale != 1.0:
+            text += f"  scale {self.stylizer.scale:.2f}"
+        return text
 
     def _controls(self) -> None:
         """Apply what the user asked for since the last frame (window keys and live controls alike)."""
@@ -277,8 +302,17 @@ class Pipeline:
         if self._snapshot_pending and self._last_out is not None:
             self._snapshot(self._last_out)
         self.controls.report(
-            style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on
+            style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on, scale=st.scale
         )
+
+    def _adapt(self, adaptive: AdaptiveScale, seconds: float, index: int) -> None:
+        scale = adaptive.update(seconds)
+        if scale is None:
+            return
+        log.info("adaptive resolution: scale %.2f -> %.2f", self.stylizer.scale, scale)
+        self.stylizer.scale = scale
+        self.stats.scale = scale
+        self.stats.scale_changes.append((index, scale))
 
     def _snapshot(self, frame: Frame) -> None:
         self._snapshot_pending = False
@@ -341,7 +375,12 @@ class Pipeline:
                     break
                 t_busy = time.perf_counter()
                 out = self.process(item)
-                self.stats.busy += time.perf_counter() - t_busy
+                spent = time.perf_counter() - t_busy
+                self.stats.busy += spent
+                if self.adaptive is not None:
+                    # Only the stage the scale acts on is timed: a paused window or a slow
+                    # sink must not read as a slow network.
+                    self._adapt(self.adaptive, spent, item.index)
                 self._last_out = out
                 processed += 1
                 for sink in self._inline:
