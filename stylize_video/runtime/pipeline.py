@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..controls import ControlChanges, LiveControls
-from ..errors import InputError, StylizeError
+from ..errors import DeviceError, InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
 from .smoothing import NoSmoother, Smoother, as_smoother
@@ -43,11 +43,14 @@ _POLL_S = 0.1  # queue waits wake up this often to notice a stop request
 class PipelineStats:
     """What happened in a run. ``latencies`` are capture -> written, in seconds;
     ``busy`` is the main thread's time in upload + model + download (``busy / wall``
-    near 1 means decoding and encoding are fully hidden behind the model)."""
+    near 1 means decoding and encoding are fully hidden behind the model).
+    ``truncated``: the input ended clearly before its header said (a file cut short);
+    what decoded was converted (``batch`` records such a file as truncated, not done)."""
 
     frames: int = 0
     dropped: int = 0
     corrupt: int = 0
+    truncated: bool = False
     wall: float = 0.0
     busy: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
@@ -72,6 +75,8 @@ class PipelineStats:
         )
         if self.corrupt:
             text += f", {self.corrupt} corrupt packets skipped"
+        if self.truncated:
+            text += ", input truncated"
         if self.interrupted:
             text += " (interrupted)"
         return text
@@ -96,6 +101,14 @@ def _deferred_sigint() -> Iterator[None]:
         yield
     finally:
         restore(previous)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (a RuntimeError), the CPU allocator's RuntimeError, or MemoryError."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 class _Failure:
@@ -162,6 +175,7 @@ class Pipeline:
         self._threaded = [s for s in self.sinks if s.threaded]
         self._inline = [s for s in self.sinks if not s.threaded]
         self._lock = threading.Lock()
+        self._size = (0, 0)  # the last input frame's (w, h), for the out-of-memory message
 
     # ------------------------------------------------------------------ threads
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
@@ -337,8 +351,9 @@ class Pipeline:
                     ended = True
                     break
                 if isinstance(item, _Failure):
-                    failure = item.exc
+                    failure = self._as_device_error(item.exc)
                     break
+                self._size = (item.image.shape[1], item.image.shape[0])
                 t_busy = time.perf_counter()
                 out = self.process(item)
                 self.stats.busy += time.perf_counter() - t_busy
@@ -358,7 +373,7 @@ class Pipeline:
         except KeyboardInterrupt:
             self.stats.interrupted = True
         except BaseException as exc:
-            failure = exc
+            failure = self._as_device_error(exc)
         with _deferred_sigint():
             # Let the encoder drain what was stylized, then stop the decoder.
             if self._threaded:
@@ -367,7 +382,21 @@ class Pipeline:
             reader.join(timeout=2.0)
             self.stats.wall = time.perf_counter() - t0
             self.stats.corrupt = int(self.source.corrupt)
+            self.stats.truncated = bool(self.source.truncated)
             return self._finalize(ended, failure)
+
+    def _as_device_error(self, exc: BaseException) -> BaseException:
+        """Out of memory becomes the one-line :class:`DeviceError` ``image`` gives (what was written is kept)."""
+        if not _is_out_of_memory(exc):
+            return exc
+        device = self.stylizer.device.type
+        w, h = self._size
+        error = DeviceError(
+            f"out of {device} memory stylizing {w}x{h} frames with {self.stylizer.style_name}: "
+            "use --style-scale 0.5, a -lite style or a smaller input"
+        )
+        error.__cause__ = exc
+        return error
 
     def _writer_done(self, writer: threading.Thread) -> None:
         while writer.is_alive():
