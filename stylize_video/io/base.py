@@ -101,7 +101,11 @@ class BestEffortTimestamps:
     * a step back of more than ``window`` frames, or a run behind lasting more than
       ``window`` frames (joined recordings, timestamp wraps): a real jump, as in
       :class:`ForwardTimestamps` an offset makes it continue one frame later; counted
-      in ``jumps``.
+      in ``jumps``;
+    * given the next frame's timestamps (``ahead``), a lone frame more than ``window``
+      frames away from its neighbours on both sides (one garbage value) is put one
+      frame after the previous instead of opening a gap or starting a jump; counted
+      in ``repaired``. A real gap or jump goes on from where it landed.
 
     Missing timestamps (raw ``.h264``) continue at the nominal rate. Output is strictly
     increasing, so the total duration stays within a frame or two of the input's.
@@ -144,12 +148,21 @@ class BestEffortTimestamps:
         elif dts is not None:
             self._last_pts = dts
 
-    def __call__(self, pts: int | None, dts: int | None = None) -> int:
-        """The timestamp to use for a frame with decoder ``pts`` and packet ``dts`` (None: missing)."""
+    def __call__(
+        self, pts: int | None, dts: int | None = None, ahead: tuple[int | None, int | None] | None = None
+    ) -> int:
+        """The timestamp to use for a frame with decoder ``pts`` and packet ``dts`` (None: missing).
+
+        ``ahead`` is the next frame's ``(pts, dts)`` when known (a file), None otherwise.
+        """
         self._count_faults(pts, dts)
         self._has_dts |= dts is not None
         step = self.frame_ticks
-        if self.follows_dts:
+        # Knowing the next frame, its fault counts now: the series is left one frame
+        # earlier, before a bad value opens a gap that re-anchoring would keep.
+        pts_next_faulty = ahead is not None and ahead[0] is not None and pts is not None and ahead[0] <= pts
+        dts_next_faulty = ahead is not None and ahead[1] is not None and dts is not None and ahead[1] <= dts
+        if self._has_dts and self.faulty_pts + pts_next_faulty > self.faulty_dts + dts_next_faulty:
             # Missing dts at the end (the decoder's flushed frames): the rate, not the bad pts.
             using, raw = "dts", dts
         else:
@@ -164,8 +177,16 @@ class BestEffortTimestamps:
             self.repaired += 1
         self._using = using
         t = raw + self.offset
+        far = self.window * step
+        if self.last is not None and abs(t - self.last) > far and ahead is not None:
+            next_raw = ahead[1] if using == "dts" else ahead[0]
+            if next_raw is not None and abs(next_raw + self.offset - self.last) <= far:
+                # The next frame carries on from the previous one: this value alone is garbage.
+                self.repaired += 1
+                self.last += step
+                return self.last
         if self.last is not None and t <= self.last:
-            if self.last - t > self.window * step or self._behind >= self.window:
+            if self.last - t > far or self._behind >= self.window:
                 # A real jump back (joined recordings): continue one frame later from here on.
                 self.offset += self.last + step - t
                 self.jumps += 1

@@ -112,6 +112,9 @@ class VideoFileSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         av = import_av()
         index = 0
+        # A file's frame waits for the next one (decoded, not converted): a lone garbage
+        # timestamp is told from a real gap or jump by where the next frame lands.
+        held: Any = None
         for packet in self._packets():
             try:
                 frames = packet.decode()
@@ -122,49 +125,57 @@ class VideoFileSource(Source):
             for vf in frames:
                 if getattr(vf, "decode_error_flags", 0):
                     self.corrupt += 1
-                yield self._to_frame(vf, index)
-                index += 1
+                if self.live:
+                    yield self._to_frame(vf, index, None)
+                    index += 1
+                    continue
+                if held is not None:
+                    yield self._to_frame(held, index, vf)
+                    index += 1
+                held = vf
+        if held is not None:
+            yield self._to_frame(held, index, None)
+            index += 1
         self._check_complete(index)
 
     def _check_complete(self, decoded: int) -> None:
         """Warn (once) and set ``truncated`` when the file clearly ends before its header says.
 
-        Declared lengths are estimates for many containers (VFR, a container duration
-        set by a longer audio track, none at all in live streams), so only a clear
-        shortfall counts: frames missing from an exact frame count (MP4/MOV/AVI index),
-        or seconds missing from the declared duration, beyond a margin.
+        Compares where the last decoded frame ends with where the header says the video
+        ends, so it holds after a seek too (``batch`` reads segments). Declared lengths
+        are estimates for many containers (VFR, a container duration set by a longer
+        audio track, none at all in raw streams), so only a clear shortfall counts.
         """
-        if self.live or decoded == 0:
+        if self.live or self._pts.last is None:
             return
+        tb = float(self.time_base)
         step = 1 / float(self.fps)
-        declared = int(self.stream.frames or 0)
-        if declared:
-            # Edit lists may hide a couple of frames of an intact file.
-            short = decoded < declared - max(2, declared // 50)
-            expected = declared
+        if self.stream.duration is not None:
+            # The stream's own length: exact in MP4/MOV, from the last pts in MPEG-TS.
+            start = self.stream.start_time if self.stream.start_time is not None else self._start or 0
+            declared_end = (start + self.stream.duration) * tb
+            margin = max(3 * step, 0.5, 0.01 * self.stream.duration * tb)
+        elif self.container.duration is not None:
+            # The container's (Matroska, WebM): may come from a longer audio track.
+            start_s = (self.container.start_time or 0) / 1_000_000
+            declared_end = start_s + self.container.duration / 1_000_000
+            margin = max(3 * step, 1.0, 0.1 * self.container.duration / 1_000_000)
         else:
-            seconds = self.duration
-            if seconds is None or self._pts.last is None or self._start is None:
-                return
-            decoded_s = (self._pts.last - self._start) * float(self.time_base) + step
-            missing = seconds - decoded_s
-            # A stream's own duration is close; a container's may come from a longer audio track.
-            own = self.stream.duration is not None
-            margin = max(3 * step, 0.25, 0.02 * seconds) if own else max(3 * step, 1.0, 0.1 * seconds)
-            if self._demux_failed:
-                margin = 2 * step  # the demuxer itself hit damage: any clear gap is truncation
-            short = missing > margin
-            expected = math.ceil(seconds * float(self.fps))
-        if short:
+            return
+        if self._demux_failed:
+            margin = 2 * step  # the demuxer itself hit damage: any clear gap is truncation
+        decoded_end = self._pts.last * tb + step
+        if declared_end - decoded_end > margin:
             self.truncated = True
+            expected = self.frame_count or decoded
             log.warning("%s: the file ends early (truncated?): decoded %d of ~%d frames", self.path, decoded, expected)
 
-    def _to_frame(self, vf: Any, index: int) -> Frame:
+    def _to_frame(self, vf: Any, index: int, ahead: Any) -> Frame:
         image = vf.to_ndarray(format="bgr24")
         image = rotate(image, getattr(vf, "rotation", 0) or 0)
         tb = vf.time_base or self.time_base
         jumps = self._pts.jumps
-        pts = self._pts(vf.pts, vf.dts)
+        pts = self._pts(vf.pts, vf.dts, None if ahead is None else (ahead.pts, ahead.dts))
         if self._pts.jumps != jumps:
             log.info("%s: timestamps jump back at frame %d; continuing one frame later", self.path, index)
         if self._pts.repaired and not self._warned_repair:
