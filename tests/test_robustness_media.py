@@ -219,6 +219,20 @@ def test_joined_ts_files_continue_in_sync_without_a_repair_warning(
     assert any("jump back" in m for m in messages)
 
 
+def test_joined_ts_files_with_audio_keep_both(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    # Today's bug before this: the audio's clock went back too, and muxing it failed the whole run.
+    a = write_clip(tmp_path / "a.ts", n_frames=30, fps=FPS, audio=True)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() * 2)
+    out = tmp_path / "out.mp4"
+    assert _run("-i", joined, "-o", out, "-s", tiny_checkpoint) == 0
+    one, p = probe(a), probe(out)
+    assert p.frames == 60 and p.video_duration == pytest.approx(2 * 30 / FPS, abs=1e-3)
+    assert p.audio_packets == [2 * n for n in one.audio_packets]  # both halves, nothing lost
+    # Each half's audio goes on where the last one ended: off by the encoder's padding at most.
+    assert abs(p.audio_end - (p.pts_seconds[0] + p.video_duration)) <= 2 * (one.audio_end - 30 / FPS) + 1e-3
+
+
 @pytest.mark.parametrize(
     "make",
     [
