@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,17 @@ def test_valid_ports_still_parse() -> None:
     assert parse_output_spec("http://127.0.0.1:0/").kind == "mjpeg"  # the preview picks a free port
     assert parse_output_spec("srt://127.0.0.1:9000?mode=caller").kind == "stream"
     assert parse_output_spec("rtmp://example.com/live/key").kind == "stream"
+
+
+def test_out_of_memory_while_decoding_is_the_same_one_line_error(tiny_net: torch.nn.Module) -> None:
+    from stylize_video.errors import DeviceError
+    from stylize_video.io.base import Frame, Source
+    from stylize_video.runtime.pipeline import Pipeline
+
+    class HugeFrames(Source):
+        def __iter__(self) -> Iterator[Frame]:
+            raise MemoryError
+            yield  # a generator
+
+    with pytest.raises(DeviceError, match=r"^out of cpu memory stylizing frames with .*--style-scale"):
+        Pipeline(HugeFrames(), Stylizer(tiny_net, device="cpu"), []).run()

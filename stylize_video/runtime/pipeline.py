@@ -391,8 +391,9 @@ class Pipeline:
             return exc
         device = self.stylizer.device.type
         w, h = self._size
+        frames = f"{w}x{h} frames" if w else "frames"  # (0, 0): it failed before the first frame
         error = DeviceError(
-            f"out of {device} memory stylizing {w}x{h} frames with {self.stylizer.style_name}: "
+            f"out of {device} memory stylizing {frames} with {self.stylizer.style_name}: "
             "use --style-scale 0.5, a -lite style or a smaller input"
         )
         error.__cause__ = exc
