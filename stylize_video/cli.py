@@ -6,16 +6,17 @@ The only place that prints errors and picks exit codes: library code raises
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import os
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import StylizeError
-from .interrupts import stop_signals_as_interrupt
+
+# Everything else is imported inside main(): a Ctrl-C while it loads is then caught
+# there and ends quietly, instead of a traceback from the module's import.
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
 COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
@@ -38,6 +39,9 @@ def configure_thread_defaults() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="stylize-video",
         description="Real-time neural style transfer for webcams, video files and images.",
@@ -52,8 +56,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    configure_thread_defaults()  # before build_parser: the command modules import torch
-    parser = build_parser()
+    configure_thread_defaults()  # before the command modules import torch
+    seen: list[int] = []
+    previous = None
+    try:
+        previous = _record_interrupts(seen)
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted(quiet_from_now=argv is None)
+    except Exception as exc:
+        # Ctrl-C in the middle of importing a C extension (torch, cv2) may surface as the
+        # import's own error, or as a later one from a half-imported module (numpy without
+        # its attributes) once a library swallowed the KeyboardInterrupt. Either way the
+        # user pressed Ctrl-C: say so, not a traceback (-vv shows what broke).
+        if _caused_by_interrupt(exc) or seen:
+            import logging
+
+            logging.getLogger(__name__).debug("after Ctrl-C", exc_info=exc)
+            return _interrupted(quiet_from_now=argv is None)
+        raise
+    finally:
+        if previous is not None:
+            _restore_interrupts(previous)
+
+
+def _record_interrupts(seen: list[int]) -> object:
+    """Ctrl-C still raises KeyboardInterrupt, and is noted in ``seen``; returns the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    current = signal.getsignal(signal.SIGINT)
+    if current is not signal.default_int_handler:
+        return None  # ignored (a background job) or someone else's: leave it alone
+
+    def note(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    return current
+
+
+def _restore_interrupts(previous: object) -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # _interrupted silenced it for good
+        signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    import logging
+
+    from .errors import StylizeError
+    from .interrupts import stop_signals_as_interrupt
+
+    parser = build_parser()  # imports every command (torch among them): Ctrl-C is likely here
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         # Bare `stylize-video` does something useful: camera in a window, else a demo file.
@@ -77,9 +136,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Messages can quote file names and metadata: never let them drive the terminal.
         print(f"stylize-video: error: {printable(str(exc), limit=None)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("stylize-video: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+
+def _interrupted(quiet_from_now: bool) -> int:
+    """Say "interrupted" once. As the process's own entry point (``quiet_from_now``), further
+    Ctrl-Cs are ignored from here: the run is over, and a second one must not print a
+    traceback while Python exits."""
+    import signal
+    import threading
+
+    while True:
+        try:
+            if quiet_from_now and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print("stylize-video: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except KeyboardInterrupt:  # a second Ctrl-C before the handler above was set
+            continue
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover

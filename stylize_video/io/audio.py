@@ -53,6 +53,8 @@ class AudioCopier:
         self._pending: Any = None
         self._done = not self._tracks
         self._container = container
+        self._offsets: dict[int, int] = {}  # input index -> ticks added after a jump back
+        self._ends: dict[int, int] = {}  # input index -> where its last packet ended (shifted)
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -70,7 +72,31 @@ class AudioCopier:
                 return None
             if packet.size == 0 or (packet.pts is None and packet.dts is None):
                 continue  # demuxer flush packets carry nothing to mux
+            self._continue(packet)
             return packet
+
+    def _continue(self, packet: Any) -> None:
+        """Shift a track whose clock jumps back (joined recordings) to go on where it ended.
+
+        The video of such an input continues one frame later (``VideoFileSource``); the
+        audio must go on too, or its packets would all be muxed at once, out of order.
+        """
+        index = packet.stream.index
+        ts = packet.pts if packet.pts is not None else packet.dts
+        offset = self._offsets.get(index, 0)
+        end = self._ends.get(index)
+        # Packets may overlap a little (encoder priming); a jump back is seconds.
+        tolerance = max(2 * (packet.duration or 0), round(0.1 / packet.time_base))
+        if end is not None and ts + offset < end - tolerance:
+            offset = end - ts
+            self._offsets[index] = offset
+            log.info("audio stream %d: timestamps jump back; continuing where it ended", index)
+        if offset:
+            if packet.pts is not None:
+                packet.pts += offset
+            if packet.dts is not None:
+                packet.dts += offset
+        self._ends[index] = max(end or ts + offset, ts + offset + (packet.duration or 0))
 
     @staticmethod
     def _time(packet: Any) -> float:

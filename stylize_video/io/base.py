@@ -85,6 +85,122 @@ class ForwardTimestamps:
         return pts
 
 
+class BestEffortTimestamps:
+    """Decoded frames' timestamps, repaired the way FFmpeg picks its best-effort timestamp.
+
+    Frames come out of a decoder in display order, but badly muxed files (B-frames
+    written with pts in decode order, garbled pts, pts missing) give them pts that go
+    back and forth. Like FFmpeg's ``guess_correct_pts``, this counts how often the pts
+    and how often the dts fail to increase and follows whichever fails less (pts on a
+    tie); switching re-anchors the clock on the frame before, so the timeline stays
+    continuous. What is still out of order after that is told apart by how it goes on:
+
+    * a short run of frames behind the last one that then rises past it again
+      (reordered timestamps within the reorder window): each such frame is put one
+      nominal frame after the previous; counted in ``repaired``;
+    * a step back of more than ``window`` frames, or a run behind lasting more than
+      ``window`` frames (joined recordings, timestamp wraps): a real jump, as in
+      :class:`ForwardTimestamps` an offset makes it continue one frame later; counted
+      in ``jumps``;
+    * given the next frame's timestamps (``ahead``), a lone frame more than ``window``
+      frames away from its neighbours on both sides (one garbage value) is put one
+      frame after the previous instead of opening a gap or starting a jump; counted
+      in ``repaired``. A real gap or jump goes on from where it landed.
+
+    Missing timestamps (raw ``.h264``) continue at the nominal rate. Output is strictly
+    increasing, so the total duration stays within a frame or two of the input's.
+
+    Args:
+        frame_ticks: one nominal frame in timestamp units (>= 1).
+        window: the reorder window in frames (H.264 reorders at most 16).
+    """
+
+    def __init__(self, frame_ticks: int, window: int = 16) -> None:
+        self.frame_ticks = max(1, frame_ticks)
+        self.window = max(1, window)
+        self.offset = 0
+        self.last: int | None = None
+        self.repaired = 0
+        self.jumps = 0
+        self.faulty_pts = 0
+        self.faulty_dts = 0
+        self._last_pts: int | None = None
+        self._last_dts: int | None = None
+        self._using: str | None = None  # "pts" or "dts": the series followed
+        self._has_dts = False  # some frame had a dts: the container gives them
+        self._behind = 0  # frames in the current run put after the last because they were behind it
+
+    @property
+    def follows_dts(self) -> bool:
+        """The pts proved less reliable than the dts (FFmpeg's rule), and there are dts."""
+        return self._has_dts and self.faulty_pts > self.faulty_dts
+
+    def _count_faults(self, pts: int | None, dts: int | None) -> None:
+        # FFmpeg's guess_correct_pts: a value that does not increase is a fault of its series.
+        if dts is not None:
+            self.faulty_dts += self._last_dts is not None and dts <= self._last_dts
+            self._last_dts = dts
+        elif pts is not None:
+            self._last_dts = pts
+        if pts is not None:
+            self.faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        elif dts is not None:
+            self._last_pts = dts
+
+    def __call__(
+        self, pts: int | None, dts: int | None = None, ahead: tuple[int | None, int | None] | None = None
+    ) -> int:
+        """The timestamp to use for a frame with decoder ``pts`` and packet ``dts`` (None: missing).
+
+        ``ahead`` is the next frame's ``(pts, dts)`` when known (a file), None otherwise.
+        """
+        self._count_faults(pts, dts)
+        self._has_dts |= dts is not None
+        step = self.frame_ticks
+        # Knowing the next frame, its fault counts now: the series is left one frame
+        # earlier, before a bad value opens a gap that re-anchoring would keep.
+        pts_next_faulty = ahead is not None and ahead[0] is not None and pts is not None and ahead[0] <= pts
+        dts_next_faulty = ahead is not None and ahead[1] is not None and dts is not None and ahead[1] <= dts
+        if self._has_dts and self.faulty_pts + pts_next_faulty > self.faulty_dts + dts_next_faulty:
+            # Missing dts at the end (the decoder's flushed frames): the rate, not the bad pts.
+            using, raw = "dts", dts
+        else:
+            using, raw = ("pts", pts) if pts is not None else ("dts", dts)
+        if raw is None:
+            t = 0 if self.last is None else self.last + step
+            self.last = t
+            return t
+        if self._using is not None and using != self._using and self.last is not None:
+            # The other series may be offset by the decoder's delay: continue from the last frame.
+            self.offset = self.last + step - raw
+            self.repaired += 1
+        self._using = using
+        t = raw + self.offset
+        far = self.window * step
+        if self.last is not None and abs(t - self.last) > far and ahead is not None:
+            next_raw = ahead[1] if using == "dts" else ahead[0]
+            if next_raw is not None and abs(next_raw + self.offset - self.last) <= far:
+                # The next frame carries on from the previous one: this value alone is garbage.
+                self.repaired += 1
+                self.last += step
+                return self.last
+        if self.last is not None and t <= self.last:
+            if self.last - t > far or self._behind >= self.window:
+                # A real jump back (joined recordings): continue one frame later from here on.
+                self.offset += self.last + step - t
+                self.jumps += 1
+                self._behind = 0
+            else:
+                self._behind += 1
+            t = self.last + step
+        elif self._behind:
+            self.repaired += self._behind  # the run rose past the last frame again: reordered pts
+            self._behind = 0
+        self.last = t
+        return t
+
+
 @runtime_checkable
 class FrameSource(Protocol):
     """The least a source must do: iterate frames and close. Anything richer subclasses :class:`Source`."""
@@ -113,6 +229,8 @@ class Source(ABC):
         fps: nominal frame rate (None when unknown): sinks' rate hint.
         frame_count: frames the source will produce (None: unknown or endless): progress bars.
         corrupt: damaged packets/frames skipped so far (read after the run).
+        truncated: the input ended clearly before what its header declares (a file cut
+            short): what decoded was converted; read after the run (``batch`` records it).
         has_audio: the input carries audio.
         audio_path: a media file or URL whose audio file outputs may copy (None: no audio).
         inputs: local files this source reads; no output may ever overwrite one.
@@ -123,6 +241,7 @@ class Source(ABC):
     fps: float | Fraction | None = None
     frame_count: int | None = None
     corrupt: int = 0
+    truncated: bool = False
     has_audio: bool = False
     audio_path: str | None = None
     inputs: tuple[str, ...] = ()
@@ -211,6 +330,10 @@ class _SourceAdapter(Source):
     @property  # read through: the source counts while it runs
     def corrupt(self) -> int:  # type: ignore[override]
         return int(getattr(self.inner, "corrupt", 0))
+
+    @property
+    def truncated(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.inner, "truncated", False))
 
     def __iter__(self) -> Iterator[Frame]:
         return iter(self.inner)

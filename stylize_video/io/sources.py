@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .base import ForwardTimestamps, Frame, Source
+from .base import BestEffortTimestamps, Frame, Source
 from .media import import_av, is_url, open_input, rotate
 from .specs import SYNTHETIC_SPEC, InputSpec, SourceOptions, is_live_url
 
@@ -32,7 +32,10 @@ class VideoFileSource(Source):
 
     Frames keep the source's pts and time base, so variable frame rate survives;
     rotation metadata is applied to the pixels. Corrupt packets are skipped and
-    counted in ``corrupt``.
+    counted in ``corrupt``. Out-of-order timestamps (broken muxing) are repaired as
+    FFmpeg's best-effort timestamp does (:class:`BestEffortTimestamps`), with one
+    warning; a file that ends clearly before its header says (cut short) is read to
+    where it ends, with one warning, and ``truncated`` set.
 
     Args:
         path: file path or URL (anything FFmpeg reads).
@@ -60,10 +63,15 @@ class VideoFileSource(Source):
         self.height: int = self.stream.codec_context.height
         self.live = is_live_url(self.path)
         self.corrupt = 0
+        self.truncated = False
         self._start: int | None = None
-        # Raw .h264/.hevc carry no pts and joined .ts files restart theirs: without this
-        # a 12-frame raw clip came out 0.04 s long and a joined one squashed its second half.
-        self._pts = ForwardTimestamps(round(1 / (float(self.fps) * self.time_base)))
+        self._demux_failed = False
+        # Raw .h264/.hevc carry no pts, joined .ts files restart theirs and badly muxed
+        # B-frames bring them out of order: without this a 12-frame raw clip came out
+        # 0.04 s long, a joined one squashed its second half and a reordered one came
+        # out twice as long as its audio.
+        self._pts = BestEffortTimestamps(round(1 / (float(self.fps) * self.time_base)))
+        self._warned_repair = False
         self.frame_count = self._count_frames()
         self.has_audio = len(self.container.streams.audio) > 0
         self.audio_path = self.path if self.has_audio else None
@@ -96,6 +104,7 @@ class VideoFileSource(Source):
             except av.FFmpegError as exc:
                 # A damaged container: count it and stop rather than loop on the same error.
                 self.corrupt += 1
+                self._demux_failed = True
                 log.warning("%s: demuxing stopped early: %s", self.path, exc)
                 return
             yield packet
@@ -103,6 +112,9 @@ class VideoFileSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         av = import_av()
         index = 0
+        # A file's frame waits for the next one (decoded, not converted): a lone garbage
+        # timestamp is told from a real gap or jump by where the next frame lands.
+        held: Any = None
         for packet in self._packets():
             try:
                 frames = packet.decode()
@@ -113,17 +125,66 @@ class VideoFileSource(Source):
             for vf in frames:
                 if getattr(vf, "decode_error_flags", 0):
                     self.corrupt += 1
-                yield self._to_frame(vf, index)
-                index += 1
+                if self.live:
+                    yield self._to_frame(vf, index, None)
+                    index += 1
+                    continue
+                if held is not None:
+                    yield self._to_frame(held, index, vf)
+                    index += 1
+                held = vf
+        if held is not None:
+            yield self._to_frame(held, index, None)
+            index += 1
+        self._check_complete(index)
 
-    def _to_frame(self, vf: Any, index: int) -> Frame:
+    def _check_complete(self, decoded: int) -> None:
+        """Warn (once) and set ``truncated`` when the file clearly ends before its header says.
+
+        Compares where the last decoded frame ends with where the header says the video
+        ends, so it holds after a seek too (``batch`` reads segments). Declared lengths
+        are estimates for many containers (VFR, a container duration set by a longer
+        audio track, none at all in raw streams), so only a clear shortfall counts.
+        """
+        if self.live or self._pts.last is None:
+            return
+        tb = float(self.time_base)
+        step = 1 / float(self.fps)
+        if self.stream.duration is not None:
+            # The stream's own length: exact in MP4/MOV, from the last pts in MPEG-TS.
+            start = self.stream.start_time if self.stream.start_time is not None else self._start or 0
+            declared_end = (start + self.stream.duration) * tb
+            margin = max(3 * step, 0.5, 0.01 * self.stream.duration * tb)
+        elif self.container.duration is not None:
+            # The container's (Matroska, WebM): may come from a longer audio track.
+            start_s = (self.container.start_time or 0) / 1_000_000
+            declared_end = start_s + self.container.duration / 1_000_000
+            margin = max(3 * step, 1.0, 0.1 * self.container.duration / 1_000_000)
+        else:
+            return
+        if self._demux_failed:
+            margin = 2 * step  # the demuxer itself hit damage: any clear gap is truncation
+        decoded_end = self._pts.last * tb + step
+        if declared_end - decoded_end > margin:
+            self.truncated = True
+            expected = self.frame_count or decoded
+            log.warning("%s: the file ends early (truncated?): decoded %d of ~%d frames", self.path, decoded, expected)
+
+    def _to_frame(self, vf: Any, index: int, ahead: Any) -> Frame:
         image = vf.to_ndarray(format="bgr24")
         image = rotate(image, getattr(vf, "rotation", 0) or 0)
         tb = vf.time_base or self.time_base
         jumps = self._pts.jumps
-        pts = self._pts(vf.pts)
+        pts = self._pts(vf.pts, vf.dts, None if ahead is None else (ahead.pts, ahead.dts))
         if self._pts.jumps != jumps:
             log.info("%s: timestamps jump back at frame %d; continuing one frame later", self.path, index)
+        if self._pts.repaired and not self._warned_repair:
+            self._warned_repair = True
+            log.warning(
+                "%s: frame timestamps are out of order (badly muxed file); using best-effort timestamps%s",
+                self.path,
+                " from the dts" if self._pts.follows_dts else "",
+            )
         if self._start is None:
             self._start = pts
         return Frame(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import StylizeError
+from ..errors import InputError, OutputError, StylizeError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,35 @@ def is_url(spec: str) -> bool:
 
 def is_live_url(spec: str) -> bool:
     """True for a URL whose scheme always means a live stream (rtsp, udp, srt, ...)."""
-    return urlsplit(spec).scheme.lower() in LIVE_SCHEMES
+    return url_scheme(spec) in LIVE_SCHEMES
+
+
+def url_port(spec: str, *, allow_zero: bool = False) -> int | None:
+    """The port of a ``scheme://host:port/...`` URL (None when none is given).
+
+    Args:
+        allow_zero: port 0 is accepted (a server that picks a free port).
+
+    Raises:
+        ValueError: the port is not a number within 1..65535 (0..65535 with ``allow_zero``),
+            or the address is malformed (``[::1`` without its bracket).
+    """
+    netloc = urlsplit(spec).netloc  # raises ValueError on a malformed IPv6 address
+    hostport = netloc.rpartition("@")[2]
+    if hostport.startswith("["):
+        _, bracket, rest = hostport.partition("]")
+        text = rest[1:] if bracket and rest.startswith(":") else None
+    else:
+        text = hostport.partition(":")[2] if ":" in hostport else None
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"port {text!r} is not a number")
+    port = int(text)
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise ValueError(f"port {port} is out of range {low}..65535")
+    return port
 
 
 #: ``synthetic[:WxH][@FPS][:SECONDSs][:live]`` (or ``demo...``): the built-in scene;
@@ -131,6 +159,14 @@ class InputSpec:
     scheme: str | None = None
     path: Path | None = None
 
+    def __post_init__(self) -> None:
+        # Checked at parsing, before anything is opened: FFmpeg would wrap 99999 or wait for ever.
+        if self.scheme in SCHEMES:
+            try:
+                url_port(self.text)
+            except ValueError as exc:
+                raise InputError(f"input {self.text!r}: {exc}") from None
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -150,6 +186,14 @@ class OutputSpec:
     scheme: str | None = None
     path: Path | None = None
     live: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheme in SCHEMES:
+            try:
+                # The preview server may take port 0 (a free port, reported in its URL); nothing else can.
+                url_port(self.text, allow_zero=self.scheme in PREVIEW_SCHEMES)
+            except ValueError as exc:
+                raise OutputError(f"output {self.text!r}: {exc}") from None
 
     @property
     def key(self) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..controls import ControlChanges, LiveControls
-from ..errors import InputError, StylizeError
+from ..errors import DeviceError, InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
 from .adaptive import AdaptiveScale
@@ -46,11 +46,15 @@ class PipelineStats:
     ``busy`` is the main thread's time in upload + model + download (``busy / wall``
     near 1 means decoding and encoding are fully hidden behind the model).
     ``scale`` is the network's final scale when adaptive resolution ran (else None);
-    ``scale_changes`` are its ``(frame, new scale)`` decisions."""
+    ``scale_changes`` are its ``(frame, new scale)`` decisions.
+
+    ``truncated``: the input ended clearly before its header said (a file cut short);
+    what decoded was converted (``batch`` records such a file as truncated, not done)."""
 
     frames: int = 0
     dropped: int = 0
     corrupt: int = 0
+    truncated: bool = False
     wall: float = 0.0
     busy: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
@@ -83,6 +87,8 @@ class PipelineStats:
                 text += f" ({n} change{'s' if n != 1 else ''}, min {low:.2f})"
         if self.corrupt:
             text += f", {self.corrupt} corrupt packets skipped"
+        if self.truncated:
+            text += ", input truncated"
         if self.interrupted:
             text += " (interrupted)"
         return text
@@ -107,6 +113,14 @@ def _deferred_sigint() -> Iterator[None]:
         yield
     finally:
         restore(previous)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (a RuntimeError), the CPU allocator's RuntimeError, or MemoryError."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 class _Failure:
@@ -184,6 +198,7 @@ class Pipeline:
         self._threaded = [s for s in self.sinks if s.threaded]
         self._inline = [s for s in self.sinks if not s.threaded]
         self._lock = threading.Lock()
+        self._size = (0, 0)  # the last input frame's (w, h), for the out-of-memory message
 
     # ------------------------------------------------------------------ threads
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
@@ -371,8 +386,9 @@ class Pipeline:
                     ended = True
                     break
                 if isinstance(item, _Failure):
-                    failure = item.exc
+                    failure = self._as_device_error(item.exc)
                     break
+                self._size = (item.image.shape[1], item.image.shape[0])
                 t_busy = time.perf_counter()
                 out = self.process(item)
                 spent = time.perf_counter() - t_busy
@@ -397,7 +413,7 @@ class Pipeline:
         except KeyboardInterrupt:
             self.stats.interrupted = True
         except BaseException as exc:
-            failure = exc
+            failure = self._as_device_error(exc)
         with _deferred_sigint():
             # Let the encoder drain what was stylized, then stop the decoder.
             if self._threaded:
@@ -406,7 +422,22 @@ class Pipeline:
             reader.join(timeout=2.0)
             self.stats.wall = time.perf_counter() - t0
             self.stats.corrupt = int(self.source.corrupt)
+            self.stats.truncated = bool(self.source.truncated)
             return self._finalize(ended, failure)
+
+    def _as_device_error(self, exc: BaseException) -> BaseException:
+        """Out of memory becomes the one-line :class:`DeviceError` ``image`` gives (what was written is kept)."""
+        if not _is_out_of_memory(exc):
+            return exc
+        device = self.stylizer.device.type
+        w, h = self._size
+        frames = f"{w}x{h} frames" if w else "frames"  # (0, 0): it failed before the first frame
+        error = DeviceError(
+            f"out of {device} memory stylizing {frames} with {self.stylizer.style_name}: "
+            "use --style-scale 0.5, a -lite style or a smaller input"
+        )
+        error.__cause__ = exc
+        return error
 
     def _writer_done(self, writer: threading.Thread) -> None:
         while writer.is_alive():
