@@ -346,3 +346,20 @@ def test_settings_carry_encoder_options_whole_and_keep_the_manifest_record_flat(
     assert record["codec"] == "hevc" and record["crf"] == 20 and record["bitrate"] is None
     assert "encoder" not in record and "backend" not in record and "device" not in record
     assert BatchSettings(style="x", backend="torch").output_record() == BatchSettings(style="x").output_record()
+
+
+def test_a_truncated_input_is_recorded_as_truncated_and_skipped_on_rerun(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from .test_robustness_media import _cut, _faststart
+
+    src = tmp_path / "in"
+    src.mkdir()
+    full = _faststart(write_clip(tmp_path / "full.mp4", n_frames=60, audio=False), tmp_path / "fs.mp4")
+    _cut(full, 0.5).rename(src / "clip.mp4")
+    out = tmp_path / "out"
+    report, _ = _run(src, out, tiny_checkpoint)
+    (only,) = report.files
+    assert only.status == "truncated" and "ends early" in only.reason
+    assert 0 < probe(out / "clip.mp4").frames < 60
+    assert "1 truncated" in report.summary() and "truncated: " in report.summary()
+    again, started = _run(src, out, tiny_checkpoint)
+    assert [f.status for f in again.files] == ["skipped"] and not started

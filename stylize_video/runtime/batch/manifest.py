@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 #: The manifest's file name inside the output folder.
 MANIFEST_NAME = "manifest.jsonl"
 
-Status = Literal["done", "failed", "skipped"]
+#: ``truncated``: converted, but the input ends early (a file cut short); like ``done``,
+#: a rerun skips it (the same input gives the same output).
+Status = Literal["done", "truncated", "failed", "skipped"]
 
 
 @dataclass
@@ -50,11 +52,14 @@ class BatchReport:
     def summary(self) -> str:
         """Counts on one line, then one line per failed file with its reason."""
         lines = [
-            f"{self.count('done')} done, {self.count('failed')} failed, {self.count('skipped')} skipped "
+            f"{self.count('done')} done, "
+            + (f"{self.count('truncated')} truncated, " if self.count("truncated") else "")
+            + f"{self.count('failed')} failed, {self.count('skipped')} skipped "
             f"in {self.wall:.1f}s with {self.workers} worker(s)"
         ]
         if self.interrupted:
             lines[0] += f"; stopped with {self.unfinished} file(s) not converted (a rerun does them)"
+        lines += [f"truncated: {f.input}: {f.reason}" for f in self.files if f.status == "truncated"]
         lines += [f"failed: {f.input}: {f.reason}" for f in self.failed]
         return "\n".join(lines)
 

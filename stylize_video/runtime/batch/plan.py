@@ -232,3 +232,6 @@ class TaskResult:
     #: The batch was stopping: the task did not start, or was dropped half-way (nothing
     #: left under its output's name); not a failure, the next run does it.
     stopped: bool = False
+    #: The input ended clearly before its header said (a file cut short): what decoded
+    #: was converted, and the file is recorded as ``truncated``, not ``done``.
+    truncated: bool = False

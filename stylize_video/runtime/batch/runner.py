@@ -205,7 +205,7 @@ class BatchRunner:
         return plans, early
 
     def _skip(self, job: FileJob, record: dict[str, Any] | None) -> FileReport:
-        if record is not None and record.get("status") == "done":
+        if record is not None and record.get("status") in ("done", "truncated"):
             same = record.get("settings_key") == self.settings_key
             reason = "done earlier" if same else "exists, made with other settings (--overwrite to redo)"
         else:
@@ -271,6 +271,11 @@ class BatchRunner:
         corrupt = sum(r.corrupt for r in results)
         if report.status == "done" and corrupt:
             report.reason = f"{corrupt} corrupt packets skipped"
+        if report.status == "done" and any(r.truncated for r in results):
+            report.status = "truncated"
+            report.reason = f"the input ends early: {report.frames} frames decoded and converted" + (
+                f"; {report.reason}" if report.reason else ""
+            )
         self._record(report)
         return report
 

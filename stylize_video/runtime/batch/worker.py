@@ -48,6 +48,10 @@ class _SegmentSource:
     def corrupt(self) -> int:
         return int(self.source.corrupt)
 
+    @property
+    def truncated(self) -> bool:
+        return bool(self.source.truncated)
+
     def __iter__(self) -> Iterator[Frame]:
         held: collections.deque[Frame] = collections.deque(maxlen=max(self.preroll, 1))
         if self.start is not None:
@@ -166,7 +170,7 @@ class BatchWorker:
             return TaskResult(task.id, False, "not started: the batch is stopping", worker=self.name, stopped=True)
         self._current = task
         try:
-            frames, corrupt = self._convert(task)
+            frames, corrupt, truncated = self._convert(task)
         except (_Stopped, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt) and not self._stop.is_set():
                 raise
@@ -182,9 +186,9 @@ class BatchWorker:
             return TaskResult(task.id, False, reason, seconds=time.perf_counter() - t0, worker=self.name)
         finally:
             self._current = None
-        return TaskResult(task.id, True, "", frames, time.perf_counter() - t0, corrupt, self.name)
+        return TaskResult(task.id, True, "", frames, time.perf_counter() - t0, corrupt, self.name, truncated=truncated)
 
-    def _convert(self, task: Task) -> tuple[int, int]:
+    def _convert(self, task: Task) -> tuple[int, int, bool]:
         from ...io.sinks import VideoFileSink
         from ...io.sources import VideoFileSource
         from ..pipeline import Pipeline
@@ -223,6 +227,6 @@ class BatchWorker:
                     raise stats.error
                 if sink.frames == 0:
                     raise InputError(f"input {task.source!r}: no frames decoded")
-            return sink.frames, stats.corrupt
+            return sink.frames, stats.corrupt, stats.truncated
         finally:
             source.close()
