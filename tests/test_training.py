@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -414,3 +416,48 @@ def test_gallery_trains_full_then_lite_from_it(
     )
     assert (lite.model.preset, lite.optim.iterations, lite.credit.name) == ("lite", 7, f"{wave.name}-lite")
     assert lite.loss.teacher == full.run.output and lite.credit.artist == wave.artist and not full.run.resume
+
+
+def _interrupt_after(n: int) -> Callable[[int, dict[str, float]], None]:
+    def stop(it: int, losses: dict[str, float]) -> None:
+        if it == n:
+            raise KeyboardInterrupt
+
+    return stop
+
+
+def _damage(state: dict[str, Any], how: str) -> object:
+    if how == "not-a-dict":
+        return torch.zeros(3)
+    if how == "no-model":
+        return {k: v for k, v in state.items() if k != "model"}
+    if how == "iteration-text":
+        return {**state, "iteration": "7"}
+    if how == "nan-weight":
+        model = dict(state["model"])
+        name = next(k for k, v in model.items() if v.is_floating_point())
+        model[name] = torch.full_like(model[name], float("nan"))
+        return {**state, "model": model}
+    if how == "wrong-shape":
+        model = dict(state["model"])
+        name = next(k for k, v in model.items() if v.dim() == 4)
+        model[name] = torch.zeros(1, 1, 1, 1)
+        return {**state, "model": model}
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["garbage", "not-a-dict", "no-model", "iteration-text", "nan-weight", "wrong-shape"])
+def test_a_damaged_resume_state_is_a_one_line_input_error(
+    photos: Path, style_file: Path, tmp_path: Path, how: str
+) -> None:
+    cfg = _config(photos, style_file, tmp_path / "c.safetensors", iterations=3, sample_every=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, vgg=small_vgg(), arch=TINY, progress=False, on_step=_interrupt_after(1))
+    path = cfg.state_path
+    if how == "garbage":
+        path.write_bytes(b"PK\x03\x04 not a zip at all" * 10)
+    else:
+        torch.save(_damage(torch.load(path, weights_only=True), how), path)
+    with pytest.raises(InputError, match="--resume") as err:
+        train(cfg.replace(resume=True), vgg=small_vgg(), arch=TINY, progress=False)
+    assert "\n" not in str(err.value)

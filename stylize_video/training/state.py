@@ -81,6 +81,35 @@ def save_state(
     )
 
 
+def _check_state_shape(state: object, path: Path) -> None:
+    """A state file that loads may still be damaged or foreign: check what resuming reads.
+
+    Raises:
+        InputError: one line naming the first problem (not a dict, a missing or mistyped
+            part, non-finite weights).
+    """
+    where = f"--resume: training state {str(path)!r}"
+    if not isinstance(state, dict):
+        raise InputError(f"{where} is not a training state (a {type(state).__name__})")
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "config": dict,
+        "model": dict,
+        "optimizer": dict,
+        "history": list,
+        "iteration": int,
+    }
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise InputError(f"{where} is damaged: {key!r} is missing or not a {getattr(kind, '__name__', kind)}")
+    if state["iteration"] < 0:
+        raise InputError(f"{where} is damaged: iteration {state['iteration']} < 0")
+    for name, value in state["model"].items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"{where} is damaged: weight {str(name)!r} is not a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"{where} is damaged: weight {str(name)!r} holds NaN or Inf")
+
+
 def check_start(config: TrainConfig) -> dict[str, Any] | None:
     """Validate outputs for a fresh run (returns None), or load and check the state of a resumed one.
 
@@ -107,6 +136,7 @@ def check_start(config: TrainConfig) -> dict[str, Any] | None:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle/zip errors of many types all mean "unusable"
             raise InputError(f"--resume: training state {str(state_path)!r} is unreadable: {exc}") from None
+        _check_state_shape(state, state_path)
         if state.get("version") != STATE_VERSION:
             raise InputError(f"--resume: {str(state_path)!r} has state version {state.get('version')!r}")
         saved = state["config"]

@@ -155,10 +155,15 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.optim.lr)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            if state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
+            try:
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+                if state.get("scaler"):
+                    self.scaler.load_state_dict(state["scaler"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                # Shapes or optimizer groups that do not fit this network: a damaged or foreign state.
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"--resume: training state {str(c.state_path)!r} does not fit: {first}") from None
             self.history = list(state["history"])
             self.start = self.done = int(state["iteration"])
             log.info("resuming %s at iteration %d", c.state_path, self.start)
