@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = None
     try:
         previous = _record_interrupts(seen)
-        return _main(argv)
+        return _main(argv, seen)
     except KeyboardInterrupt:
         return _interrupted(quiet_from_now=argv is None)
     except Exception as exc:
@@ -106,7 +106,7 @@ def _restore_interrupts(previous: object) -> None:
         signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, seen: Sequence[int] = ()) -> int:
     import logging
 
     from .errors import StylizeError
@@ -125,6 +125,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK
+    if seen:
+        # A Ctrl-C during the imports that a library swallowed (torch's start-up does):
+        # the user still asked to stop, so do not start the command.
+        raise KeyboardInterrupt
     try:
         # SIGTERM/SIGHUP (timeout, kill, a closed terminal) finish like Ctrl-C: outputs
         # finalized, training state saved.
