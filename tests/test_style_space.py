@@ -474,3 +474,36 @@ def test_export_of_a_multi_style_network_takes_the_weights(styles_dir: Path, tmp
     assert "style-2" in st.styles
     st.set_style("style-2=0.5+style-0=0.5", morph=0)
     st(make_image(32, 32))
+
+
+# ------------------------------------------------------------------ commands
+def test_styles_command_lists_each_style_of_a_network(
+    styles_dir: Path, gallery: TransformNet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylize_video.cli import main
+
+    learned = copy.deepcopy(gallery)
+    i = learned.add_style()
+    save_style_vector(styles_dir / "mine.safetensors", learned, i, StyleInfo(name="mine", title="Mine"), base="gallery")
+    monkeypatch.setattr("stylize_video.models.checkpoint._PROJECT_CHECKPOINTS", styles_dir / "none")
+    assert main(["styles", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"style-0", "style-1", "style-2", "mine"}
+    assert rows["style-2"]["network"] == "gallery" and rows["style-2"]["index"] == 2
+    assert rows["style-2"]["painting"] == "Painting 2, Someone, 1882"
+    assert rows["mine"]["kind"] == "vector" and rows["mine"]["index"] == 3
+    assert main(["styles", "--markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    row = next(line for line in table if line.startswith("| `style-1`"))
+    assert "in `gallery`" in row and "distilled from `style-1`" in row and "| 2.000 |" in row  # its own val_style
+    assert main(["styles"]) == 0
+    assert "[gallery]" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_export_command_names_the_styles(styles_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stylize_video.cli import main
+
+    assert main(["export", "style-2", "-o", str(tmp_path / "g.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "3 styles, style-0, style-1, style-2" in out and "'style'" in out

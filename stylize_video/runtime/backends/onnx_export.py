@@ -204,7 +204,10 @@ def _test_frame(h: int, w: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export_onnx` wrote and how close it came to PyTorch."""
+    """What :func:`export_onnx` wrote and how close it came to PyTorch.
+
+    ``styles`` names the rows of a multi-style export (empty for one style).
+    """
 
     path: Path
     style: str
@@ -213,6 +216,7 @@ class ExportResult:
     max_abs_diff: float
     check_size: tuple[int, int]
     seconds: float
+    styles: tuple[str, ...] = ()
 
 
 def export_onnx(
@@ -304,6 +308,7 @@ def export_onnx(
     return ExportResult(
         path=path,
         style=checkpoint.meta.name,
+        styles=tuple(checkpoint.meta.style_names) if checkpoint.meta.styles else (),
         bytes=len(data),
         mean_abs_diff=mean_diff,
         max_abs_diff=max_diff,
