@@ -507,3 +507,19 @@ def test_export_command_names_the_styles(styles_dir: Path, tmp_path: Path, capsy
     assert main(["export", "style-2", "-o", str(tmp_path / "g.onnx")]) == 0
     out = capsys.readouterr().out
     assert "3 styles, style-0, style-1, style-2" in out and "'style'" in out
+
+
+def test_inference_mixture_cache_follows_edits(gallery: TransformNet) -> None:
+    x = torch.rand(1, 3, 16, 16)
+    w = torch.tensor([0.2, 0.3, 0.5])
+    with torch.inference_mode():
+        first = gallery(x, w)
+    with torch.no_grad():
+        gallery.head.norm.weight[2].mul_(2.0)  # an edit of the table
+        w.copy_(torch.tensor([0.5, 0.3, 0.2]))  # and of the weights, in place
+    with torch.inference_mode():
+        second = gallery(x, w)
+    with torch.enable_grad():
+        fresh = gallery(x, w.clone())
+    assert not torch.equal(first, second)
+    torch.testing.assert_close(second, fresh.detach())

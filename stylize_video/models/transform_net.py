@@ -212,6 +212,9 @@ class InstanceNorm(nn.Module):
         shape: tuple[int, ...] = (num_styles, channels) if num_styles else (channels,)
         self.weight = nn.Parameter(torch.ones(shape))
         self.bias = nn.Parameter(torch.zeros(shape))
+        # (style tensor, what the mixture was computed from, scale, shift) of the last
+        # inference-time mixture.
+        self._mixed: tuple[torch.Tensor, tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
 
     def affine(self, style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """fp32 (scale, shift) for ``style``, each (1, C) or (B, C)."""
@@ -222,8 +225,26 @@ class InstanceNorm(nn.Module):
             return weight[None], bias[None]
         if style is None:
             return weight[:1], bias[:1]
+        if torch.is_grad_enabled():
+            w = style.float().reshape(-1, self.num_styles)
+            return w @ weight, w @ bias
+        # Inference: an engine passes the same weights object frame after frame, so the
+        # mixture is computed once per change, not per frame (storage and versions catch
+        # in-place edits, add_style and casts).
+        key = (
+            _version(style),
+            self.weight.data_ptr(),
+            _version(self.weight),
+            self.bias.data_ptr(),
+            _version(self.bias),
+        )
+        cached = self._mixed
+        if cached is not None and cached[0] is style and cached[1] == key:
+            return cached[2], cached[3]
         w = style.float().reshape(-1, self.num_styles)
-        return w @ weight, w @ bias
+        mixed = (w @ weight, w @ bias)
+        self._mixed = (style, key, *mixed)
+        return mixed
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         # Statistics accumulate in fp32 whatever the activation dtype: half-precision
@@ -239,6 +260,11 @@ class InstanceNorm(nn.Module):
         scale = weight.view(-1, c, 1, 1) * torch.rsqrt(var + self.eps)
         shift = bias.view(-1, c, 1, 1) - mean * scale
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+def _version(t: torch.Tensor) -> int:
+    """A tensor's in-place edit counter (inference tensors keep none: -1)."""
+    return -1 if t.is_inference() else t._version
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, kind: BlockKind = "standard") -> nn.Module:
