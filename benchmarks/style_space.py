@@ -22,6 +22,7 @@ multi-style speed >= 0.95x single-style, blends included.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     def contender(st: Stylizer) -> Any:
         return lambda r: run_frames(st, r)
 
+    load_before = os.getloadavg()[0]
     keys = list(stylizers)
     order = {k: contender(stylizers[k]) for k in keys}
     results: dict[tuple[str, str], Timing] = {k: Timing() for k in keys}
@@ -142,12 +144,16 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     machine = machine_info(torch.device("cpu"))
+    load_after = os.getloadavg()[0]
     goal = all(r["speed_vs_single"] >= 0.95 for r in rows)
     notes = [
         f"{args.preset} {w}x{h}, {args.threads} threads, {args.rounds} interleaved rounds x {args.frames} frames; "
         "medians over all frames.",
         "speed_vs_single = single-style median ms / this median ms (1.0 = as fast; the goal is >= 0.95).",
         f"goal met in this run: {'yes' if goal else 'no'}.",
+        f"1-minute load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} logical CPUs: "
+        "above the CPU count other processes share the cores and absolute times (and ratios) are noisy; the CPU "
+        "ms column (this process's CPU time per frame) moves less with load than the wall time.",
         "The multi-style network is TransformNet.from_single of the eight shipped networks: same arithmetic as a "
         "distilled one (conv weights of the first), so the same speed.",
     ]

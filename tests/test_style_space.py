@@ -523,3 +523,25 @@ def test_inference_mixture_cache_follows_edits(gallery: TransformNet) -> None:
         fresh = gallery(x, w.clone())
     assert not torch.equal(first, second)
     torch.testing.assert_close(second, fresh.detach())
+
+
+def test_load_checkpoint_of_a_blend_says_so(styles_dir: Path) -> None:
+    with pytest.raises(CheckpointError, match="blend of styles"):
+        load_checkpoint("style-0=0.5+style-1=0.5")
+
+
+def test_two_networks_with_the_same_style_names_stay_apart(gallery: TransformNet) -> None:
+    from stylize_video.models.checkpoint import Checkpoint
+
+    other = TransformNet.from_single([_styled(TransformNet(TINY), s) for s in (7, 8, 9)]).eval()
+    a = Checkpoint(model=gallery, meta=dataclasses.replace(_gallery_meta(), arch=gallery.config), style_index=1)
+    b = Checkpoint(model=other, meta=dataclasses.replace(_gallery_meta(), arch=other.config), style_index=1)
+    st = Stylizer(a, device="cpu", precision="fp32", backend="torch", bgr=False)
+    assert st.style_name == "style-1"
+    st.set_style(b)
+    assert st.style_name.startswith("style-1#")
+    frame = make_image()
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        ref = other(x, _one_hot(1, 3))[0].permute(1, 2, 0).numpy() * 255
+    assert np.abs(st(frame).astype(float) - ref).max() <= 1.0

@@ -446,6 +446,11 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
             raise CheckpointError(f"style {printable(text)!r} is unusable: {broken[text]}")
     if st is not None:
         raise CheckpointError(f"checkpoint {printable(text)!r} is {_file_kind(st.st_mode)}, not a weights file")
+    if is_bare and ("+" in text or "=" in text):
+        raise CheckpointError(
+            f"{printable(text)!r} is a blend of styles: a checkpoint is one network "
+            "(blends are for Stylizer and the -s option)"
+        )
     if is_bare:
         raise CheckpointError(f"unknown style {printable(text)!r} ({known_styles_hint(text, styles)})")
     raise CheckpointError(f"checkpoint file {printable(text)!r} does not exist")

@@ -400,9 +400,18 @@ class Stylizer:
                 self._nets[fingerprint] = _Net(fingerprint, network, list(names))
             else:
                 self._merge(existing, network, names)
+            net = self._nets[fingerprint]
+            chosen = names[index]
             for name in names:
-                self._names.setdefault(name, (fingerprint, self._nets[fingerprint].names.index(name)))
-            return names[index]
+                row = (fingerprint, net.names.index(name))
+                if self._names.setdefault(name, row) != row:
+                    # Another network already has a style of this name: this one's row goes
+                    # by a qualified name, never silently by the other network's style.
+                    qualified = f"{name}#{fingerprint[4:12]}"
+                    self._names[qualified] = row
+                    net.names[row[1]] = qualified
+                    chosen = qualified if name == names[index] else chosen
+            return chosen
         if isinstance(network, ExportedGraph) and network.num_styles:
             key = key or str(network.path)
             graph_names = names or [f"{key}#{i}" for i in range(network.num_styles)]
