@@ -14,7 +14,9 @@ def register(sub: Any) -> None:
             "Export a style network to an ONNX file (opset >= 17, dynamic height/width, credits and settings "
             "in the model metadata), verified against PyTorch on an odd-sized frame. The graph takes float32 "
             "(1, 3, H, W) RGB in [0, 1] with H and W multiples of the network's stride (8 for -lite styles, "
-            "4 for full ones; pad other sizes and crop the output) and returns the same."
+            "4 for full ones; pad other sizes and crop the output) and returns the same. A style of a "
+            "multi-style network exports the whole network: the graph then takes a second input, 'style', "
+            "float32 (num_styles,) mixing weights, and its metadata names the styles (nothing is baked in)."
         ),
         epilog="example: stylize-video export starry-night-lite -o starry-night-lite.onnx",
     )
@@ -30,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     result = export_onnx(args.style, args.output, overwrite=args.overwrite, opset=args.opset)
     h, w = result.check_size
+    what = result.style
+    if result.styles:
+        what += f": {len(result.styles)} styles, {', '.join(result.styles)}; input 'style' takes their weights"
     print(
-        f"wrote {result.path} ({result.style}, {result.bytes / 1e6:.1f} MB); "
+        f"wrote {result.path} ({what}, {result.bytes / 1e6:.1f} MB); "
         f"matches PyTorch within {result.mean_abs_diff * 255:.3f}/255 mean abs on a {w}x{h} frame"
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from ..text import printable
@@ -29,19 +30,32 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..errors import CheckpointError
-    from ..models.checkpoint import available_styles, load_checkpoint, search_dirs
+    from ..models.checkpoint import Checkpoint, load_checkpoint, search_dirs, style_refs
 
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     table = [MARKDOWN_HEADER]
-    # Each full style followed by its lite variant.
-    for name, path in sorted(available_styles().items(), key=lambda kv: (kv[0].removesuffix("-lite"), kv[0])):
-        try:
-            meta = load_checkpoint(path).meta
-        except CheckpointError as exc:  # header fine, weights not (NaN ...): skipped like a corrupt file
-            log.warning("skipping style file %s", exc)
+    loaded: dict[Path, Checkpoint | None] = {}
+    # Each full style followed by its lite variant; every style of a multi-style network
+    # is its own row (the network's file loaded once).
+    for name, ref in sorted(style_refs().items(), key=lambda kv: (kv[0].removesuffix("-lite"), kv[0])):
+        if ref.path not in loaded:
+            try:
+                loaded[ref.path] = load_checkpoint(ref.path)
+            except CheckpointError as exc:  # header fine, weights not (NaN, a missing base ...): skipped
+                log.warning("skipping style file %s", exc)
+                loaded[ref.path] = None
+        ck = loaded[ref.path]
+        if ck is None:
             continue
-        rows.append({"name": name, "preset": meta.preset or "?", "painting": meta.describe(), "path": str(path)})
-        table.append(markdown_row(name, meta, path.stat().st_size))
+        index = ref.index if ref.index is not None else ck.style_index
+        meta = ck.meta.for_style(index)
+        network = ref.path.stem if ref.kind == "multi" else None
+        row: dict[str, Any] = {"name": name, "preset": meta.preset or "?", "painting": meta.describe()}
+        row["path"] = str(ref.path)
+        if ref.kind != "single":
+            row |= {"kind": ref.kind, "network": ref.path.stem, "index": index}
+        rows.append(row)
+        table.append(markdown_row(name, meta, ref.path.stat().st_size, network))
     if args.markdown:
         print("\n".join(table))
         return 0
@@ -55,5 +69,7 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         # Names and credits come from files: escaped so they cannot drive the terminal.
-        print(f"{printable(r['name']):<{width}}  {printable(r['preset']):<4}  {printable(r['painting'])}")
+        where = f"  [{printable(r['network'])}]" if r.get("kind") == "multi" else ""
+        where = "  [learned]" if r.get("kind") == "vector" else where
+        print(f"{printable(r['name']):<{width}}  {printable(r['preset']):<4}  {printable(r['painting'])}{where}")
     return 0

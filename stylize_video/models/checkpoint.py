@@ -11,6 +11,24 @@ architecture is validated (:class:`NetConfig` bounds), and the names, shapes, dt
 and total size of its tensors are checked against it from the file's header alone;
 weights must be finite. Only regular files are opened (never a FIFO or a device),
 and every problem is one :class:`CheckpointError` line.
+
+Three kinds of file share the format (``.safetensors`` + the ``stylize_video`` JSON):
+
+* a single-style network (``arch.num_styles == 0``, ``styles`` empty): the style's
+  name is the file's stem;
+* a multi-style network (``arch.num_styles == N``, ``styles`` lists N
+  :class:`StyleInfo`, one per row of the conditional-norm tables): each style is
+  listed and loaded under its own name; the file's stem names the network;
+* a style vector (``base`` set: ``{"name", "sha256"}``; the tensors are one row of
+  every table, ``learn-style`` writes it): loading it attaches the row to its base
+  network, found by name beside the file or in the search folders and checked by the
+  fingerprint of its convolution weights (:func:`base_fingerprint`).
+
+Name resolution (:func:`available_styles`): folders in :func:`search_dirs` order, an
+earlier folder's name wins; within one folder, styles inside multi-style networks
+claim their names first, then style vectors, then single-style files. So installing a
+gallery network beside the sixteen single files makes ``-s starry-night`` the
+gallery's style, and the single file stays loadable by its path.
 """
 
 from __future__ import annotations
@@ -26,7 +44,7 @@ import os
 import stat
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -36,7 +54,7 @@ import torch
 from ..errors import CheckpointError
 from ..files import atomic_output
 from ..text import printable
-from .transform_net import MAX_PARAMETERS, PRESETS, NetConfig, TransformNet
+from .transform_net import MAX_PARAMETERS, MAX_STYLES, PRESETS, NetConfig, TransformNet
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +73,70 @@ _FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.floa
 _PROJECT_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
+_LABELS = ("title", "artist", "year", "credit")
+
+
+def _label(data: Mapping[str, Any], name: str, where: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # "year": 1889 written by hand
+    if not isinstance(value, str):
+        raise ValueError(f"{where} field {name!r} must be a string, got {type(value).__name__}")
+    return printable(value)
+
+
+def _object(data: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} field {name!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+@dataclass
+class StyleInfo:
+    """One style of a multi-style network (or of a style-vector file): its name,
+    painting credit, how it was trained and how it scored."""
+
+    name: str
+    title: str | None = None
+    artist: str | None = None
+    year: str | None = None
+    credit: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: object) -> StyleInfo:
+        """Parse one entry of the metadata's ``styles``; a wrong type is a ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a style entry must be an object, got {type(data).__name__}")
+        name = data.get("name")
+        if not isinstance(name, str) or not name or printable(name) != name or len(name) > 200:
+            raise ValueError(f"a style needs a name of printable text, got {printable(repr(name), 80)}")
+        labels = {k: _label(data, k, f"style {name!r}") for k in _LABELS}
+        return cls(
+            name=name,
+            training=_object(data, "training", f"style {name!r}"),
+            metrics=_object(data, "metrics", f"style {name!r}"),
+            **labels,
+        )
+
+    def describe(self) -> str:
+        """One line for listings: painting, artist, year."""
+        parts = [printable(p) for p in (self.title, self.artist, self.year) if p]
+        return ", ".join(parts) if parts else "(no painting credit)"
+
+
 @dataclass
 class CheckpointMeta:
-    """Everything a checkpoint says about itself besides its weights."""
+    """Everything a checkpoint says about itself besides its weights.
+
+    ``styles`` is empty for a single-style network; for a multi-style one it names
+    each row of the style tables (``len(styles) == arch.num_styles``). ``base`` is
+    set only in style-vector files: ``{"name": network, "sha256": fingerprint}``.
+    """
 
     name: str
     arch: NetConfig = field(default_factory=NetConfig)
@@ -70,11 +149,44 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str | None = None
     format_version: int = FORMAT_VERSION
+    styles: list[StyleInfo] = field(default_factory=list)
+    base: dict[str, str] | None = None
 
     def to_json(self) -> str:
         d = dataclasses.asdict(self)
         d["arch"] = self.arch.to_dict()
+        # Single-style metadata stays as it was before the style space.
+        if not self.styles:
+            del d["styles"]
+        if self.base is None:
+            del d["base"]
         return json.dumps(d, sort_keys=True)
+
+    @property
+    def style_names(self) -> list[str]:
+        """Names of the styles this file holds: its own name for a single-style network."""
+        return [s.name for s in self.styles] if self.styles else [self.name]
+
+    def for_style(self, index: int) -> CheckpointMeta:
+        """A single-style view of style ``index`` (its name, credits, training and metrics;
+        the network's architecture and preset), as listings and reports show each style."""
+        if not self.styles:
+            if index != 0:
+                raise IndexError(f"{self.name} has one style, not {index + 1}")
+            return self
+        info = self.styles[index]
+        return dataclasses.replace(
+            self,
+            name=info.name,
+            title=info.title,
+            artist=info.artist,
+            year=info.year,
+            credit=info.credit,
+            training=info.training,
+            metrics=info.metrics,
+            styles=[],
+            base=None,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> CheckpointMeta:
@@ -98,24 +210,37 @@ class CheckpointMeta:
                 f"format version {version} is newer than this program's ({FORMAT_VERSION}); upgrade stylize-video"
             )
         kwargs: dict[str, Any] = {}
-        for name in ("name", "preset", "title", "artist", "year", "credit", "created"):
-            value = data.get(name)
+        for name in ("name", "preset", *_LABELS, "created"):
+            value = _label(data, name, "metadata")
             if value is None:
                 if name == "name":
                     raise ValueError("metadata has no name")
                 continue
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = str(value)  # "year": 1889 written by hand
-            if not isinstance(value, str):
-                raise ValueError(f"metadata field {name!r} must be a string, got {type(value).__name__}")
-            kwargs[name] = printable(value)
-        for name in ("training", "metrics"):
-            value = data.get(name, {})
-            if not isinstance(value, dict):
-                raise ValueError(f"metadata field {name!r} must be an object, got {type(value).__name__}")
             kwargs[name] = value
-        kwargs["arch"] = NetConfig.from_dict(data.get("arch", {}))
+        for name in ("training", "metrics"):
+            kwargs[name] = _object(data, name, "metadata")
+        kwargs["arch"] = arch = NetConfig.from_dict(data.get("arch", {}))
         kwargs["format_version"] = version
+        styles = data.get("styles", [])
+        if not isinstance(styles, list) or len(styles) > MAX_STYLES:
+            raise ValueError(f"metadata field 'styles' must be a list of at most {MAX_STYLES} styles")
+        kwargs["styles"] = [StyleInfo.from_dict(entry) for entry in styles]
+        names = [s.name for s in kwargs["styles"]]
+        if len(set(names)) != len(names):
+            raise ValueError(f"style names repeat: {', '.join(sorted(n for n in set(names) if names.count(n) > 1))}")
+        base = data.get("base")
+        if base is not None:
+            if (
+                not isinstance(base, dict)
+                or not all(isinstance(base.get(k), str) and base[k] for k in ("name", "sha256"))
+                or printable(base["name"]) != base["name"]
+            ):
+                raise ValueError("metadata field 'base' must be an object with a name and a sha256")
+            kwargs["base"] = {"name": base["name"], "sha256": base["sha256"]}
+            if len(names) != 1:
+                raise ValueError(f"a style vector holds one style, its metadata lists {len(names)}")
+        elif len(names) != arch.num_styles:
+            raise ValueError(f"the network has {arch.num_styles} style(s) but the metadata names {len(names)}")
         return cls(**kwargs)
 
     def describe(self) -> str:
@@ -126,11 +251,43 @@ class CheckpointMeta:
 
 @dataclass
 class Checkpoint:
-    """A loaded style: a CPU fp32 :class:`TransformNet` in eval mode and its metadata."""
+    """A loaded style: a CPU fp32 :class:`TransformNet` in eval mode and its metadata.
+
+    For a multi-style network, ``style_index`` is the row of the style asked for
+    (0 when the network was loaded by its file name or path).
+    """
 
     model: TransformNet
     meta: CheckpointMeta
     path: Path | None = None
+    style_index: int = 0
+
+    @property
+    def style_names(self) -> list[str]:
+        """Every style the network holds, by row (one name for a single-style network)."""
+        return self.meta.style_names
+
+    @property
+    def style(self) -> str:
+        """The name of the style asked for."""
+        return self.style_names[self.style_index]
+
+
+@dataclass(frozen=True)
+class StyleRef:
+    """Where a style name lives: the file, and the row inside a multi-style network.
+
+    Attributes:
+        name: the style's name.
+        path: the file (a single-style network, a multi-style network or a style vector).
+        index: the row in a multi-style network; None for single-style and vector files.
+        kind: ``"single"``, ``"multi"`` or ``"vector"``.
+    """
+
+    name: str
+    path: Path
+    index: int | None = None
+    kind: str = "single"
 
 
 def search_dirs() -> list[Path]:
@@ -147,24 +304,34 @@ def search_dirs() -> list[Path]:
 
 
 def available_styles() -> dict[str, Path]:
-    """Map of style name -> checkpoint path over :func:`search_dirs` (first usable file wins).
+    """Map of style name -> checkpoint path over :func:`search_dirs`.
 
-    A file that is not a usable checkpoint (not a regular file, unreadable, corrupt,
-    foreign, or a name with control characters) is skipped with one warning per file
-    and process; a later folder's file of the same name then takes its place.
-    Only headers are read, so listing stays fast.
+    Every style of a multi-style network is listed under its own name (all mapping
+    to the network's file); style vectors under their file's stem. Precedence: an
+    earlier folder wins; within a folder, multi-style networks, then style vectors,
+    then single-style files (see the module docstring). A file that is not a usable
+    checkpoint (not a regular file, unreadable, corrupt, foreign, or a name with
+    control characters) is skipped with one warning per file and process; a later
+    folder's file of the same name then takes its place. Only headers are read, so
+    listing stays fast.
     """
-    return _scan_styles()[0]
+    return {name: ref.path for name, ref in _scan_styles()[0].items()}
 
 
-#: (path, device, inode, size, mtime) -> why the file is unusable, or None: each file is probed once.
-_probe_cache: dict[tuple[str, int, int, int, int], str | None] = {}
+def style_refs() -> dict[str, StyleRef]:
+    """Like :func:`available_styles`, with the row of each style inside its network."""
+    return dict(_scan_styles()[0])
+
+
+#: (path, device, inode, size, mtime) -> (why the file is unusable or None, its metadata): each file is probed once.
+_probe_cache: dict[tuple[str, int, int, int, int], tuple[str | None, CheckpointMeta | None]] = {}
 _warned: set[tuple[str, str]] = set()
+_KIND_ORDER = {"multi": 0, "vector": 1, "single": 2}
 
 
-def _scan_styles() -> tuple[dict[str, Path], dict[str, str]]:
+def _scan_styles() -> tuple[dict[str, StyleRef], dict[str, str]]:
     """Usable styles by name, and the problem of each unusable name (one line each)."""
-    found: dict[str, Path] = {}
+    found: dict[str, StyleRef] = {}
     broken: dict[str, str] = {}
     for d in search_dirs():
         try:
@@ -173,32 +340,43 @@ def _scan_styles() -> tuple[dict[str, Path], dict[str, str]]:
             candidates = sorted(d.glob("*.safetensors"))
         except OSError:
             continue  # an unreadable folder holds no styles we could load
+        refs: list[StyleRef] = []
         for p in candidates:
             name = p.stem
-            if name in found:
-                continue  # shadowed by an earlier folder: never read
-            problem = _style_problem(p)
+            problem, meta = _style_problem(p)
             if problem is None and printable(name) != name:
                 problem = f"{_show(p)}: a style name must not contain control characters"
-            if problem is None:
-                found[name] = p
-                broken.pop(name, None)
+            if problem is None and meta is not None:
+                if meta.base is not None:
+                    refs.append(StyleRef(name, p, None, "vector"))
+                elif meta.styles:
+                    refs += [StyleRef(info.name, p, i, "multi") for i, info in enumerate(meta.styles)]
+                else:
+                    refs.append(StyleRef(name, p, None, "single"))
+                continue
+            if problem is None or name in found:
                 continue
             broken.setdefault(name, problem)
             if (str(p), problem) not in _warned:
                 _warned.add((str(p), problem))
                 log.warning("skipping style file %s", problem)
+        for ref in sorted(refs, key=lambda r: _KIND_ORDER[r.kind]):  # stable: file order within a kind
+            if ref.name not in found:
+                found[ref.name] = ref
+                broken.pop(ref.name, None)
     return found, broken
 
 
-def _style_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be loaded as a style, judged from its header; None if it looks usable."""
+def _style_problem(path: Path) -> tuple[str | None, CheckpointMeta | None]:
+    """Why ``path`` cannot be loaded as a style, judged from its header (None if it looks
+    usable), and its metadata."""
     try:
         st = os.stat(path)
     except OSError as exc:
-        return f"{_show(path)}: cannot read it ({exc.strerror or exc})"
+        return f"{_show(path)}: cannot read it ({exc.strerror or exc})", None
     key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     if key not in _probe_cache:
+        meta = None
         try:
             with _open_regular(path) as f:
                 _, _, meta = _safetensors_plan(path, _safetensors_header(path, f, st.st_size))
@@ -209,8 +387,32 @@ def _style_problem(path: Path) -> str | None:
             problem = str(exc)
         if len(_probe_cache) > 1000:  # a folder rewritten in a loop must not grow this forever
             _probe_cache.clear()
-        _probe_cache[key] = problem
+        _probe_cache[key] = (problem, meta)
     return _probe_cache[key]
+
+
+def _network_file(name: str, near: Path | None = None) -> Path | None:
+    """The file named ``name.safetensors`` beside ``near`` or in the search folders (a network by its stem)."""
+    dirs = ([near] if near is not None else []) + search_dirs()
+    for d in dirs:
+        p = d / f"{name}.safetensors"
+        try:
+            if p.is_file():
+                return p
+        except OSError:
+            continue
+    return None
+
+
+def known_styles_hint(name: str, styles: Collection[str]) -> str:
+    """The known styles for an unknown-name error: close matches first."""
+    import difflib
+
+    if not styles:
+        return "no styles installed"
+    close = difflib.get_close_matches(name, list(styles), n=3, cutoff=0.6)
+    listing = ", ".join(sorted(styles))
+    return (f"did you mean {', '.join(close)}? " if close else "") + f"known styles: {listing}"
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
@@ -236,14 +438,21 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
         # Before "is a directory": `-o udnie-lite` makes a folder named after the style.
         styles, broken = _scan_styles()
         if text in styles:
-            return styles[text]
+            return styles[text].path
+        network = _network_file(text)  # a multi-style network by its file name
+        if network is not None and text not in broken:
+            return network
         if text in broken:
             raise CheckpointError(f"style {printable(text)!r} is unusable: {broken[text]}")
     if st is not None:
         raise CheckpointError(f"checkpoint {printable(text)!r} is {_file_kind(st.st_mode)}, not a weights file")
+    if is_bare and ("+" in text or "=" in text):
+        raise CheckpointError(
+            f"{printable(text)!r} is a blend of styles: a checkpoint is one network "
+            "(blends are for Stylizer and the -s option)"
+        )
     if is_bare:
-        known = ", ".join(sorted(styles)) or "none installed"
-        raise CheckpointError(f"unknown style {printable(text)!r} (known styles: {known})")
+        raise CheckpointError(f"unknown style {printable(text)!r} ({known_styles_hint(text, styles)})")
     raise CheckpointError(f"checkpoint file {printable(text)!r} does not exist")
 
 
@@ -257,33 +466,156 @@ def save_checkpoint(
 
     Weights are stored in ``dtype`` (fp16 by default: half the size, and the
     weights of these small nets lose nothing visible). The file appears under its
-    final name only once complete.
+    final name only once complete. A multi-style network needs one
+    :class:`StyleInfo` per style in ``meta.styles`` (distinct names).
+
+    Raises:
+        CheckpointError: wrong suffix, or ``meta.styles`` does not name every style.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"checkpoint {str(path)!r} must end in .safetensors")
-    meta = dataclasses.replace(meta, arch=model.config, created=meta.created or _now())
+    names = [s.name for s in meta.styles]
+    if len(names) != model.num_styles:
+        raise CheckpointError(
+            f"{path}: the network has {model.num_styles} style(s) but the metadata names {len(names)}"
+        )
+    if len(set(names)) != len(names) or not all(names) or any(printable(n) != n for n in names):
+        raise CheckpointError(f"{path}: style names must be distinct printable text, got {names}")
+    meta = dataclasses.replace(meta, arch=model.config, created=meta.created or _now(), base=None)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata={_META_KEY: meta.to_json()})
     return path
 
 
+def base_fingerprint(net: TransformNet) -> str:
+    """sha256 of a network's shared weights (everything but the style tables), as stored.
+
+    Identifies the base a style vector was learned on: it survives adding styles to
+    the network and a save/load round trip (weights are hashed after rounding to
+    fp16, the storage precision), and changes when the convolutions are retrained.
+    """
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(net.config.single().to_dict(), sort_keys=True).encode())
+    norm_names = {name for name, _ in net.norms()}
+    for key, value in sorted(net.state_dict().items()):
+        if key.rpartition(".")[0] in norm_names:
+            continue
+        h.update(key.encode())
+        h.update(value.detach().to("cpu", torch.float16).float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_style_vector(
+    path: str | os.PathLike[str],
+    net: TransformNet,
+    index: int,
+    info: StyleInfo,
+    base: str,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write style ``index`` of ``net`` as a style-vector file (what ``learn-style`` writes).
+
+    The file holds one row of every style table (about 1.4 k numbers for ``lite``,
+    3.2 k for ``full``), the style's :class:`StyleInfo`, the architecture and
+    ``base``: the name of the network it belongs to (a file stem, looked up beside
+    the vector and in :func:`search_dirs`) with :func:`base_fingerprint`, so loading
+    it refuses another network's weights. The style's name is the file's stem.
+
+    Raises:
+        CheckpointError: wrong suffix, bad base name, or ``index`` out of range.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"style file {str(path)!r} must end in .safetensors")
+    if not base or printable(base) != base or "/" in base or os.sep in base:
+        raise CheckpointError(f"base network name must be a plain name (a file stem), got {printable(base)!r}")
+    try:
+        vector = net.get_style_vector(index)
+    except (IndexError, ValueError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    meta = CheckpointMeta(
+        name=info.name,
+        arch=net.config,
+        preset=None,
+        title=info.title,
+        artist=info.artist,
+        year=info.year,
+        credit=info.credit,
+        training=info.training,
+        metrics=info.metrics,
+        created=_now(),
+        styles=[info],
+        base={"name": base, "sha256": base_fingerprint(net)},
+    )
+    tensors = {k: v.to("cpu", dtype).contiguous() for k, v in vector.items()}
+    with atomic_output(path) as tmp:
+        save_file(tensors, tmp, metadata={_META_KEY: meta.to_json()})
+    return path
+
+
+def read_style_vector(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """The rows and metadata of a style-vector file, without its base (e.g. to resume learning).
+
+    Raises:
+        CheckpointError: not a style-vector file, or a damaged one.
+    """
+    p = Path(path)
+    with _open_regular(p) as f:
+        size = os.fstat(f.fileno()).st_size
+        if p.suffix != ".safetensors":
+            raise CheckpointError(f"{_show(p)}: a style vector is a .safetensors file")
+        _, _, meta = _safetensors_plan(p, _safetensors_header(p, f, size))
+        if meta is None or meta.base is None:
+            raise CheckpointError(f"{_show(p)}: not a style-vector file (no base network in its metadata)")
+        f.seek(0)
+        state = {k: v.float() for k, v in _load_safetensors(p, f.read()).items()}
+    _check_finite(p, state)
+    return state, meta
+
+
 def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
     """Load a style by name or path.
 
-    Accepts our ``.safetensors`` checkpoints and the ``.pth``/``.model`` state dicts
-    of pytorch/examples ``fast_neural_style`` (legacy InstanceNorm running stats
-    dropped, 0..255 output layout kept).
+    Accepts our ``.safetensors`` checkpoints (single-style, multi-style, and style
+    vectors, which come attached to their base network) and the ``.pth``/``.model``
+    state dicts of pytorch/examples ``fast_neural_style`` (legacy InstanceNorm
+    running stats dropped, 0..255 output layout kept). A style inside a multi-style
+    network loads the whole network with :attr:`Checkpoint.style_index` set to it.
 
     Raises:
         CheckpointError: missing, truncated, foreign, hostile or mismatched file
             (not a regular file, an architecture out of bounds, tensors that do not
-            match it, non-finite weights), with the file name and the problem in the message.
+            match it, non-finite weights), a style vector whose base network is
+            missing or different, with the file name and the problem in the message.
     """
+    text = os.fspath(name_or_path)
     path = resolve_checkpoint(name_or_path)
+    index = 0
+    ref = _scan_styles()[0].get(text) if Path(text).name == text else None
+    if ref is not None and ref.path == path and ref.index is not None:
+        index = ref.index
+    meta, state = _read_file(path)
+    if meta.base is not None:
+        return _attach_vector(meta, path, state)
+    return _build(meta, state, path, index)
+
+
+def _build(meta: CheckpointMeta, state: dict[str, torch.Tensor], path: Path, index: int = 0) -> Checkpoint:
+    model = TransformNet(meta.arch)
+    model.load_state_dict(state, strict=True)
+    model.eval().requires_grad_(False)
+    return Checkpoint(model=model, meta=meta, path=path, style_index=index)
+
+
+def _read_file(path: Path) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
+    """A checkpoint file's metadata and fp32 tensors, checked (header first, then finiteness)."""
     meta: CheckpointMeta | None = None
     with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
@@ -302,10 +634,52 @@ def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
         meta = CheckpointMeta(name=printable(path.stem), arch=arch, preset=preset, credit=credit)
     state = {k: v.float() for k, v in state.items()}
     _check_finite(path, state)
-    model = TransformNet(meta.arch)
-    model.load_state_dict(state, strict=True)
-    model.eval().requires_grad_(False)
-    return Checkpoint(model=model, meta=meta, path=path)
+    return meta, state
+
+
+def _attach_vector(meta: CheckpointMeta, path: Path, vector: dict[str, torch.Tensor]) -> Checkpoint:
+    """The base network of a style vector with the vector appended as its last style."""
+    assert meta.base is not None  # only called for vector files
+    base_name, want = meta.base["name"], meta.base["sha256"]
+    base_path = _network_file(base_name, near=path.parent)
+    if base_path is None or base_path.resolve() == path.resolve():
+        raise CheckpointError(
+            f"{_show(path)}: its base network {printable(base_name)!r} is not installed "
+            f"(put {printable(base_name)}.safetensors beside it or in a styles folder)"
+        )
+    base_meta, base_state = _read_file(base_path)
+    if base_meta.base is not None:
+        raise CheckpointError(f"{_show(path)}: its base {_show(base_path)} is itself a style vector")
+    base = _build(base_meta, base_state, base_path)
+    if base_fingerprint(base.model) != want:
+        raise CheckpointError(
+            f"{_show(path)}: learned on another version of {printable(base_name)!r} "
+            f"({_show(base_path)} has different weights); learn it again on this one"
+        )
+    net = base.model if base.model.num_styles else TransformNet.from_single([base.model])
+    styles = list(base.meta.styles) or [
+        StyleInfo(
+            name=base.meta.name,
+            title=base.meta.title,
+            artist=base.meta.artist,
+            year=base.meta.year,
+            credit=base.meta.credit,
+            training=base.meta.training,
+            metrics=base.meta.metrics,
+        )
+    ]
+    name = printable(path.stem)
+    if name in {s.name for s in styles}:
+        raise CheckpointError(f"{_show(path)}: its base {printable(base_name)!r} already has a style named {name!r}")
+    index = net.add_style()
+    try:
+        net.set_style_vector(index, vector)
+    except ValueError as exc:
+        raise CheckpointError(f"{_show(path)}: {exc}") from None
+    net.eval().requires_grad_(False)
+    info = dataclasses.replace(meta.styles[0], name=name)
+    joined = dataclasses.replace(base.meta, arch=net.config, styles=[*styles, info])
+    return Checkpoint(model=net, meta=joined, path=path, style_index=index)
 
 
 def _show(path: Path) -> str:
@@ -407,6 +781,9 @@ def _safetensors_plan(path: Path, header: dict[str, Any]) -> tuple[NetConfig, st
         except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{_show(path)}: unreadable stylize-video metadata: {printable(exc)}") from None
         arch, preset = meta.arch, meta.preset
+        if meta.base is not None:
+            _check_vector_shapes(path, arch, shapes)
+            return arch, preset, meta
     else:
         shapes, arch, preset = _infer_foreign(path, shapes)
     _check_shapes(path, arch, shapes)
@@ -566,6 +943,30 @@ def _check_shapes(path: Path, arch: NetConfig, shapes: Mapping[str, tuple[int, .
         problems.append(f"{len(wrong)} shape mismatch(es) e.g. {k} {tuple(shapes[k])} != {tuple(expected[k])}")
     if problems:
         raise CheckpointError(f"{_show(path)}: weights do not match the recorded architecture: {'; '.join(problems)}")
+
+
+@functools.lru_cache(maxsize=32)
+def _expected_vector_shapes(arch: NetConfig) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        net = TransformNet(arch)
+    return net.style_vector_shapes()
+
+
+def _check_vector_shapes(path: Path, arch: NetConfig, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """A style vector's tensors: one (C,) row per norm scale and shift of ``arch``."""
+    expected = _expected_vector_shapes(arch)
+    if dict(shapes) != expected:
+        missing = sorted(set(expected) - set(shapes))
+        unexpected = sorted(set(shapes) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(shapes) if expected[k] != tuple(shapes[k]))
+        detail = (
+            f"missing {missing[0]}"
+            if missing
+            else f"unexpected {printable(unexpected[0], 60)}"
+            if unexpected
+            else f"{wrong[0]} {tuple(shapes[wrong[0]])} != {expected[wrong[0]]}"
+        )
+        raise CheckpointError(f"{_show(path)}: style vector does not match its architecture ({detail})")
 
 
 def _numel(shape: tuple[int, ...]) -> int:

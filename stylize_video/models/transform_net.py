@@ -16,6 +16,7 @@ engine, :class:`~stylize_video.runtime.stylizer.Stylizer`, pads and crops around
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +44,10 @@ class NetConfig:
         output: ``"sigmoid"`` (bounded, used by everything we train) or
             ``"linear255"`` (clamp of a 0..255 linear output: the layout of
             pytorch/examples ``fast_neural_style`` checkpoints).
+        num_styles: 0 for a single-style network (one affine instance norm per layer:
+            every checkpoint before the style space); N >= 1 for conditional instance
+            norm (Dumoulin et al. 2017): each norm's scale and shift are (N, C) tables,
+            one row per style, and a forward pass mixes rows by a weight vector.
     """
 
     channels: tuple[int, ...] = (32, 64, 128)
@@ -52,6 +57,7 @@ class NetConfig:
     head_kernel: int = 9
     tail_kernel: int = 9
     output: OutputKind = "sigmoid"
+    num_styles: int = 0
 
     def __post_init__(self) -> None:
         # Checked before any layer is built: the values may come from a file's metadata,
@@ -80,6 +86,8 @@ class NetConfig:
             object.__setattr__(self, name, int(k))
         if not isinstance(self.output, str) or self.output not in ("sigmoid", "linear255"):
             raise ValueError(f"output must be 'sigmoid' or 'linear255', got {self.output!r:.80}")
+        if not _is_int(self.num_styles) or not 0 <= self.num_styles <= MAX_STYLES:
+            raise ValueError(f"num_styles must be an int within 0..{MAX_STYLES}, got {self.num_styles!r:.80}")
         if self.num_parameters() > MAX_PARAMETERS:
             raise ValueError(
                 f"architecture has {self.num_parameters():,} parameters, more than the {MAX_PARAMETERS:,} allowed"
@@ -94,8 +102,10 @@ class NetConfig:
                 return cin * k * k + cin * cout + cout  # depthwise (no bias) + pointwise
             return cout * cin * k * k + cout
 
+        rows = max(1, self.num_styles)
+
         def norm(c: int) -> int:
-            return 2 * c
+            return 2 * c * rows
 
         total = conv(3, ch[0], self.head_kernel) + norm(ch[0])
         total += sum(conv(ch[i], ch[i + 1], 3) + norm(ch[i + 1]) for i in range(len(ch) - 1))
@@ -108,9 +118,23 @@ class NetConfig:
         """Total downsampling factor; inputs are padded to a multiple of it."""
         return 2 ** (len(self.channels) - 1)
 
+    @property
+    def style_channels(self) -> int:
+        """Numbers per style: the scale and shift of every instance norm (C each)."""
+        ch = self.channels
+        total = ch[0] + sum(ch[1:]) + 2 * self.res_blocks * ch[-1] + sum(ch[:-1])
+        return 2 * total
+
+    def single(self) -> NetConfig:
+        """The same architecture with ``num_styles=0`` (what conv weights are shared with)."""
+        return dataclasses.replace(self, num_styles=0)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
+        if not self.num_styles:
+            # Single-style metadata stays byte-identical to files written before the style space.
+            del d["num_styles"]
         return d
 
     @classmethod
@@ -137,6 +161,8 @@ MAX_STAGES = 6
 MAX_RES_BLOCKS = 64
 MAX_KERNEL = 15
 MAX_PARAMETERS = 50_000_000
+#: Most styles one conditional network holds (``full``: 3,200 numbers per style).
+MAX_STYLES = 256
 
 
 #: Named architectures. ``full`` is the paper's network (308 kFLOPs/pixel).
@@ -170,16 +196,57 @@ def preset(name: str) -> NetConfig:
 class InstanceNorm(nn.Module):
     """Affine instance normalisation whose statistics are always computed in fp32.
 
-    Shape: (N, C, H, W) any float dtype -> same shape and dtype.
+    With ``num_styles == 0`` the scale and shift are (C,) parameters (one style).
+    With ``num_styles == N >= 1`` they are (N, C) tables, one row per style
+    (conditional instance norm, Dumoulin et al. 2017): ``forward`` mixes the rows by
+    a weight vector, so a blend of styles costs one (B, N) x (N, C) product per layer.
+
+    Shape: (B, C, H, W) any float dtype -> same shape and dtype; ``style`` (N,) or
+    (B, N) float mixing weights (None: row 0).
     """
 
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, eps: float = 1e-5, num_styles: int = 0) -> None:
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.num_styles = num_styles
+        shape: tuple[int, ...] = (num_styles, channels) if num_styles else (channels,)
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+        # (style tensor, what the mixture was computed from, scale, shift) of the last
+        # inference-time mixture.
+        self._mixed: tuple[torch.Tensor, tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def affine(self, style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """fp32 (scale, shift) for ``style``, each (1, C) or (B, C)."""
+        weight, bias = self.weight.float(), self.bias.float()
+        if not self.num_styles:
+            if style is not None:
+                raise ValueError("a single-style network takes no style weights")
+            return weight[None], bias[None]
+        if style is None:
+            return weight[:1], bias[:1]
+        if torch.is_grad_enabled():
+            w = style.float().reshape(-1, self.num_styles)
+            return w @ weight, w @ bias
+        # Inference: an engine passes the same weights object frame after frame, so the
+        # mixture is computed once per change, not per frame (storage and versions catch
+        # in-place edits, add_style and casts).
+        key = (
+            _version(style),
+            self.weight.data_ptr(),
+            _version(self.weight),
+            self.bias.data_ptr(),
+            _version(self.bias),
+        )
+        cached = self._mixed
+        if cached is not None and cached[0] is style and cached[1] == key:
+            return cached[2], cached[3]
+        w = style.float().reshape(-1, self.num_styles)
+        mixed = (w @ weight, w @ bias)
+        self._mixed = (style, key, *mixed)
+        return mixed
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         # Statistics accumulate in fp32 whatever the activation dtype: half-precision
         # sums over a whole 1080p plane lose the variance (or overflow) and give NaN
         # or black frames. E[x] and E[x^2] plus one addcmul measured 1.1-5x faster on
@@ -188,9 +255,16 @@ class InstanceNorm(nn.Module):
         mean = torch.mean(x, dim=(2, 3), keepdim=True, dtype=torch.float32)
         sq = torch.mean(torch.square(x), dim=(2, 3), keepdim=True, dtype=torch.float32)
         var = (sq - mean * mean).clamp_min(0.0)
-        scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        shift = self.bias.float().view(1, -1, 1, 1) - mean * scale
+        weight, bias = self.affine(style)
+        c = x.shape[1]
+        scale = weight.view(-1, c, 1, 1) * torch.rsqrt(var + self.eps)
+        shift = bias.view(-1, c, 1, 1) - mean * scale
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+def _version(t: torch.Tensor) -> int:
+    """A tensor's in-place edit counter (inference tensors keep none: -1)."""
+    return -1 if t.is_inference() else t._version
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, kind: BlockKind = "standard") -> nn.Module:
@@ -206,50 +280,65 @@ class ConvNormAct(nn.Module):
     """Reflection-padded conv -> instance norm -> ReLU, optionally after a 2x upsample."""
 
     def __init__(
-        self, cin: int, cout: int, k: int, stride: int = 1, upsample: bool = False, kind: BlockKind = "standard"
+        self,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int = 1,
+        upsample: bool = False,
+        kind: BlockKind = "standard",
+        num_styles: int = 0,
     ) -> None:
         super().__init__()
         self.upsample = upsample
         self.conv = _conv(cin, cout, k, stride, kind)
-        self.norm = InstanceNorm(cout)
+        self.norm = InstanceNorm(cout, num_styles=num_styles)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return F.relu(self.norm(self.conv(x)), inplace=True)
+        return F.relu(self.norm(self.conv(x), style), inplace=True)
 
 
 class ResidualBlock(nn.Module):
     """conv-norm-relu-conv-norm plus identity (He et al. 2016, as in Johnson et al.)."""
 
-    def __init__(self, channels: int, kind: BlockKind = "standard") -> None:
+    def __init__(self, channels: int, kind: BlockKind = "standard", num_styles: int = 0) -> None:
         super().__init__()
         self.conv1 = _conv(channels, channels, 3, kind=kind)
-        self.norm1 = InstanceNorm(channels)
+        self.norm1 = InstanceNorm(channels, num_styles=num_styles)
         self.conv2 = _conv(channels, channels, 3, kind=kind)
-        self.norm2 = InstanceNorm(channels)
+        self.norm2 = InstanceNorm(channels, num_styles=num_styles)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm1(self.conv1(x)), inplace=True)
-        return x + self.norm2(self.conv2(y))
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x), style), inplace=True)
+        return x + self.norm2(self.conv2(y), style)
 
 
 class TransformNet(nn.Module):
-    """Image transformation network that paints one style in a single pass.
+    """Image transformation network that paints one style, or a space of styles, in a single pass.
 
-    Shape: (N, 3, H, W) RGB float in [0, 1] -> (N, 3, H, W) RGB float in [0, 1],
+    With ``config.num_styles == 0`` it is the classic single-style network. With
+    ``N >= 1`` every instance norm is conditional: ``style`` weights pick a style or a
+    convex blend of styles (the mixture is computed once per call, so its cost does not
+    depend on N).
+
+    Shape: (B, 3, H, W) RGB float in [0, 1] -> (B, 3, H, W) RGB float in [0, 1],
     for any H, W >= 1 (padded internally to the stride multiple, cropped back).
     """
 
     def __init__(self, config: NetConfig | None = None) -> None:
         super().__init__()
         self.config = config or NetConfig()
-        ch = self.config.channels
-        self.head = ConvNormAct(3, ch[0], self.config.head_kernel)
-        self.down = nn.ModuleList(ConvNormAct(ch[i], ch[i + 1], 3, stride=2) for i in range(len(ch) - 1))
-        self.res = nn.Sequential(*(ResidualBlock(ch[-1], self.config.res_kind) for _ in range(self.config.res_blocks)))
+        ch, n = self.config.channels, self.config.num_styles
+        self.head = ConvNormAct(3, ch[0], self.config.head_kernel, num_styles=n)
+        self.down = nn.ModuleList(ConvNormAct(ch[i], ch[i + 1], 3, stride=2, num_styles=n) for i in range(len(ch) - 1))
+        self.res = nn.Sequential(
+            *(ResidualBlock(ch[-1], self.config.res_kind, num_styles=n) for _ in range(self.config.res_blocks))
+        )
         self.up = nn.ModuleList(
-            ConvNormAct(ch[i], ch[i - 1], 3, upsample=True, kind=self.config.up_kind) for i in range(len(ch) - 1, 0, -1)
+            ConvNormAct(ch[i], ch[i - 1], 3, upsample=True, kind=self.config.up_kind, num_styles=n)
+            for i in range(len(ch) - 1, 0, -1)
         )
         self.tail = nn.Conv2d(
             ch[0], 3, self.config.tail_kernel, padding=self.config.tail_kernel // 2, padding_mode="reflect"
@@ -260,36 +349,196 @@ class TransformNet(nn.Module):
         return self.config.stride
 
     @property
+    def num_styles(self) -> int:
+        """Rows of the style tables (0: a single-style network)."""
+        return self.config.num_styles
+
+    @property
     def min_size(self) -> int:
         """Smallest height/width :meth:`forward_padded` accepts (see :func:`min_input_size`)."""
         return min_input_size(self.config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]
         th, tw = padded_size(h, w, self.stride, self.min_size)
-        return self.forward_padded(pad_to_size(x, th, tw))[..., :h, :w]
+        return self.forward_padded(pad_to_size(x, th, tw), style)[..., :h, :w]
 
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """The network proper: convolutions only, no size arithmetic.
 
         This is what inference backends run and what ONNX export traces, so the
         exported graph keeps height and width dynamic; the engine pads and crops.
 
-        Shape: (N, 3, H, W) float RGB in [0, 1] with H and W multiples of
-        :attr:`stride` and at least :attr:`min_size` -> same shape.
+        Args:
+            x: (B, 3, H, W) float RGB in [0, 1], H and W multiples of :attr:`stride`
+                and at least :attr:`min_size`.
+            style: mixing weights over the styles, (num_styles,) for the whole batch
+                or (B, num_styles) per image; None = style 0. Must be None for a
+                single-style network. Weights are used as given (normalise blends
+                to sum 1: see :func:`normalize_weights`).
+
+        Shape: (B, 3, H, W) -> same shape.
         """
-        y = self.head(x)
+        if style is not None:
+            style = self._check_style(style, x.shape[0])
+        y = self.head(x, style)
         for stage in self.down:
-            y = stage(y)
-        y = self.res(y)
+            y = stage(y, style)
+        for block in self.res:
+            y = block(y, style)
         for stage in self.up:
-            y = stage(y)
+            y = stage(y, style)
         y = self.tail(y)
         if self.config.output == "sigmoid":
             return torch.sigmoid(y)
         return (y * (1.0 / 255.0)).clamp(0.0, 1.0)
+
+    def _check_style(self, style: torch.Tensor, batch: int) -> torch.Tensor:
+        n = self.num_styles
+        if not n:
+            raise ValueError("this network has a single style: pass style=None")
+        if style.dim() == 1 and style.shape[0] == n:
+            return style
+        if style.dim() == 2 and style.shape[1] == n and style.shape[0] in (1, batch):
+            return style
+        raise ValueError(f"style weights must have shape ({n},) or ({batch}, {n}), got {tuple(style.shape)}")
+
+    # ------------------------------------------------------------ style space
+    def norms(self) -> list[tuple[str, InstanceNorm]]:
+        """Every instance norm with its qualified name (``head.norm``, ``res.0.norm1`` ...)."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, InstanceNorm)]
+
+    def style_params(self) -> list[nn.Parameter]:
+        """Every norm's scale and shift table: what learning a style trains, the convs frozen."""
+        params: list[nn.Parameter] = []
+        for _, norm in self.norms():
+            params += [norm.weight, norm.bias]
+        return params
+
+    def _require_styles(self) -> None:
+        if not self.num_styles:
+            raise ValueError("a single-style network has no style tables (build one with TransformNet.from_single)")
+
+    def _check_index(self, index: int) -> int:
+        self._require_styles()
+        if not isinstance(index, int) or not -self.num_styles <= index < self.num_styles:
+            raise IndexError(f"style index {index!r} out of range for {self.num_styles} style(s)")
+        return index % self.num_styles
+
+    def get_style_vector(self, index: int) -> dict[str, torch.Tensor]:
+        """Style ``index``'s rows, keyed like the state dict (``head.norm.weight`` ...), each (C,), detached copies."""
+        i = self._check_index(index)
+        out: dict[str, torch.Tensor] = {}
+        for name, norm in self.norms():
+            out[f"{name}.weight"] = norm.weight.detach()[i].clone()
+            out[f"{name}.bias"] = norm.bias.detach()[i].clone()
+        return out
+
+    def style_vector_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Keys and shapes of a style vector of this architecture."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, norm in self.norms():
+            c = norm.weight.shape[-1]
+            shapes[f"{name}.weight"] = shapes[f"{name}.bias"] = (c,)
+        return shapes
+
+    def set_style_vector(self, index: int, vector: dict[str, torch.Tensor]) -> None:
+        """Overwrite style ``index``'s rows with ``vector`` (as :meth:`get_style_vector` returns).
+
+        Raises:
+            ValueError: keys or shapes do not match this architecture.
+        """
+        i = self._check_index(index)
+        expected = self.style_vector_shapes()
+        if set(vector) != set(expected):
+            missing = sorted(set(expected) - set(vector))
+            extra = sorted(set(vector) - set(expected))
+            raise ValueError(f"style vector does not fit this network (missing {missing[:2]}, unexpected {extra[:2]})")
+        for key, value in vector.items():
+            if tuple(value.shape) != expected[key]:
+                raise ValueError(f"style vector {key} has shape {tuple(value.shape)}, expected {expected[key]}")
+        with torch.no_grad():
+            for name, norm in self.norms():
+                norm.weight[i].copy_(vector[f"{name}.weight"])
+                norm.bias[i].copy_(vector[f"{name}.bias"])
+
+    def add_style(self, init: int | None = None) -> int:
+        """Append a style row to every table and return its index.
+
+        The row starts as a copy of style ``init``, or the mean of all rows (None).
+        The tables are replaced by new, larger parameters: rebuild optimizers after.
+        """
+        self._require_styles()
+        if init is not None:
+            init = self._check_index(init)
+        if self.num_styles >= MAX_STYLES:
+            raise ValueError(f"a network holds at most {MAX_STYLES} styles")
+        with torch.no_grad():
+            for _, norm in self.norms():
+                for attr in ("weight", "bias"):
+                    table: nn.Parameter = getattr(norm, attr)
+                    row = table[init] if init is not None else table.mean(dim=0)
+                    grown = nn.Parameter(torch.cat([table, row[None]]), requires_grad=table.requires_grad)
+                    setattr(norm, attr, grown)
+                norm.num_styles += 1
+        self.config = dataclasses.replace(self.config, num_styles=self.num_styles + 1)
+        return self.num_styles - 1
+
+    @classmethod
+    def from_single(cls, nets: Sequence[TransformNet]) -> TransformNet:
+        """One conditional network holding the styles of ``nets`` (same architecture).
+
+        Convolution weights come from ``nets[0]``; each single-style net contributes
+        its norms' affine as one row (a multi-style net contributes all its rows), in
+        order. With one net the result computes exactly what that net computes: the
+        starting point of distilling several networks into one.
+
+        Raises:
+            ValueError: no nets, or architectures that differ (besides ``num_styles``).
+        """
+        if not nets:
+            raise ValueError("from_single needs at least one network")
+        base = nets[0].config.single()
+        for i, net in enumerate(nets):
+            if net.config.single() != base:
+                raise ValueError(f"network {i} has another architecture ({net.config.single()} != {base})")
+        rows = sum(max(1, net.num_styles) for net in nets)
+        if rows > MAX_STYLES:
+            raise ValueError(f"{rows} styles: a network holds at most {MAX_STYLES}")
+        first = nets[0]
+        param = next(first.parameters())
+        with torch.device(param.device):
+            out = cls(dataclasses.replace(base, num_styles=rows)).to(param.dtype)
+        norm_names = {name for name, _ in out.norms()}
+        # Everything but the norms' tables (which change shape) comes from the first net.
+        state = {k: v for k, v in first.state_dict().items() if k.rpartition(".")[0] not in norm_names}
+        out.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            for name, norm in out.norms():
+                for attr in ("weight", "bias"):
+                    tables = []
+                    for net in nets:
+                        t = net.get_parameter(f"{name}.{attr}").detach()
+                        tables.append(t[None] if t.dim() == 1 else t)
+                    getattr(norm, attr).copy_(torch.cat(tables))
+        return out.train(first.training)
+
+
+def normalize_weights(weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """Mixing weights as a float32 vector summing to 1.
+
+    Raises:
+        ValueError: a negative or non-finite weight, or weights summing to 0.
+    """
+    w = torch.as_tensor(weights, dtype=torch.float32).flatten()
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError(f"style weights must be finite and >= 0, got {w.tolist()}")
+    total = float(w.sum())
+    if total <= 0:
+        raise ValueError(f"style weights sum to 0: {w.tolist()}")
+    return w / total
 
 
 def min_input_size(config: NetConfig) -> int:

@@ -9,10 +9,14 @@ so every backend runs a pure convolutional graph.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
+import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,9 +26,10 @@ import torch.nn.functional as F
 
 from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import DeviceError
-from ..models.checkpoint import Checkpoint, load_checkpoint
+from ..models.checkpoint import Checkpoint, base_fingerprint, load_checkpoint
 from ..models.transform_net import TransformNet, pad_to_size, padded_size
 from .backends import Backend, BackendOptions, ExportedGraph, create_backend
+from .style_spec import StyleSpec, format_style_spec, parse_style_spec
 from .transfer import FrameTransfer
 
 log = logging.getLogger(__name__)
@@ -54,12 +59,38 @@ def pick_dtype(device: torch.device, precision: str) -> torch.dtype:
     return dtype
 
 
+@dataclass
+class _Net:
+    """One network the engine holds, and the style name of each of its rows."""
+
+    key: str
+    network: TransformNet | ExportedGraph
+    names: list[str]
+
+    @property
+    def rows(self) -> int:
+        return len(self.names)
+
+    @property
+    def conditional(self) -> bool:
+        """Takes style weights (a multi-style network or graph)."""
+        return bool(getattr(self.network, "num_styles", 0))
+
+
 class Stylizer:
-    """Apply a style network to frames.
+    """Apply a style, or a blend of styles, to frames.
+
+    Styles of one multi-style network blend for free: the network runs once with a
+    weight vector over its styles. Styles of different networks blend by running
+    each and mixing their outputs (N times the cost). Switching styles morphs the
+    weights over :attr:`morph_seconds` (see :meth:`set_style`).
 
     Args:
-        style: a :class:`Checkpoint`, a :class:`TransformNet`, a style name/path, or
-            an exported ``.onnx`` file (OpenVINO, ONNX Runtime or TensorRT only).
+        style: a style spec (a name, a path, or a blend such as
+            ``'starry-night=0.7+great-wave=0.3'``, see
+            :mod:`~stylize_video.runtime.style_spec`), a :class:`Checkpoint`, a
+            :class:`TransformNet`, or an exported ``.onnx`` file (OpenVINO, ONNX
+            Runtime or TensorRT only).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``auto`` (fp16 on CUDA; bf16 on CPUs with AMX/AVX512-BF16, else
             fp32), ``fp32``, ``fp16``, ``bf16``.
@@ -82,7 +113,17 @@ class Stylizer:
         backend: the current style's :class:`~stylize_video.runtime.backends.Backend`.
         dtype: dtype of the tensors :meth:`stylize` takes and returns.
         precision: the compute precision (``fp32``, ``fp16``, ``bf16``).
+        style_name: the current style as a normalised spec (``a=0.7+b=0.3``).
+        morph_seconds: how long :meth:`set_style` morphs when not told (default 0:
+            a cut, so a library call or a contact sheet gets the style it asked for on
+            the next frame; live front ends set :attr:`DEFAULT_MORPH_SECONDS`).
+        clock: the time source of morphs (``time.monotonic``); a pipeline that knows
+            its frames' times can pass ``now`` to :meth:`stylize` instead. None
+            turns morphs into cuts.
     """
+
+    #: Duration of a live style change, in seconds (what ``run`` sets :attr:`morph_seconds` to).
+    DEFAULT_MORPH_SECONDS = 0.5
 
     def __init__(
         self,
@@ -112,10 +153,22 @@ class Stylizer:
         self._options = BackendOptions(
             device=self.device, precision=str(precision), threads=threads, channels_last=channels_last, compile=compile
         )
-        self._networks: dict[str, TransformNet | ExportedGraph] = {}
+        self._nets: dict[str, _Net] = {}  # network key -> network and its row names
+        self._names: dict[str, tuple[str, int]] = {}  # style name -> (network key, row)
         self._backends: dict[str, Backend] = {}
         self._origins: dict[str, str] = {}  # checkpoint name -> the file it came from
         self._warned_fallback = False
+        self._warned_multi = False
+        self.morph_seconds = 0.0
+        self.clock: Callable[[], float] | None = time.monotonic
+        # The weights per network: where a morph started, where it goes, and when.
+        self._start: dict[str, torch.Tensor] = {}
+        self._target: dict[str, torch.Tensor] = {}
+        self._target_parts: list[tuple[str, float, torch.Tensor]] = []
+        self._morph_t0 = 0.0
+        self._morph_seconds = 0.0
+        self._spec: StyleSpec = ()
+        self._main_key = ""
         self.style_name = ""
         self.set_style(style)
         self.transfer = FrameTransfer(self.device, self.dtype, self.channels_last, bgr=bgr)
@@ -164,50 +217,242 @@ class Stylizer:
         return module
 
     # ------------------------------------------------------------------ styles
-    def preload(self, *styles: StyleLike) -> list[str]:
-        """Load and prepare styles on the backend now, so switching later is instant."""
-        return [self._load(s)[0] for s in styles]
+    @property
+    def backend(self) -> Backend:
+        """The backend of the network carrying most of the current style (built on first use)."""
+        return self._backend_for(self._main_key)
 
-    def _key_and_network(self, style: StyleLike) -> tuple[str, TransformNet | ExportedGraph | None]:
-        """The cache key of a style, and its network unless already loaded."""
-        if isinstance(style, TransformNet):
-            return f"model-{id(style)}", style
-        if not isinstance(style, Checkpoint):
-            key = os.fspath(style)
-            if key in self._networks:
-                return key, None
-            if Path(key).suffix.lower() == ".onnx":
-                from .backends.onnx_export import read_exported
-
-                return key, read_exported(key)
-            style = load_checkpoint(style)
-            return key, style.model
-        key = style.meta.name or str(style.path)
-        origin = str(style.path.resolve()) if style.path is not None else f"id-{id(style)}"
-        if self._origins.setdefault(key, origin) != origin:
-            # Another network already goes by this name (names default to the file
-            # stem: v1/my-style vs v2/my-style): tell them apart by their path.
-            key = str(style.path) if style.path is not None else f"{key}#{id(style)}"
-            self._origins.setdefault(key, origin)
-        return key, style.model
-
-    def _load(self, style: StyleLike) -> tuple[str, Backend]:
-        key, network = self._key_and_network(style)
-        if network is not None and key not in self._networks:
-            self._networks[key] = network
+    def _backend_for(self, key: str) -> Backend:
         backend = self._backends.get(key)
         if backend is None:
-            backend = self._backends[key] = create_backend(self.backend_name, self._networks[key], self._options)
-        return key, backend
+            backend = self._backends[key] = create_backend(self.backend_name, self._nets[key].network, self._options)
+        return backend
 
-    def set_style(self, style: StyleLike) -> None:
-        """Switch to another style (loaded and prepared unless preloaded)."""
-        self.style_name, self.backend = self._load(style)
+    def preload(self, *styles: StyleLike) -> list[str]:
+        """Load and prepare styles on the backend now, so switching later is instant.
+
+        Returns the name each style is known by (for a blend spec, its normalised text).
+        """
+        names = []
+        for style in styles:
+            spec = self._resolve(style)
+            for key in {self._names[name][0] for name, _ in spec}:
+                self._backend_for(key)
+            names.append(format_style_spec(spec))
+        return names
+
+    def set_style(self, style: StyleLike, morph: float | None = None) -> None:
+        """Switch to a style or a blend (loaded and prepared unless preloaded).
+
+        Args:
+            style: a style spec (``'starry-night'``, ``'starry-night=0.7+great-wave=0.3'``,
+                see :mod:`~stylize_video.runtime.style_spec`), a checkpoint path, a
+                :class:`Checkpoint` or a :class:`TransformNet`.
+            morph: seconds over which the weights move from the current mixture to the
+                new one (None: :attr:`morph_seconds`; 0: a cut). Time comes from
+                :attr:`clock` or the ``now`` given to :meth:`stylize`, so the morph
+                takes the same time at any frame rate and never holds a frame back.
+
+        Raises:
+            StyleSpecError / CheckpointError: a bad spec or an unknown or unusable style.
+        """
+        seconds = self.morph_seconds if morph is None else float(morph)
+        if not seconds >= 0:
+            raise ValueError(f"morph must be >= 0 seconds, got {morph}")
+        spec = self._resolve(style)
+        target = self._weights_of(spec)
+        for key in target:
+            self._backend_for(key)  # prepared now, not on the frame that needs it
+        first = not self._target
+        if first or seconds == 0 or self.clock is None:
+            self._start, self._morph_t0, self._morph_seconds = target, 0.0, 0.0
+        else:
+            now = self.clock()
+            self._start = self._mixture(now)
+            self._morph_t0, self._morph_seconds = now, seconds
+        self._target = target
+        self._target_parts = _split(target)
+        self._spec = spec
+        self.style_name = format_style_spec(spec)
+        self._main_key = max(target, key=lambda k: float(target[k].sum()))
+        if len(target) > 1 and not self._warned_multi:
+            self._warned_multi = True
+            log.info(
+                "blending styles of %d different networks runs each of them per frame (%.0fx the cost); "
+                "styles of one multi-style network blend for free",
+                len(target),
+                len(target),
+            )
+
+    @property
+    def spec(self) -> StyleSpec:
+        """The current target style as parsed (name, weight) pairs."""
+        return self._spec
+
+    @property
+    def morphing(self) -> bool:
+        """True while a morph is still under way (at :attr:`clock` time)."""
+        return (
+            self._morph_seconds > 0 and self.clock is not None and self.clock() < self._morph_t0 + self._morph_seconds
+        )
+
+    def blend(self, now: float | None = None) -> dict[str, float]:
+        """The mixture of style names the next frame would use (weights summing to 1)."""
+        mixture = self._mixture(now)
+        out: dict[str, float] = {}
+        for key, weights in mixture.items():
+            names = self._nets[key].names
+            for name, w in zip(names, weights.tolist(), strict=True):
+                if w > 0:
+                    out[name] = out.get(name, 0.0) + w
+        return out
+
+    def _mixture(self, now: float | None = None) -> dict[str, torch.Tensor]:
+        """Weights per network key at time ``now`` (mass across networks sums to 1)."""
+        if self._morph_seconds <= 0:
+            return self._target
+        if now is None:
+            now = self.clock() if self.clock is not None else self._morph_t0 + self._morph_seconds
+        t = (now - self._morph_t0) / self._morph_seconds
+        if t >= 1.0:
+            return self._target
+        t = max(0.0, t)
+        s = t * t * (3.0 - 2.0 * t)  # smoothstep: monotone, eases in and out
+        out: dict[str, torch.Tensor] = {}
+        for key in self._start.keys() | self._target.keys():
+            n = self._nets[key].rows
+            a = self._start.get(key, torch.zeros(n))
+            b = self._target.get(key, torch.zeros(n))
+            w = torch.lerp(a, b, s)
+            if float(w.sum()) > 0:
+                out[key] = w
+        return out
+
+    def _weights_of(self, spec: StyleSpec) -> dict[str, torch.Tensor]:
+        weights: dict[str, torch.Tensor] = {}
+        for name, w in spec:
+            key, row = self._names[name]
+            vec = weights.setdefault(key, torch.zeros(self._nets[key].rows))
+            vec[row] += w
+        return weights
+
+    def _resolve(self, style: StyleLike) -> StyleSpec:
+        """Load whatever ``style`` names and return it as a spec of registered names."""
+        if isinstance(style, TransformNet):
+            return ((self._register(style, None, None, 0), 1.0),)
+        if isinstance(style, Checkpoint):
+            return ((self._register_checkpoint(style), 1.0),)
+        text = os.fspath(style)
+        if text in self._names:
+            return ((text, 1.0),)
+        spec = parse_style_spec(text)
+        resolved = []
+        for name, weight in spec:
+            if name not in self._names:
+                if Path(name).suffix.lower() == ".onnx":
+                    from .backends.onnx_export import read_exported
+
+                    graph = read_exported(name)
+                    self._register(graph, name, graph.style_names, 0)
+                else:
+                    ck = load_checkpoint(name)
+                    got = self._register_checkpoint(ck, as_name=name)
+                    if got != name:
+                        self._names[name] = self._names[got]
+            resolved.append((name, weight))
+        return tuple(resolved)
+
+    def _register_checkpoint(self, ck: Checkpoint, as_name: str | None = None) -> str:
+        """Register a checkpoint's network; return the name of its chosen style.
+
+        A single-style network goes by ``as_name`` (what the user typed) when given,
+        else by its metadata's name.
+        """
+        names = ck.style_names
+        origin = str(ck.path.resolve()) if ck.path is not None else f"id-{id(ck)}"
+        if not ck.meta.styles:
+            if as_name is not None:
+                return self._register(ck.model, as_name, [as_name], 0)
+            name = ck.meta.name or str(ck.path)
+            if self._origins.setdefault(name, origin) != origin:
+                # Another network already goes by this name (names default to the file
+                # stem: v1/my-style vs v2/my-style): tell them apart by their path.
+                name = str(ck.path) if ck.path is not None else f"{name}#{id(ck)}"
+                self._origins.setdefault(name, origin)
+            return self._register(ck.model, name, [name], 0)
+        return self._register(ck.model, None, names, ck.style_index)
+
+    def _register(
+        self, network: TransformNet | ExportedGraph, key: str | None, names: list[str] | None, index: int
+    ) -> str:
+        """Register a network under ``key`` with row ``names``; return the name of row ``index``.
+
+        A multi-style network whose shared weights equal an already registered one's
+        (the same gallery file reached through two names, or a learned style vector
+        attached to it) is merged into it: new rows are appended, so every style of
+        that network keeps blending for free.
+        """
+        if isinstance(network, TransformNet) and network.num_styles:
+            fingerprint = "net-" + base_fingerprint(network)
+            names = names or [f"{fingerprint[:12]}-{i}" for i in range(network.num_styles)]
+            existing = self._nets.get(fingerprint)
+            if existing is None:
+                self._nets[fingerprint] = _Net(fingerprint, network, list(names))
+            else:
+                self._merge(existing, network, names)
+            net = self._nets[fingerprint]
+            chosen = names[index]
+            for name in names:
+                row = (fingerprint, net.names.index(name))
+                if self._names.setdefault(name, row) != row:
+                    # Another network already has a style of this name: this one's row goes
+                    # by a qualified name, never silently by the other network's style.
+                    qualified = f"{name}#{fingerprint[4:12]}"
+                    self._names[qualified] = row
+                    net.names[row[1]] = qualified
+                    chosen = qualified if name == names[index] else chosen
+            return chosen
+        if isinstance(network, ExportedGraph) and network.num_styles:
+            key = key or str(network.path)
+            graph_names = names or [f"{key}#{i}" for i in range(network.num_styles)]
+            if key not in self._nets:
+                self._nets[key] = _Net(key, network, list(graph_names))
+                for i, name in enumerate(graph_names):
+                    self._names.setdefault(name, (key, i))
+                self._names.setdefault(key, (key, 0))
+            return key
+        key = key or f"model-{id(network)}"
+        if key not in self._nets:
+            self._nets[key] = _Net(key, network, [key])
+            self._names[key] = (key, 0)
+        return key
+
+    def _merge(self, net: _Net, other: TransformNet, names: list[str]) -> None:
+        """Append the rows of ``other`` that ``net`` lacks (by name)."""
+        assert isinstance(net.network, TransformNet)
+        new = [(i, n) for i, n in enumerate(names) if n not in net.names]
+        if not new:
+            return
+        grown = copy.deepcopy(net.network)  # the caller's module is never changed in place
+        for i, name in new:
+            row = grown.add_style()
+            grown.set_style_vector(row, other.get_style_vector(i))
+            net.names.append(name)
+        net.network = grown.eval().requires_grad_(False)
+        # The tables changed shape: the weights now and to come need the new rows.
+        pad = len(net.names)
+        for table in (self._start, self._target):
+            if net.key in table:
+                table[net.key] = F.pad(table[net.key], (0, pad - table[net.key].numel()))
+        self._target_parts = _split(self._target)
+        old = self._backends.pop(net.key, None)
+        if old is not None:
+            old.close()
 
     @property
     def styles(self) -> list[str]:
-        """Names of the styles loaded (prepared on the backend or ready to be)."""
-        return list(self._networks)
+        """Names of the styles loaded (every style of a loaded multi-style network)."""
+        return list(self._names)
 
     def close(self) -> None:
         """Release every backend's resources."""
@@ -231,53 +476,78 @@ class Stylizer:
                 stacklevel=3,
             )
             self._warned_fallback = True
-        # New fp32 backends from the original networks: nothing shared is cast in
-        # place. Other styles are rebuilt when switched to.
+        # New fp32 backends from the original networks (built when next used): nothing
+        # shared is cast in place.
         self.close()
         self._options = dataclasses.replace(self._options, precision="fp32")
-        self.backend = self._backends[self.style_name] = create_backend(
-            self.backend_name, self._networks[self.style_name], self._options
-        )
         self.transfer.dtype = self.dtype
         self.transfer.channels_last = self.channels_last
 
     @torch.inference_mode()
-    def stylize(self, x: torch.Tensor) -> torch.Tensor:
+    def stylize(self, x: torch.Tensor, *, now: float | None = None) -> torch.Tensor:
         """Stylize a batch on the device.
 
-        Shape: (N, 3, H, W) float RGB in [0, 1] on ``self.device`` -> same shape, in
-        ``self.dtype``. Strength and colour preservation are applied here.
+        Args:
+            x: (N, 3, H, W) float RGB in [0, 1] on ``self.device``.
+            now: the frame's time on :attr:`clock`'s scale, for morphs (None: the clock now).
+
+        Shape: (N, 3, H, W) -> same shape, in ``self.dtype``. Strength and colour
+        preservation are applied here.
         """
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.to(dtype=self.dtype, memory_format=fmt)
-        y = self._run_model(x)
+        parts = self._parts(now)
+        y = self._run_model(x, parts)
         if self.precision != "fp32" and not bool(torch.isfinite(y).all()):
             self._fallback_to_fp32()
             x = x.to(dtype=self.dtype)
-            y = self._run_model(x)
+            y = self._run_model(x, parts)
         if self.preserve_color:
             y = _transfer_luminance(x, y)
         if self._strength < 1.0:
             y = torch.lerp(x, y, self._strength)
         return y
 
-    def _run_padded(self, x: torch.Tensor) -> torch.Tensor:
-        """The backend on ``x`` padded to the network's stride, cropped back."""
-        backend = self.backend
-        h, w = x.shape[-2:]
-        th, tw = padded_size(h, w, backend.stride, backend.min_size)
-        y = backend.run(pad_to_size(x, th, tw))
-        return y if (th, tw) == (h, w) else y[..., :h, :w]
+    def _parts(self, now: float | None = None) -> list[tuple[str, float, torch.Tensor]]:
+        """(network key, its share of the output, its own weights summing to 1) for one frame."""
+        if self._morph_seconds > 0:
+            if now is None:
+                now = self.clock() if self.clock is not None else self._morph_t0 + self._morph_seconds
+            if now < self._morph_t0 + self._morph_seconds:
+                return _split(self._mixture(now))
+            self._morph_seconds = 0.0  # done: later frames take the fast path
+            self._start = self._target
+        return self._target_parts  # the same tensors every frame: backends cache on them
 
-    def _run_model(self, x: torch.Tensor) -> torch.Tensor:
+    def _run_padded(self, x: torch.Tensor, parts: list[tuple[str, float, torch.Tensor]]) -> torch.Tensor:
+        """The networks on ``x`` padded to their stride, cropped back and mixed."""
+        out: torch.Tensor | None = None
+        h, w = x.shape[-2:]
+        for key, mass, weights in parts:
+            net = self._nets[key]
+            backend = self._backend_for(key)
+            th, tw = padded_size(h, w, backend.stride, backend.min_size)
+            xp = pad_to_size(x, th, tw)
+            y = backend.run(xp, weights) if net.conditional else backend.run(xp)
+            if (th, tw) != (h, w):
+                y = y[..., :h, :w]
+            if len(parts) == 1:
+                return y
+            y = y.to(self.dtype) * mass
+            out = y if out is None else out + y
+        assert out is not None, "a mixture always has weight somewhere"
+        return out
+
+    def _run_model(self, x: torch.Tensor, parts: list[tuple[str, float, torch.Tensor]]) -> torch.Tensor:
         if self._scale == 1.0:
-            return self._run_padded(x)
+            return self._run_padded(x, parts)
         h, w = x.shape[-2:]
         size = (max(1, round(h * self._scale)), max(1, round(w * self._scale)))
         # Area averaging when shrinking avoids aliasing; bilinear brings it back.
         small = F.interpolate(x, size=size, mode="area" if self._scale < 1 else "bilinear")
         y = self._run_padded(
-            small.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            small.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format),
+            parts,
         )
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
 
@@ -298,6 +568,17 @@ class Stylizer:
                 f"out of {self.device.type} memory stylizing a {w}x{h} image with {self.style_name}: "
                 "make it smaller (--max-size 2048), use --style-scale 0.5 or a -lite style"
             ) from exc
+
+
+def _split(mixture: dict[str, torch.Tensor]) -> list[tuple[str, float, torch.Tensor]]:
+    """Per network: its share of the output and its weights normalised to sum to 1."""
+    parts = []
+    for key, weights in mixture.items():
+        mass = float(weights.sum())
+        if mass > 1e-6:
+            parts.append((key, mass, weights / mass))
+    total = sum(m for _, m, _ in parts)
+    return [(k, m / total, w) for k, m, w in parts]
 
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of JPEG's YCbCr

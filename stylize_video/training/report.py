@@ -21,8 +21,13 @@ def _number(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
-def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int) -> str:
-    """One row of the styles table: what was trained how, and how well it scored."""
+def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int, network: str | None = None) -> str:
+    """One row of the styles table: what was trained how, and how well it scored.
+
+    For a style inside a multi-style network pass that style's view
+    (:meth:`CheckpointMeta.for_style`) and the network's name; ``size_bytes`` is then
+    the network file's size, shared by its styles.
+    """
     t, m = meta.training, meta.metrics
     teacher = t.get("teacher")
     settings = f"{t.get('iterations_done', '?')} x {t.get('batch_size', '?')}"
@@ -32,10 +37,14 @@ def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int) -> str:
         settings = f"{init.get('iterations', '?')} + {settings}"
     crops = f"{t.get('image_size', '?')} / {t.get('style_size') or 'native'}"
     kind = meta.preset or "custom"
+    if network:
+        kind += f", in `{network}`"
     if teacher:
         kind += f", distilled from `{Path(str(teacher)).stem}`"
     temporal = m.get("val_temporal")
     size = f"{size_bytes / 2**20:.1f} MiB" if size_bytes >= 2**20 else f"{size_bytes / 2**10:.0f} KiB"
+    if network:
+        size += " (shared)"
     cells = [
         f"`{name}`",
         kind,

@@ -80,6 +80,27 @@ class ExportedGraph:
     def name(self) -> str:
         return self.metadata.get("style") or self.path.stem
 
+    @property
+    def num_styles(self) -> int:
+        """Styles of a multi-style graph (it then takes a second input, ``style``); 0 for one style."""
+        try:
+            return max(0, int(self.metadata.get("num_styles", "0")))
+        except ValueError:
+            return 0
+
+    @property
+    def style_names(self) -> list[str]:
+        """The name of each style of a multi-style graph, by row (empty for one style)."""
+        import json
+
+        try:
+            names = json.loads(self.metadata.get("styles", "[]"))
+        except ValueError:
+            names = []
+        if not isinstance(names, list) or len(names) != self.num_styles or not all(isinstance(n, str) for n in names):
+            return [f"{self.name}#{i}" for i in range(self.num_styles)]
+        return names
+
 
 @dataclass(frozen=True)
 class BackendOptions:
@@ -127,8 +148,12 @@ class Backend(abc.ABC):
     min_size: int = 1
 
     @abc.abstractmethod
-    def run(self, x: torch.Tensor) -> torch.Tensor:
+    def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """Run the network.
+
+        ``style`` is given only for a multi-style network: float32 CPU mixing weights
+        (num_styles,) summing to 1. The engine passes the same tensor object while
+        the weights do not change (a backend may cache what it derives from it).
 
         Shape: (1, 3, H, W) float RGB in [0, 1] on :attr:`device` in :attr:`dtype`,
         H and W multiples of :attr:`stride` -> a new tensor of the same shape, device

@@ -7,6 +7,10 @@ and width dynamic. Contract (also written into the file's ``metadata_props``):
   ``stride`` (4 for ``full``, 8 for ``lite``) and at least ``min_size``. Pad other
   sizes at the bottom/right (reflect) and crop the output back; stylize-video's
   engine does exactly that.
+* input ``style`` (multi-style networks only): float32 (num_styles,), the mixing
+  weights over the network's styles (one-hot for one style, a convex combination for
+  a blend; they should sum to 1). The names of the styles, by row, are in the
+  metadata (``styles``), so blends and morphs need no re-export.
 * output ``stylized``: float32 (1, 3, H, W), RGB in [0, 1].
 
 Instance normalisation is exported as ONNX ``InstanceNormalization`` (one fused op
@@ -18,6 +22,7 @@ statistics fare in OpenVINO's bf16 mode.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -47,19 +52,32 @@ OPSET = 17
 #: Exported output must match PyTorch fp32 within this mean absolute difference.
 TOLERANCE = 1.0 / 255.0
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
+#: The second input of multi-style graphs: the style weights.
+STYLE_INPUT_NAME = "style"
 #: Bumped whenever the exported graph changes for the same weights (a cache key part).
 GRAPH_VERSION = 2
 
 
 class _OnnxInstanceNorm(nn.Module):
-    """:class:`InstanceNorm` as ``F.instance_norm`` (ONNX InstanceNormalization)."""
+    """:class:`InstanceNorm` as ``F.instance_norm`` (ONNX InstanceNormalization).
+
+    A conditional norm normalises without affine, then applies the scale and shift
+    mixed from its tables by the ``style`` input (a (1, N) x (N, C) MatMul per layer:
+    the graph's weights stay constants, only the mixing weights are an input).
+    """
 
     def __init__(self, norm: InstanceNorm) -> None:
         super().__init__()
         self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+        self.num_styles = norm.num_styles
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.num_styles:
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        w = style.reshape(1, -1) if style is not None else F.one_hot(torch.tensor([0]), self.num_styles).float()
+        scale = (w @ self.weight).reshape(1, -1, 1, 1)
+        shift = (w @ self.bias).reshape(1, -1, 1, 1)
+        return F.instance_norm(x, eps=self.eps) * scale + shift
 
 
 class _Padded(nn.Module):
@@ -79,8 +97,8 @@ class _Padded(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_padded(x - x.mean(dim=(2, 3), keepdim=True))
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net.forward_padded(x - x.mean(dim=(2, 3), keepdim=True), style)
 
 
 def _drop_head_bias(net: TransformNet) -> None:
@@ -103,10 +121,15 @@ def exportable(net: TransformNet) -> nn.Module:
 
 
 def onnx_bytes(net: TransformNet, opset: int = OPSET) -> bytes:
-    """Serialize ``net.forward_padded`` to ONNX with dynamic height and width."""
+    """Serialize ``net.forward_padded`` to ONNX with dynamic height and width
+    (and the ``style`` weights as a second input for a multi-style network)."""
     module = exportable(net)
     size = max(net.min_size, 4 * net.stride)
-    example = torch.rand(1, 3, size, size)
+    example: tuple[torch.Tensor, ...] = (torch.rand(1, 3, size, size),)
+    names = [INPUT_NAME]
+    if net.num_styles:
+        example += (torch.full((net.num_styles,), 1.0 / net.num_styles),)
+        names.append(STYLE_INPUT_NAME)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of dynamo (which needs
@@ -114,23 +137,29 @@ def onnx_bytes(net: TransformNet, opset: int = OPSET) -> bytes:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
-            (example,),
+            example,
             buf,  # type: ignore[arg-type]  # a file object works, the stubs say paths
             dynamo=False,
             opset_version=opset,
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {2: "height", 3: "width"}, OUTPUT_NAME: {2: "height", 3: "width"}},
         )
     return buf.getvalue()
 
 
-def contract(stride: int, min_size: int) -> str:
+def contract(stride: int, min_size: int, num_styles: int = 0) -> str:
     """The input/output contract in words (stored in the model's metadata)."""
+    style = (
+        f"input '{STYLE_INPUT_NAME}': float32 ({num_styles},) style mixing weights summing to 1 "
+        "(row i is the i-th name in the 'styles' metadata); "
+        if num_styles
+        else ""
+    )
     return (
         f"input '{INPUT_NAME}': float32 (1, 3, H, W) RGB in [0, 1], H and W multiples of {stride} and >= {min_size} "
         "(pad other sizes at the bottom/right with reflection and crop the output); "
-        f"output '{OUTPUT_NAME}': float32 (1, 3, H, W) RGB in [0, 1]"
+        f"{style}output '{OUTPUT_NAME}': float32 (1, 3, H, W) RGB in [0, 1]"
     )
 
 
@@ -143,7 +172,7 @@ def export_metadata(checkpoint: Any, opset: int = OPSET) -> dict[str, str]:
         "style": meta.name,
         "stride": str(net.stride),
         "min_size": str(net.min_size),
-        "contract": contract(net.stride, net.min_size),
+        "contract": contract(net.stride, net.min_size, net.num_styles),
         "arch": json.dumps(net.config.to_dict(), sort_keys=True),
         "opset": str(opset),
     }
@@ -155,6 +184,13 @@ def export_metadata(checkpoint: Any, opset: int = OPSET) -> dict[str, str]:
         props["training"] = json.dumps(meta.training, sort_keys=True, default=str)
     if meta.metrics:
         props["metrics"] = json.dumps(meta.metrics, sort_keys=True, default=str)
+    if net.num_styles:
+        # A multi-style export bakes no style: the graph takes the weights, these name the rows.
+        props["num_styles"] = str(net.num_styles)
+        props["styles"] = json.dumps(meta.style_names)
+        props["style_credits"] = json.dumps(
+            [dataclasses.asdict(info) for info in meta.styles], sort_keys=True, default=str
+        )
     return props
 
 
@@ -168,7 +204,10 @@ def _test_frame(h: int, w: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export_onnx` wrote and how close it came to PyTorch."""
+    """What :func:`export_onnx` wrote and how close it came to PyTorch.
+
+    ``styles`` names the rows of a multi-style export (empty for one style).
+    """
 
     path: Path
     style: str
@@ -177,6 +216,7 @@ class ExportResult:
     max_abs_diff: float
     check_size: tuple[int, int]
     seconds: float
+    styles: tuple[str, ...] = ()
 
 
 def export_onnx(
@@ -222,7 +262,9 @@ def export_onnx(
     model = onnx.load_from_string(onnx_bytes(net, opset))
     model.producer_name = "stylize-video"
     model.producer_version = __version__
-    model.doc_string = f"stylize-video style {checkpoint.meta.name}: " + contract(net.stride, net.min_size)
+    model.doc_string = f"stylize-video style {checkpoint.meta.name}: " + contract(
+        net.stride, net.min_size, net.num_styles
+    )
     for key, value in export_metadata(checkpoint, opset).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -231,11 +273,19 @@ def export_onnx(
     # Verify what will be written: ONNX Runtime on the padded odd-sized frame,
     # cropped, against the PyTorch module's own (pad-inside) forward.
     x = _test_frame(*check_size)
+    feeds: dict[str, np.ndarray] = {}
+    style = None
+    if net.num_styles:
+        # An uneven blend of every style: checks each row and the mixing at once.
+        style = torch.arange(1, net.num_styles + 1, dtype=torch.float32)
+        style /= style.sum()
+        feeds[STYLE_INPUT_NAME] = style.numpy()
     with torch.inference_mode():
-        reference = net(x).numpy()
+        reference = net(x, style).numpy()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     th, tw = padded_size(check_size[0], check_size[1], net.stride, net.min_size)
-    got = session.run(None, {INPUT_NAME: pad_to_size(x, th, tw).numpy()})[0][..., : check_size[0], : check_size[1]]
+    feeds[INPUT_NAME] = pad_to_size(x, th, tw).numpy()
+    got = session.run(None, feeds)[0][..., : check_size[0], : check_size[1]]
     diff = np.abs(got - reference)
     mean_diff, max_diff = float(diff.mean()), float(diff.max())
     if not mean_diff <= TOLERANCE:
@@ -258,6 +308,7 @@ def export_onnx(
     return ExportResult(
         path=path,
         style=checkpoint.meta.name,
+        styles=tuple(checkpoint.meta.style_names) if checkpoint.meta.styles else (),
         bytes=len(data),
         mean_abs_diff=mean_diff,
         max_abs_diff=max_diff,

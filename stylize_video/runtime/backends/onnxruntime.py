@@ -14,7 +14,7 @@ import torch
 
 from ...errors import DeviceError
 from . import Backend, BackendOptions, cache_dir, network_geometry, require
-from .onnx_export import INPUT_NAME, graph_bytes
+from .onnx_export import INPUT_NAME, STYLE_INPUT_NAME, graph_bytes
 
 
 class OnnxRuntimeBackend(Backend):
@@ -50,11 +50,26 @@ class OnnxRuntimeBackend(Backend):
         cache = Path(options.cache_dir) if options.cache_dir is not None else cache_dir()
         self._session = ort.InferenceSession(graph_bytes(network, cache), so, providers=providers)
         self._cuda = options.device.type == "cuda"
+        self._num_styles = int(getattr(network, "num_styles", 0))
+        self._style_key: torch.Tensor | None = None
+        self._style_np: np.ndarray | None = None
 
-    def run(self, x: torch.Tensor) -> torch.Tensor:
+    def _feeds(self, image: np.ndarray, style: torch.Tensor | None) -> dict[str, np.ndarray]:
+        feeds = {INPUT_NAME: image}
+        if self._num_styles:
+            if style is None:
+                style = torch.nn.functional.one_hot(torch.tensor(0), self._num_styles).float()
+            if style is not self._style_key:  # converted once per weight vector
+                self._style_key = style
+                self._style_np = np.ascontiguousarray(style.detach().float().cpu().numpy())
+            assert self._style_np is not None
+            feeds[STYLE_INPUT_NAME] = self._style_np
+        return feeds
+
+    def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if self._cuda:
             # Simple and correct rather than zero-copy: ORT on CUDA is a fallback here.
-            out = self._session.run(None, {INPUT_NAME: x.detach().float().cpu().numpy()})[0]
+            out = self._session.run(None, self._feeds(x.detach().float().cpu().numpy(), style))[0]
             return torch.from_numpy(out).to(self.device)
-        out = self._session.run(None, {INPUT_NAME: np.ascontiguousarray(x.detach().float().numpy())})[0]
+        out = self._session.run(None, self._feeds(np.ascontiguousarray(x.detach().float().numpy()), style))[0]
         return torch.from_numpy(out)  # a fresh array per call: ours to hand on

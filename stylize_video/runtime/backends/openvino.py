@@ -89,22 +89,41 @@ class OpenVINOBackend(Backend):
                 raise DeviceError(f"--threads must be >= 1, got {options.threads}")
             self._config["INFERENCE_NUM_THREADS"] = options.threads
         self._requests: dict[tuple[int, int], Any] = {}
+        self._num_styles = int(getattr(network, "num_styles", 0))
+        self._style_key: torch.Tensor | None = None
+        self._style_np: np.ndarray | None = None
 
     def _request(self, h: int, w: int) -> Any:
         request = self._requests.get((h, w))
         if request is None:
             model = self._model.clone()
-            model.reshape({model.inputs[0].any_name: [1, 3, h, w]})
+            shapes: dict[str, list[int]] = {model.inputs[0].any_name: [1, 3, h, w]}
+            if self._num_styles:
+                shapes[model.inputs[1].any_name] = [self._num_styles]
+            model.reshape(shapes)
             compiled = self._core.compile_model(model, "CPU", self._config)
             request = self._requests[(h, w)] = compiled.create_infer_request()
         return request
 
-    def run(self, x: torch.Tensor) -> torch.Tensor:
+    def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         request = self._request(int(h), int(w))
-        request.infer({0: np.ascontiguousarray(x.detach().float().numpy())}, share_inputs=True)
+        inputs: dict[int, np.ndarray] = {0: np.ascontiguousarray(x.detach().float().numpy())}
+        if self._num_styles:
+            inputs[1] = self._style_array(style)
+        request.infer(inputs, share_inputs=True)
         # The request reuses its output buffer on the next call: copy out.
         return torch.from_numpy(np.array(request.get_output_tensor(0).data, copy=True))
+
+    def _style_array(self, style: torch.Tensor | None) -> np.ndarray:
+        """The weights as the graph's second input; converted once per weight vector."""
+        if style is None:
+            style = torch.nn.functional.one_hot(torch.tensor(0), self._num_styles).float()
+        if style is not self._style_key:
+            self._style_key = style
+            self._style_np = np.ascontiguousarray(style.detach().float().cpu().numpy())
+        assert self._style_np is not None
+        return self._style_np
 
     def close(self) -> None:
         self._requests.clear()

@@ -24,7 +24,7 @@ import torch
 
 from ...errors import DeviceError
 from . import Backend, BackendOptions, cache_dir, network_geometry, require
-from .onnx_export import INPUT_NAME, OUTPUT_NAME, graph_bytes
+from .onnx_export import INPUT_NAME, OUTPUT_NAME, STYLE_INPUT_NAME, graph_bytes
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class TensorRTBackend(Backend):
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._contexts: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._num_styles = int(getattr(network, "num_styles", 0))
+        self._style_key: torch.Tensor | None = None
+        self._style_dev: torch.Tensor | None = None
 
     def _engine_path(self, h: int, w: int) -> Path:
         gpu = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name(self.device))
@@ -117,12 +120,19 @@ class TensorRTBackend(Backend):
             entry = self._contexts[(h, w)] = (engine, context)
         return entry[1]
 
-    def run(self, x: torch.Tensor) -> torch.Tensor:
+    def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         context = self._context(int(h), int(w))
         x = x.detach().float().contiguous()
         out = torch.empty_like(x)
         context.set_tensor_address(INPUT_NAME, x.data_ptr())
+        if self._num_styles:
+            if style is None:
+                style = torch.nn.functional.one_hot(torch.tensor(0), self._num_styles).float()
+            if style is not self._style_key:  # uploaded once per weight vector, kept alive here
+                self._style_key, self._style_dev = style, style.to(self.device, torch.float32).contiguous()
+            assert self._style_dev is not None
+            context.set_tensor_address(STYLE_INPUT_NAME, self._style_dev.data_ptr())
         context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
         stream = torch.cuda.current_stream(self.device)
         if not context.execute_async_v3(stream.cuda_stream):
