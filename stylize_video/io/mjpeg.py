@@ -605,6 +605,8 @@ class _MjpegHandler(BaseHTTPRequestHandler):
                 self._reply(HTTPStatus.OK, self.sink.jpeg(seq, frame), "image/jpeg")
         elif path == "/control" and self.sink.controls is not None:
             self._json(HTTPStatus.OK, {"state": self.sink.controls.state()})
+        elif path == "/state" and self.sink.controls is not None:
+            self._json(HTTPStatus.OK, self.sink.controls.state())
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
