@@ -58,8 +58,9 @@ log = logging.getLogger(__name__)
 
 _BOUNDARY = "stylizeframe"
 
-#: The preview page: the stream and a control panel (style list, blend slider between two
-#: styles, strength, smoothing, snapshot; the current blend and scale). Plain inline JS and
+#: The preview page: the stream and a control panel (blend slider between two styles,
+#: strength, smoothing, snapshot, then the style list, which grows with the styles
+#: installed; the current blend and scale on top). Plain inline JS and
 #: CSS, nothing fetched from elsewhere. ``@AUTH@``/``@AUTH_AND@`` carry the token for
 #: clients without cookies (it is URL-safe by construction); ``@HIDDEN@`` hides the panel
 #: when the server has no controls. The page posts to ``control`` and polls ``state``.
@@ -87,7 +88,8 @@ output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:
 .ends{display:flex;justify-content:space-between;font-size:11px;color:#777;margin-top:-3px}
 #info{color:#9a9a9a;font-size:12px}
 #info span{color:#e6e6e6}
-#err{color:#ff8080;font-size:12px;min-height:1.4em;margin-top:10px}
+#err{color:#ff8080;font-size:12px;min-height:1.4em;margin-top:6px}
+#styles button{font-size:13px;padding:2px 7px}
 @media (max-width:720px){body{flex-direction:column}#panel{width:auto;border-left:0;border-top:1px solid #2b2b2b;max-height:none}}
 </style></head>
 <body>
@@ -95,8 +97,6 @@ output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:
 <div id="panel" @HIDDEN@>
 <h1>stylize-video</h1>
 <div id="info">now <span id="now">&hellip;</span><br>scale <span id="scale">&ndash;</span> &middot; morph <span id="morph">&ndash;</span></div>
-<h2>Style</h2>
-<div id="styles"></div>
 <h2>Blend</h2>
 <div class="row"><select id="ba" aria-label="blend from"></select><select id="bb" aria-label="blend to"></select></div>
 <div class="row"><input id="bw" type="range" min="0" max="1" step="0.05" value="0" aria-label="blend weight"><output id="bwv">0%</output></div>
@@ -107,6 +107,8 @@ output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:
 <div class="row"><label><input id="smooth" type="checkbox"> temporal smoothing</label></div>
 <div class="row"><button id="snap">snapshot</button><span id="snaps"></span></div>
 <div id="err" role="status"></div>
+<h2>Style</h2>
+<div id="styles"></div>
 </div>
 <script>
 "use strict";
