@@ -14,8 +14,15 @@ Requests are merged between polls (three "next style" presses become a step of
 The pipeline reports what it actually applied with :meth:`LiveControls.report`,
 which producers can show (the preview page reads it as JSON).
 
-This module sits beside ``io`` and ``runtime`` (it imports neither): the MJPEG sink
-(io) and the pipeline (runtime) both use it.
+Blends: ``blend SPEC`` (``blend starry-night=0.7+great-wave=0.3``) sets a mixture
+of loaded styles; ``b`` picks the next blend partner and ``[``/``]`` move 0.1 of
+weight from the current style to the partner and back (:meth:`ControlChanges.pick_blend`
+works out the result); ``morph SECONDS`` sets how long a style change takes.
+
+This module sits beside ``io`` and ``runtime`` (it imports neither at import time):
+the MJPEG sink (io) and the pipeline (runtime) both use it. Blend specs are parsed
+by the one parser, :func:`stylize_video.runtime.style_spec.parse_style_spec`,
+imported when a blend is first asked for.
 """
 
 from __future__ import annotations
@@ -31,7 +38,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from .text import printable
+
 log = logging.getLogger(__name__)
+
+#: A blend as (style name, weight) pairs, weights summing to 1. Unlike a parsed style
+#: spec it keeps a partner of weight 0, so ``[``/``]`` and the page's slider remember
+#: both ends of a blend that currently sits at one of them.
+Blend = tuple[tuple[str, float], ...]
+
+#: The longest morph a ``morph`` command may ask for, in seconds.
+MAX_MORPH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,10 @@ class ControlChanges:
         snapshot: save the next output frame.
         strength_steps: relative strength changes (+-0.1 keys), applied in order after ``strength``.
         quit: stop the run (outputs are finalized).
+        blend: a blend requested as a whole (``blend SPEC``); replaces ``style``/``style_step``.
+        partner_step: how many times to move the blend partner on (``b``).
+        blend_steps: weight moved to the blend partner (+) or back (-), in order (``[``/``]``).
+        morph: new duration of style changes in seconds, or None for unchanged.
     """
 
     style_step: int = 0
@@ -55,11 +76,62 @@ class ControlChanges:
     snapshot: bool = False
     strength_steps: tuple[float, ...] = ()
     quit: bool = False
+    blend: Blend | None = None
+    partner_step: int = 0
+    blend_steps: tuple[float, ...] = ()
+    morph: float | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.style_step or self.style is not None or self.strength is not None) or bool(
-            self.smoothing is not None or self.snapshot or self.strength_steps or self.quit
+        return (
+            bool(self.style_step or self.style is not None or self.strength is not None)
+            or bool(self.smoothing is not None or self.snapshot or self.strength_steps or self.quit)
+            or bool(self.blend is not None or self.partner_step or self.blend_steps or self.morph is not None)
         )
+
+    def pick_blend(self, styles: Iterable[str], current: Blend) -> Blend:
+        """The blend to use after these changes, as (name, weight) pairs.
+
+        Order: a requested ``blend`` or style (see :meth:`pick_style`; a single style
+        is a blend of one), then ``partner_step``, then ``blend_steps``. The partner is
+        the second style of the blend; without one, ``b`` picks the style after the
+        current one in ``styles`` at an even mix, and ``]`` starts from it at weight 0.
+        A blend of three or more styles is first reduced to its two heaviest.
+
+        Raises:
+            ValueError: an unknown style name (the message lists the loaded ones).
+        """
+        names = list(styles)
+        singles = [n for n in names if not _is_blend(n)] or names
+        blend = current
+        if self.blend is not None:
+            blend = self.blend
+        elif self.style is not None or self.style_step:
+            # n/p move on from the style that dominates (a listed blend counts as one).
+            text = format_blend(blend)
+            base = text if text in names else max(blend, key=lambda p: p[1])[0]
+            name = self.pick_style(names, base)
+            blend = _split_blend(name) if _is_blend(name) else ((name, 1.0),)
+        if not (self.partner_step or self.blend_steps) or not singles or not blend:
+            return blend
+        if len(blend) > 2:
+            top = sorted(blend, key=lambda p: -p[1])[:2]
+            blend = tuple(p for p in blend if p in top)
+        partner_steps = self.partner_step
+        if len(blend) == 1:
+            base = blend[0][0]
+            if self.partner_step:  # the first press mixes the next style in evenly
+                blend, partner_steps = ((base, 0.5), (_after(singles, base, base), 0.5)), self.partner_step - 1
+            else:
+                blend = ((base, 1.0), (_after(singles, base, base), 0.0))
+        (base, wa), (partner, w) = blend
+        if partner == base:  # one style loaded: nothing to blend with
+            return ((base, 1.0),)
+        w = w / (wa + w) if wa + w > 0 else 0.0
+        for _ in range(partner_steps % max(1, len(singles) - 1)):
+            partner = _after(singles, partner, base)
+        for delta in self.blend_steps:
+            w = min(1.0, max(0.0, round(w + delta, 2)))
+        return ((base, round(1.0 - w, 4)), (partner, round(w, 4)))
 
     def pick_style(self, styles: Iterable[str], current: str) -> str:
         """The style to use after these changes, cycling through ``styles`` (an ordered list).
@@ -78,11 +150,78 @@ class ControlChanges:
         return names[(pos + self.style_step) % len(names)]
 
 
+def format_blend(blend: Blend) -> str:
+    """The style spec of a blend (``a=0.7+b=0.3``; a style alone by its name); weights of 0 are left out."""
+    parts = [(name, w) for name, w in blend if w > 0] or list(blend[:1])
+    if len(parts) == 1:
+        return parts[0][0]
+    return "+".join(f"{name}={w:.4g}" for name, w in parts)
+
+
+def parse_blend(text: str, known: Iterable[str] = ()) -> Blend:
+    """Parse a blend spec (``a=0.7+b=0.3``; spaces count as ``+``) into normalised pairs, keeping weights of 0.
+
+    Args:
+        text: the spec, checked by :func:`~stylize_video.runtime.style_spec.parse_style_spec`.
+        known: the loaded styles; when given, every name must be one of them (a live
+            run never loads a file because a viewer asked for it).
+
+    Raises:
+        ValueError: bad syntax or weights, or an unknown name (one line saying which).
+    """
+    from .runtime.style_spec import parse_style_spec
+
+    text = "+".join(text.split())
+    spec = dict(parse_style_spec(text))
+    names = [part.rpartition("=")[0].strip() if "=" in part else part.strip() for part in text.split("+")]
+    choices = _loaded_names(known)
+    for name in names:
+        if choices and name not in choices:
+            raise ValueError(f"unknown style {printable(name)!r} (loaded: {', '.join(sorted(choices))})")
+    return tuple((name, round(spec.get(name, 0.0), 4)) for name in names)
+
+
+def _loaded_names(styles: Iterable[str]) -> set[str]:
+    """Single style names in a style list (the parts of a blend entry count too)."""
+    names: set[str] = set()
+    for entry in styles:
+        if _is_blend(entry):
+            names.update(name for name, _ in _split_blend(entry))
+        else:
+            names.add(entry)
+    return names
+
+
+def _is_blend(name: str) -> bool:
+    return "+" in name or "=" in name
+
+
+def _split_blend(text: str) -> Blend:
+    from .runtime.style_spec import parse_style_spec
+
+    try:
+        return tuple(parse_style_spec(text))
+    except ValueError:
+        return ((text, 1.0),)
+
+
+def _after(names: list[str], name: str, skip: str) -> str:
+    """The name after ``name`` in ``names`` (cycling), never ``skip`` unless nothing else is there."""
+    start = names.index(name) if name in names else -1
+    for i in range(1, len(names) + 1):
+        candidate = names[(start + i) % len(names)]
+        if candidate != skip:
+            return candidate
+    return skip
+
+
 @dataclass
 class ControlState:
     """What the pipeline reports as applied, for display by control endpoints."""
 
     style: str = ""
+    blend: list[tuple[str, float]] = field(default_factory=list)  # (name, weight); a 0 keeps the blend partner
+    morph: float = 0.0  # seconds a style change takes (0: a cut)
     styles: list[str] = field(default_factory=list)
     strength: float = 1.0
     smoothing: bool = False
@@ -107,6 +246,10 @@ class LiveControls:
         self._snapshot = False
         self._strength_steps: list[float] = []
         self._quit = False
+        self._blend: Blend | None = None
+        self._partner_step = 0
+        self._blend_steps: list[float] = []
+        self._morph: float | None = None
         self._state = ControlState(smoothing=smoothing)
         # Signal handlers run on the main thread between bytecodes, possibly while it
         # holds ``_lock``; they only put here (SimpleQueue.put is reentrant) and poll drains it.
@@ -116,15 +259,44 @@ class LiveControls:
     def next_style(self) -> None:
         with self._lock:
             self._step += 1
+            self._blend = None  # the later request wins
 
     def prev_style(self) -> None:
         with self._lock:
             self._step -= 1
+            self._blend = None
 
     def set_style(self, name: str) -> None:
-        """Request a style by name; resets pending next/prev steps."""
+        """Request a style by name; resets pending next/prev steps and blend requests."""
         with self._lock:
             self._style, self._step = name, 0
+            self._blend, self._partner_step, self._blend_steps = None, 0, []
+
+    def set_blend(self, blend: Blend) -> None:
+        """Request a blend of (name, weight) pairs (see :func:`parse_blend`); replaces pending style requests."""
+        if not blend or any(not 0.0 <= w <= 1.0 for _, w in blend):
+            raise ValueError(f"a blend needs weights within 0..1, got {blend!r:.200}")
+        with self._lock:
+            self._blend = tuple((str(n), float(w)) for n, w in blend)
+            self._style, self._step, self._partner_step, self._blend_steps = None, 0, 0, []
+
+    def next_partner(self) -> None:
+        """Request the next blend partner (``b``)."""
+        with self._lock:
+            self._partner_step += 1
+
+    def step_blend(self, delta: float) -> None:
+        """Move ``delta`` of weight to the blend partner (negative: back to the current style)."""
+        with self._lock:
+            self._blend_steps.append(float(delta))
+
+    def set_morph(self, seconds: float) -> None:
+        """Request how long style changes take (0: a cut); raises :class:`ValueError` outside 0..60."""
+        seconds = float(seconds)
+        if not 0.0 <= seconds <= MAX_MORPH_SECONDS:
+            raise ValueError(f"morph must be within 0..{MAX_MORPH_SECONDS:g} seconds, got {seconds}")
+        with self._lock:
+            self._morph = seconds
 
     def set_strength(self, value: float) -> None:
         """Request a strength; raises :class:`ValueError` outside 0..1 (so an endpoint can answer 400)."""
@@ -178,9 +350,14 @@ class LiveControls:
                 self._snapshot,
                 tuple(self._strength_steps),
                 self._quit,
+                self._blend,
+                self._partner_step,
+                tuple(self._blend_steps),
+                self._morph,
             )
             self._step, self._style, self._strength, self._smoothing, self._snapshot = 0, None, None, None, False
             self._strength_steps, self._quit = [], False
+            self._blend, self._partner_step, self._blend_steps, self._morph = None, 0, [], None
         return changes
 
     def report(self, **applied: Any) -> None:
@@ -189,7 +366,11 @@ class LiveControls:
             for key, value in applied.items():
                 if not hasattr(self._state, key):
                     raise TypeError(f"unknown control state field {key!r}")
-                setattr(self._state, key, list(value) if key == "styles" else value)
+                if key == "styles":
+                    value = list(value)
+                elif key == "blend":
+                    value = [(str(name), float(w)) for name, w in value]
+                setattr(self._state, key, value)
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready copy of the last reported state."""
@@ -269,6 +450,26 @@ def _parse_strength(args: list[str], controls: LiveControls) -> Request:
     return functools.partial(LiveControls.set_strength, value=strength)
 
 
+def _parse_blend(args: list[str], controls: LiveControls) -> Request:
+    text = "+".join(args)
+    if not text.strip():
+        raise ValueError("blend needs a spec such as starry-night=0.7+great-wave=0.3")
+    blend = parse_blend(text, controls.state().get("styles") or ())
+    return functools.partial(LiveControls.set_blend, blend=blend)
+
+
+def _parse_morph(args: list[str], controls: LiveControls) -> Request:
+    if len(args) != 1:
+        raise ValueError(f"morph needs one value in seconds within 0..{MAX_MORPH_SECONDS:g} (0: a cut)")
+    try:
+        seconds = float(args[0])
+    except ValueError:
+        raise ValueError(f"morph must be a number of seconds, got {printable(args[0])!r}") from None
+    if not 0.0 <= seconds <= MAX_MORPH_SECONDS:  # NaN fails this too
+        raise ValueError(f"morph must be within 0..{MAX_MORPH_SECONDS:g} seconds, got {printable(args[0])}")
+    return functools.partial(LiveControls.set_morph, seconds=seconds)
+
+
 def _parse_smooth(args: list[str], controls: LiveControls) -> Request:
     value = args[0] if len(args) == 1 else ("toggle" if not args else " ".join(args))
     if value == "toggle":
@@ -303,7 +504,35 @@ COMMANDS: tuple[Command, ...] = (
         keys=(ord("p"),),
         signal="SIGUSR2",
     ),
-    Command("strength", ("s", "strength"), _parse_strength, "strength X (or a bare number): blend 0..1"),
+    Command(
+        "blend",
+        ("blend", "mix"),
+        _parse_blend,
+        "blend A=0.7+B=0.3: mix loaded styles (weights are normalised)",
+    ),
+    Command(
+        "blend_partner",
+        ("b", "partner"),
+        _no_args("partner", LiveControls.next_partner),
+        "b: next blend partner (the first press mixes the next style in evenly)",
+        keys=(ord("b"),),
+    ),
+    Command(
+        "blend_more",
+        ("]",),
+        _no_args("]", functools.partial(LiveControls.step_blend, delta=0.1)),
+        "]: 0.1 more of the blend partner",
+        keys=(ord("]"),),
+    ),
+    Command(
+        "blend_less",
+        ("[",),
+        _no_args("[", functools.partial(LiveControls.step_blend, delta=-0.1)),
+        "[: 0.1 less of the blend partner",
+        keys=(ord("["),),
+    ),
+    Command("morph", ("morph",), _parse_morph, "morph SECONDS: how long style changes take (0: a cut)"),
+    Command("strength", ("s", "strength"), _parse_strength, "strength X (or a bare number): effect 0..1"),
     Command(
         "strength_up",
         ("+", "up"),

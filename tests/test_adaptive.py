@@ -184,6 +184,10 @@ class SlowStylizer:
         self.scale = 1.0
         self.strength = 1.0
         self.style_name = "slow"
+        self.spec = (("slow", 1.0),)
+        self.styles = ["slow"]
+        self.clock = None  # no morphs: style changes cut
+        self.morph_seconds = 0.0
         self.transfer = _Transfer()
         self.scales: list[float] = []
 

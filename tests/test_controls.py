@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import os
 import signal
 import threading
+import time
 
+import numpy as np
 import pytest
 
 from stylize_video.runtime.controls import ControlChanges, LiveControls, install_signal_handlers, start_stdin_reader
@@ -155,6 +159,8 @@ def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert len(pipeline.snapshots) == 1 and pipeline.snapshots[0].exists()
     assert controls.state() == {
         "style": other,
+        "blend": [(other, 1.0)],
+        "morph": 0.0,
         "styles": styles,
         "strength": 0.3,
         "smoothing": True,
@@ -196,7 +202,10 @@ def test_one_vocabulary_feeds_keys_typed_commands_http_and_signals() -> None:
     for command in COMMANDS:  # every window action is also a typed command, by its name
         if command.keys:
             assert c.apply_command(command.name), command.name
-    assert c.poll() == ControlChanges(smoothing=True, strength_steps=(0.1, -0.1), quit=True)
+    assert c.poll() == ControlChanges(
+        smoothing=True, strength_steps=(0.1, -0.1), quit=True, partner_step=1, blend_steps=(0.1, -0.1)
+    )
+    assert {KEY_ACTIONS[ord(k)] for k in "b[]"} == {"blend_partner", "blend_less", "blend_more"}
     assert {cmd.signal for cmd in COMMANDS if cmd.signal} == {"SIGUSR1", "SIGUSR2"}
     with pytest.raises(ValueError, match=r"strength must be within 0\.\.1, got 2"):
         parse_command("strength 2", c)
@@ -230,3 +239,247 @@ def test_typed_quit_and_strength_steps_reach_the_pipeline() -> None:
     stats = Pipeline(_Frames(50), stylizer, [sink], controls=controls).run()
     assert stats.stopped and stats.frames < 50
     assert stylizer.strength == 0.9  # 0.95 -> 1.0 (clamped) -> 0.9: steps apply in order, as keys did
+
+
+# ------------------------------------------------------------------ blends and morphs
+STYLES = ["alpha", "beta", "gamma"]
+
+
+def _loaded(styles: list[str] = STYLES) -> LiveControls:
+    c = LiveControls()
+    c.report(styles=styles)
+    return c
+
+
+def gallery_stylizer(n: int = 3, **kwargs: object):  # type: ignore[no-untyped-def]
+    """A Stylizer over one tiny multi-style network whose styles are named alpha, beta, gamma..."""
+    import copy
+
+    import torch
+
+    from stylize_video.models.checkpoint import Checkpoint, CheckpointMeta, StyleInfo
+    from stylize_video.models.transform_net import TransformNet
+    from stylize_video.runtime.stylizer import Stylizer
+    from tests.conftest import TINY
+
+    singles = []
+    for seed in range(n):
+        net = TransformNet(TINY).eval() if not singles else copy.deepcopy(singles[0])
+        g = torch.Generator().manual_seed(100 + seed)
+        with torch.no_grad():  # another 'style' on the same convs: random instance-norm affines
+            for _, norm in net.norms():
+                norm.weight.copy_(1 + 0.8 * torch.randn(norm.weight.shape, generator=g))
+                norm.bias.copy_(0.8 * torch.randn(norm.bias.shape, generator=g))
+        singles.append(net)
+    gallery = TransformNet.from_single(singles).eval()
+    names = ["alpha", "beta", "gamma", "delta"][:n]
+    meta = CheckpointMeta(name="gallery", arch=gallery.config, styles=[StyleInfo(name=x) for x in names])
+    return Stylizer(Checkpoint(gallery, meta), device="cpu", **kwargs)
+
+
+def test_blend_command_parses_normalises_and_keeps_a_zero_partner() -> None:
+    from stylize_video.controls import format_blend, parse_blend, parse_command
+
+    c = _loaded()
+    parse_command("blend alpha=0.7+beta=0.3", c)(c)
+    assert c.poll() == ControlChanges(blend=(("alpha", 0.7), ("beta", 0.3)))
+    parse_command("mix alpha=7 gamma=3", c)(c)  # spaces count as '+' (an unencoded '+' in a URL is one)
+    assert c.poll().blend == (("alpha", 0.7), ("gamma", 0.3))
+    assert parse_blend("alpha=1+beta=0") == (("alpha", 1.0), ("beta", 0.0))
+    assert parse_blend("alpha+beta") == (("alpha", 0.5), ("beta", 0.5))
+    assert format_blend((("alpha", 1.0), ("beta", 0.0))) == "alpha"
+    assert format_blend((("alpha", 0.75), ("beta", 0.25))) == "alpha=0.75+beta=0.25"
+    for bad, reason in [
+        ("blend zebra=1", r"unknown style 'zebra' \(loaded: alpha, beta, gamma\)"),
+        ("blend alpha=1+beta=-1", "must be >= 0"),
+        ("blend alpha=x", "is not a number"),
+        ("blend alpha=0+beta=0", "sum to 0"),
+        ("blend alpha=inf", "must be >= 0"),
+        ("blend alpha+alpha", "twice"),
+        ("blend", "blend needs a spec"),
+        ("morph -1", r"within 0\.\.60"),
+        ("morph nan", r"within 0\.\.60"),
+        ("morph soon", "a number of seconds"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            parse_command(bad, c)
+    parse_command("morph 1.5", c)(c)
+    assert c.poll() == ControlChanges(morph=1.5)
+
+
+def test_blend_and_style_requests_replace_each_other() -> None:
+    c = _loaded()
+    c.set_blend((("alpha", 0.5), ("beta", 0.5)))
+    c.set_style("gamma")
+    assert c.poll() == ControlChanges(style="gamma")
+    c.next_partner()
+    c.step_blend(0.1)
+    c.set_blend((("beta", 1.0),))  # a whole blend wins over the steps before it
+    assert c.poll() == ControlChanges(blend=(("beta", 1.0),))
+    c.set_blend((("beta", 1.0),))
+    c.next_style()  # the later request wins
+    assert c.poll() == ControlChanges(style_step=1)
+    with pytest.raises(ValueError, match=r"weights within 0\.\.1"):
+        c.set_blend((("beta", 2.0),))
+
+
+def test_pick_blend_partner_and_weight_steps() -> None:
+    alone = (("alpha", 1.0),)
+    assert ControlChanges(partner_step=1).pick_blend(STYLES, alone) == (("alpha", 0.5), ("beta", 0.5))
+    assert ControlChanges(partner_step=2).pick_blend(STYLES, alone) == (("alpha", 0.5), ("gamma", 0.5))
+    assert ControlChanges(blend_steps=(0.1,)).pick_blend(STYLES, alone) == (("alpha", 0.9), ("beta", 0.1))
+    pair = (("alpha", 0.9), ("beta", 0.1))
+    assert ControlChanges(partner_step=1).pick_blend(STYLES, pair) == (("alpha", 0.9), ("gamma", 0.1))
+    assert ControlChanges(partner_step=2).pick_blend(STYLES, pair) == pair  # beta -> gamma -> beta (never alpha)
+    # Weight steps clamp at the ends and the pair is remembered there, so '[' comes back.
+    at_end = ControlChanges(blend_steps=(0.1,) * 12).pick_blend(STYLES, pair)
+    assert at_end == (("alpha", 0.0), ("beta", 1.0))
+    assert ControlChanges(blend_steps=(-0.1,)).pick_blend(STYLES, at_end) == (("alpha", 0.1), ("beta", 0.9))
+    # n/p move on from the style that dominates; a blend of three is reduced to its two heaviest.
+    assert ControlChanges(style_step=1).pick_blend(STYLES, at_end) == (("gamma", 1.0),)
+    assert ControlChanges(style_step=1).pick_blend(STYLES, pair) == (("beta", 1.0),)
+    three = (("alpha", 0.2), ("beta", 0.5), ("gamma", 0.3))
+    assert ControlChanges(blend_steps=(0.1,)).pick_blend(STYLES, three) == (("beta", 0.53), ("gamma", 0.47))
+    # A blend entry of the style list is its parts; one loaded style has nothing to blend with.
+    listed = ["alpha=0.5+beta=0.5", "alpha", "beta"]
+    got = ControlChanges(style="alpha=0.5+beta=0.5").pick_blend(listed, alone)
+    assert got == (("alpha", 0.5), ("beta", 0.5))
+    assert ControlChanges(partner_step=1).pick_blend(["alpha"], alone) == alone
+
+
+def test_style_switch_morphs_over_frame_time_without_dropping_frames() -> None:
+    from stylize_video.runtime.pipeline import Pipeline
+    from tests.test_pipeline import ListSink, ListSource
+
+    stylizer = gallery_stylizer(2)
+    stylizer.morph_seconds = 0.5  # 12.5 frames at 25 fps
+    weights: list[float] = []
+    stylize = stylizer.stylize
+
+    def spy(x, *, now=None):  # type: ignore[no-untyped-def]
+        weights.append(stylizer.blend(now).get("beta", 0.0))
+        return stylize(x, now=now)
+
+    stylizer.stylize = spy  # type: ignore[method-assign]
+    controls = LiveControls()
+    sink = ListSink()
+
+    def on_frame(frame):  # type: ignore[no-untyped-def]
+        if frame.index == 5:
+            controls.set_style("beta")
+
+    n = 30
+    pipeline = Pipeline(ListSource(n), stylizer, [sink], styles=["alpha", "beta"], controls=controls, on_frame=on_frame)
+    t0 = time.perf_counter()
+    stats = pipeline.run()
+    wall = time.perf_counter() - t0
+    assert stats.frames == n and len(sink.frames) == n and stats.dropped == 0
+    assert [f.index for f in sink.frames] == list(range(n))
+    assert weights[:6] == [0.0] * 6
+    assert all(b >= a for a, b in itertools.pairwise(weights))  # monotone
+    done = next(i for i, w in enumerate(weights) if w > 0.999)
+    assert 17 <= done <= 19, weights  # about 0.5 s of frame time after the switch at frame 5
+    assert 0.0 < weights[6] < 0.1 and 0.3 < weights[11] < 0.7
+    assert stylizer.clock is time.monotonic  # the stylizer's own clock is back after the run
+    assert wall < 5  # frame time, not wall time: the run took no 0.5 s per morph
+    assert controls.state()["style"] == "beta" and controls.state()["blend"] == [("beta", 1.0)]
+    # The middle of the morph is neither end.
+    a, mid, b = (sink.frames[i].image.astype(float) for i in (5, 11, 25))
+    assert np.abs(mid - a).mean() > 1 and np.abs(mid - b).mean() > 1
+
+
+def test_morph_zero_cuts_and_keys_blend_in_the_pipeline() -> None:
+    from stylize_video.runtime.pipeline import Pipeline
+    from tests.test_pipeline import ListSink, ListSource
+
+    stylizer = gallery_stylizer(3)
+    stylizer.morph_seconds = 0.5
+    controls = LiveControls()
+    seen: list[tuple[str, float]] = []
+    plan = {
+        2: [LiveControls.next_partner],
+        4: [functools.partial(LiveControls.step_blend, delta=0.1)] * 2,
+        6: [LiveControls.next_partner],
+        8: [functools.partial(LiveControls.set_morph, seconds=0.0)],
+    }
+
+    def on_frame(frame):  # type: ignore[no-untyped-def]
+        seen.append((stylizer.style_name, stylizer.blend().get("beta", 0.0)))
+        for request in plan.get(frame.index, []):
+            request(controls)
+        if frame.index == 9:
+            assert controls.apply_command("blend alpha=0.25+beta=0.75")
+
+    pipeline = Pipeline(ListSource(12), stylizer, [ListSink()], styles=STYLES, controls=controls, on_frame=on_frame)
+    assert pipeline.run().frames == 12
+    assert seen[3][0] == "alpha=0.5+beta=0.5"
+    assert seen[5][0] == "alpha=0.3+beta=0.7"
+    assert seen[7][0] == "alpha=0.3+gamma=0.7"
+    assert seen[10] == ("alpha=0.25+beta=0.75", 0.75)  # morph 0: the next frame has it all
+    state = controls.state()
+    assert state["blend"] == [("alpha", 0.25), ("beta", 0.75)] and state["morph"] == 0.0
+
+
+def test_http_blend_parameters_are_validated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import http.client
+    import json
+
+    from stylize_video.io.mjpeg import MjpegSink
+
+    controls = _loaded()
+    with MjpegSink(port=0, controls=controls) as sink:
+
+        def post(query: str) -> tuple[int, dict[str, object]]:
+            conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=5)
+            try:
+                conn.request("POST", "/control?" + query)
+                r = conn.getresponse()
+                return r.status, json.loads(r.read())
+            finally:
+                conn.close()
+
+        for query, reason in [
+            ("blend=zebra%3D1", "unknown style 'zebra'"),
+            ("blend=alpha%3D-1%2Bbeta%3D1", "must be >= 0"),
+            ("blend=alpha%3Dlots", "is not a number"),
+            ("blend=%20", "blend needs a spec"),
+            ("blend=alpha&morph=-2", "morph must be within"),
+            ("blend=/etc/passwd", "unknown style '/etc/passwd'"),
+        ]:
+            status, body = post(query)
+            assert status == 400 and reason in str(body["error"]) and "\n" not in str(body["error"]), query
+        assert not controls.poll()  # all or nothing
+        status, body = post("blend=alpha%3D0.7%2Bbeta%3D0.3&morph=1")
+        assert status == 200 and body["accepted"] == {"blend": "alpha=0.7+beta=0.3", "morph": "1"}
+        assert controls.poll() == ControlChanges(blend=(("alpha", 0.7), ("beta", 0.3)), morph=1.0)
+        status, _ = post("blend=alpha=0.5+gamma=0.5")  # unencoded: '+' arrives as a space
+        assert status == 200 and controls.poll().blend == (("alpha", 0.5), ("gamma", 0.5))
+        controls.report(style="alpha=0.5+gamma=0.5", blend=[("alpha", 0.5), ("gamma", 0.5)])
+        conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=5)
+        conn.request("GET", "/state")
+        state = json.loads(conn.getresponse().read())
+        conn.close()
+        assert state["style"] == "alpha=0.5+gamma=0.5" and state["blend"] == [["alpha", 0.5], ["gamma", 0.5]]
+
+
+def test_run_morph_option(tmp_path, tiny_checkpoint, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from stylize_video.cli import build_parser, main
+    from stylize_video.runtime.stylizer import Stylizer
+
+    args = build_parser().parse_args(["run", "-i", "synthetic"])
+    assert args.morph == Stylizer.DEFAULT_MORPH_SECONDS
+    out = tmp_path / "o.mp4"
+    common = ["run", "-i", "synthetic:48x32@10:0.3s", "-o", str(out), "-s", str(tiny_checkpoint), "--no-progress"]
+    assert main([*common, "--morph", "-1"]) != 0
+    err = capsys.readouterr().err
+    assert "--morph must be within 0..60 seconds, got -1" in err and "Traceback" not in err and not out.exists()
+    seen: list[float] = []
+    real = Stylizer.stylize
+
+    def spy(self, x, *, now=None):  # type: ignore[no-untyped-def]
+        seen.append(self.morph_seconds)
+        return real(self, x, now=now)
+
+    monkeypatch.setattr(Stylizer, "stylize", spy)
+    assert main([*common, "--morph", "2", "--threads", "1"]) == 0
+    assert seen and set(seen) == {2.0}

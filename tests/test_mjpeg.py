@@ -94,6 +94,8 @@ def test_control_endpoint_records_requests(sink: MjpegSink, controls: LiveContro
     assert status == 200
     assert json.loads(body)["state"] == {
         "style": "mosaic",
+        "blend": [],
+        "morph": 0.0,
         "styles": ["candy", "mosaic"],
         "strength": 0.7,
         "smoothing": False,

@@ -46,10 +46,10 @@ def register(sub: Any) -> None:
             "  stylize-video run -i 0 -o virtualcam                # webcam for calls (extra: virtualcam)\n"
             "  stylize-video run -i rtsp://cam.local/live -o rtmp://127.0.0.1/live/key\n"
             "  stylize-video run -i 0 --target-fps 24 --min-scale 0.5  # hold 24 fps, network at >= half size\n"
-            "live outputs also take typed commands (next, prev, strength 0.5, smooth, snap) and "
-            "SIGUSR1/SIGUSR2 (next/prev style)\n"
-            "window keys: q/Esc quit, n/p style, +/- strength, t smoothing, s snapshot, space pause, "
-            "f fullscreen, o overlay"
+            "live outputs also take typed commands (next, prev, blend a=0.7+b=0.3, morph 1, strength 0.5, "
+            "smooth, snap) and SIGUSR1/SIGUSR2 (next/prev style)\n"
+            "window keys: q/Esc quit, n/p style, b blend partner, [/] blend weight, +/- strength, t smoothing, "
+            "s snapshot, space pause, f fullscreen, o overlay"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -73,6 +73,13 @@ def register(sub: Any) -> None:
         default=[],
         metavar="HOST[:PORT]",
         help="another name the browser preview may be reached by (repeatable; '*' turns the Host check off)",
+    )
+    p.add_argument(
+        "--morph",
+        type=float,
+        default=0.5,  # Stylizer.DEFAULT_MORPH_SECONDS (not imported here: it loads torch)
+        metavar="SECONDS",
+        help="live style changes morph over this much video time (default 0.5; 0: a cut)",
     )
     cam = p.add_argument_group("camera")
     cam.add_argument("--width", type=int, default=None, help="requested capture width")
@@ -141,6 +148,7 @@ def _apply_default(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..controls import MAX_MORPH_SECONDS
     from ..devices import resolve_device
     from ..errors import StylizeError
     from ..io.base import as_sink
@@ -162,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         raise StylizeError("no input: pass -i CAMERA|FILE|URL|synthetic (or run `stylize-video` alone for a demo)")
     if args.smooth_strength is not None and not 0.0 <= args.smooth_strength < 1.0:
         raise StylizeError(f"--smooth-strength must be within [0, 1), got {args.smooth_strength}")
+    if not 0.0 <= args.morph <= MAX_MORPH_SECONDS:
+        raise StylizeError(f"--morph must be within 0..{MAX_MORPH_SECONDS:g} seconds, got {args.morph}")
     if args.max_frames is not None and args.max_frames < 1:
         raise StylizeError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.queue_size < 1:
@@ -201,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         for spec in outputs:
             sinks.append(as_sink(open_sink(spec, options=options)))
         stylizer = make_stylizer(args)
+        stylizer.morph_seconds = args.morph
         styles: list[str] = []
         live = any(s.live for s in sinks)
         if live or any(s.interactive for s in sinks):

@@ -1,4 +1,5 @@
-"""Contact sheets: one photo in many styles, labelled, on a grid."""
+"""Contact sheets: one photo in many styles, labelled, on a grid; blend strips: one photo
+in mixtures of two styles."""
 
 from __future__ import annotations
 
@@ -6,6 +7,28 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+#: Weights of the second style in a blend strip, left to right.
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def blend_spec(a: str, b: str, weight: float) -> str:
+    """The style spec of ``a`` and ``b`` mixed with ``weight`` of ``b`` (a style alone at 0 and 1)."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"blend weight must be within 0..1, got {weight}")
+    if weight == 0.0:
+        return a
+    if weight == 1.0:
+        return b
+    return f"{a}={1.0 - weight:g}+{b}={weight:g}"
+
+
+def blend_label(a: str, b: str, weight: float) -> str:
+    """A tile's label in a blend strip: a style's name at either end, the two shares between."""
+    if weight in (0.0, 1.0):
+        return b if weight else a
+    share = round(weight * 100)
+    return f"{100 - share}% {a} + {share}% {b}"
 
 
 def label_tile(image: np.ndarray, text: str) -> np.ndarray:
@@ -17,6 +40,10 @@ def label_tile(image: np.ndarray, text: str) -> np.ndarray:
     scale = max(0.35, min(1.0, w / 640))
     thickness = max(1, round(scale * 1.5))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    if tw > w - 8:  # a long label (a blend's two names) shrinks to fit rather than run off the tile
+        scale = max(0.3, scale * (w - 8) / tw)
+        thickness = max(1, round(scale * 1.5))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     band = th + base + 8
     # Darken rather than cover the band, so the picture still shows through.
     out[h - band :] = (out[h - band :].astype(np.float32) * 0.35).astype(np.uint8)

@@ -28,7 +28,8 @@ KEY_ACTIONS = KEY_COMMANDS
 class WindowSink(Sink):
     """Show frames in an OpenCV window and turn key presses into actions.
 
-    Keys: q/Esc quit, n/p next/previous style, +/- strength, t smoothing on/off
+    Keys: q/Esc quit, n/p next/previous style, b blend partner, [/] blend weight -/+ 0.1
+    (style changes morph, see ``run --morph``), +/- strength, t smoothing on/off
     (commands of :data:`stylize_video.controls.COMMANDS`, applied by the pipeline through
     ``poll_actions``); s snapshot of the frame on screen, space pause, f fullscreen,
     o overlay (display functions, handled here).

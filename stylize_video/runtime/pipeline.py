@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..controls import ControlChanges, LiveControls
+from ..controls import Blend, ControlChanges, LiveControls, format_blend
 from ..errors import DeviceError, InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
@@ -146,6 +146,10 @@ class Pipeline:
             keys go through them too (a private set is made when None is given).
         adaptive: adaptive resolution: each frame's processing time goes to it and the
             stylizer's ``scale`` follows its answer (None: the scale stays as set).
+
+    Style changes morph over ``stylizer.morph_seconds`` of *frame* time: during a run
+    the stylizer's clock reads the frames' timestamps (a file morphs over the same
+    stretch of video however fast it is processed), and no frame waits for a morph.
     """
 
     def __init__(
@@ -178,6 +182,12 @@ class Pipeline:
         self.on_frame = on_frame
         self.controls = controls if controls is not None else LiveControls(smoothing=self._smoothing_on)
         self._last_out: Frame | None = None
+        self._blend: Blend = tuple(stylizer.spec)  # the blend pair the controls step through
+        # Frame time for morphs: advances by each frame's timestamp step (a nominal frame
+        # when timestamps are missing, go back or jump), so a morph never stalls.
+        self._media_time = 0.0
+        self._last_time: float | None = None
+        self._frame_step = 1.0 / (self.source.fps or 30.0)
         self._snapshot_pending = False  # requested before the first frame: taken once one exists
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
@@ -293,16 +303,11 @@ class Pipeline:
         """Apply one poll's changes, then report the state back to the controls' producers."""
         st = self.stylizer
         if changes:
-            if changes.style is not None or changes.style_step:
-                try:
-                    # Styles are preloaded (run does it), so switching costs no frame.
-                    name = changes.pick_style(self.styles or [st.style_name], st.style_name)
-                except ValueError as exc:
-                    log.warning("%s", exc)
-                else:
-                    if name != st.style_name:
-                        st.set_style(name)
-                        self.smoother.reset()
+            if changes.morph is not None:
+                st.morph_seconds = changes.morph
+            styles_changed = changes.style is not None or changes.style_step or changes.blend is not None
+            if styles_changed or changes.partner_step or changes.blend_steps:
+                self._switch(changes)
             if changes.strength is not None:
                 st.strength = changes.strength
             for delta in changes.strength_steps:
@@ -317,8 +322,35 @@ class Pipeline:
         if self._snapshot_pending and self._last_out is not None:
             self._snapshot(self._last_out)
         self.controls.report(
-            style=st.style_name, styles=self.styles, strength=st.strength, smoothing=self._smoothing_on, scale=st.scale
+            style=st.style_name,
+            blend=self._blend,
+            morph=st.morph_seconds,
+            styles=self.styles,
+            strength=st.strength,
+            smoothing=self._smoothing_on,
+            scale=st.scale,
         )
+
+    def _switch(self, changes: ControlChanges) -> None:
+        """Move to the style or blend the changes ask for (morphing; loaded styles only)."""
+        st = self.stylizer
+        try:
+            blend = changes.pick_blend(self.styles or [st.style_name], self._blend)
+        except ValueError as exc:
+            log.warning("%s", exc)
+            return
+        loaded = set(st.styles)
+        missing = [name for name, _ in blend if name not in loaded]
+        if missing:
+            # Loading a file here would stall the frames: only preloaded styles switch live.
+            log.warning("style %s is not loaded (loaded: %s)", missing[0], ", ".join(self.styles or st.styles))
+            return
+        self._blend = blend
+        spec = format_blend(blend)
+        if spec != st.style_name:
+            st.set_style(spec)  # morphs over st.morph_seconds of frame time
+            if st.morph_seconds <= 0:
+                self.smoother.reset()  # a cut: don't smear the old style into the new one
 
     def _adapt(self, adaptive: AdaptiveScale, seconds: float, index: int) -> None:
         scale = adaptive.update(seconds)
@@ -348,10 +380,21 @@ class Pipeline:
             # Optical flow starts on a worker thread now and overlaps the network.
             self.smoother.prepare(frame.image)
         x = transfer.upload(frame.image)
+        self._tick(frame)  # during run() the stylizer's clock reads this frame's time
         y = self.stylizer.stylize(x)
         if self._smoothing_on:
             y = self.smoother(y, x, frame.image)
         return dataclasses.replace(frame, image=transfer.download(y))
+
+    def _tick(self, frame: Frame) -> None:
+        """Advance the frame clock to ``frame``."""
+        if self._last_time is not None:
+            step = frame.time - self._last_time
+            self._media_time += step if 0.0 < step <= 1.0 and not frame.cut else self._frame_step
+        self._last_time = frame.time
+
+    def _frame_clock(self) -> float:
+        return self._media_time
 
     def run(self) -> PipelineStats:
         """Run to the end of the source, a quit, Ctrl-C or a source failure.
@@ -373,6 +416,9 @@ class Pipeline:
         ended = False
         failure: BaseException | None = None
         processed = 0
+        clock = self.stylizer.clock
+        if clock is not None:  # None means cuts, and stays so
+            self.stylizer.clock = self._frame_clock
         try:
             self._controls()
             while not self._stop.is_set():
@@ -414,6 +460,7 @@ class Pipeline:
             self.stats.interrupted = True
         except BaseException as exc:
             failure = self._as_device_error(exc)
+        self.stylizer.clock = clock
         with _deferred_sigint():
             # Let the encoder drain what was stylized, then stop the decoder.
             if self._threaded:
