@@ -19,6 +19,7 @@ from .interrupts import stop_signals_as_interrupt
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
 COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
+COMMANDS.append("learn_style")  # issue 17: a new style vector from any painting
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
