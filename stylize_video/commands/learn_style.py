@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
         help="then train the WHOLE network N more steps (much slower); the output is then a standalone "
         "single-style network, not a style vector",
     )
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate of the style vector (default: 1e-2)")
+    p.add_argument("--lr", type=float, default=3e-2, help="Adam learning rate of the style vector (default: 3e-2)")
     p.add_argument("--finetune-lr", type=float, default=1e-3, help="learning rate of --full-finetune (1e-3)")
     p.add_argument("--image-size", type=int, default=128, help="training crop size (default: 128, as the gallery)")
     p.add_argument("--style-size", type=int, default=256, help="painting's longer side in px (default: 256)")

@@ -120,7 +120,9 @@ class LearnStyleConfig:
     data: DataConfig
     loss: LossConfig
     run: RunConfig
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(iterations=1000, lr=1e-2))
+    # A row of norm scales/shifts (values ~1) tolerates a far larger step than conv
+    # weights: 3e-2 beat 1e-2 in 5 CPU minutes (benchmarks/results/learn_style.md).
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(iterations=1000, lr=3e-2))
     base: str | None = None
     full_finetune: int = 0
     finetune_lr: float = 1e-3
@@ -317,6 +319,7 @@ class StyleLearner:
         self.vector_iterations = 0
         self._pending: list[torch.Tensor] = []
         self._resume_base: str | None = None
+        self._painting_hash: str | None = None
         self.vector_val: dict[str, float] = {}
         self.consistent = True
 
@@ -424,10 +427,13 @@ class StyleLearner:
         return None
 
     def _painting_sha256(self) -> str:
-        h = hashlib.sha256()
-        for f in self.files:
-            h.update(file_sha256(f).encode())
-        return h.hexdigest()
+        # By content, not path: --resume must refuse a painting replaced under the same name.
+        if self._painting_hash is None:
+            h = hashlib.sha256()
+            for f in self.files:
+                h.update(file_sha256(f).encode())
+            self._painting_hash = h.hexdigest()
+        return self._painting_hash
 
     def _warn_if_base_unreachable(self) -> None:
         # A vector file names its base by stem, found beside the vector or in the styles folders.
