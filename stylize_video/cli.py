@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
 COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
+COMMANDS.append("learn_style")  # issue 17: a new style vector from any painting
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
