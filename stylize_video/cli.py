@@ -19,8 +19,19 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
-COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
-COMMANDS.append("learn_style")  # issue 17: a new style vector from any painting
+COMMANDS = [
+    "image",
+    "styles",
+    "sheet",
+    "train",
+    "learn_style",
+    "optimize",
+    "evaluate_style",
+    "run",
+    "batch",
+    "evaluate",
+    "export",
+]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
