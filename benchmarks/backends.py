@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Column("median_ms", "ms/frame", ".1f"),
         Column("min_ms", "min ms", ".1f"),
         Column("max_ms", "max ms", ".1f"),
-        Column("fps", "fps", ".1f"),
+        Column("fps", "fps"),
         Column("vs_torch", "vs torch"),
         "frames",
     ]
