@@ -10,29 +10,44 @@ as ``stylize-video run`` does.
 
     python -m benchmarks.backends --rounds 3
     python -m benchmarks.backends --presets lite --sizes 640x480 --threads 1,2
+
+Writes ``benchmarks/results/<--out>.json`` and ``.md`` (default ``backends``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import os
-import platform
-import statistics
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parents[1]
+# Nothing here imports torch at module level: the thread defaults must be set first.
 STYLES = {"lite": "starry-night-lite", "full": "starry-night"}
+KEYS = ("preset", "size", "threads")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _timed_frames(stylizer: Any, frame: Any, n: int, threads: int) -> Callable[[int], list[float]]:
+    """A contender: ``n`` timed frames through ``stylizer``, seconds each."""
+    import torch
+
+    def run(_round: int) -> list[float]:
+        torch.set_num_threads(threads)  # torch runs the pre/post-processing of every backend
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            stylizer(frame)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.backends", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backends", default=None, help="comma-separated (default: every installed one)")
     p.add_argument("--presets", default="lite,full")
     p.add_argument("--sizes", default="640x480,1280x720")
@@ -47,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     from stylize_video.cli import configure_thread_defaults
 
     configure_thread_defaults()  # before torch loads, as the CLI does
+    import cv2
     import numpy as np
     import torch
 
+    from benchmarks.harness import Column, Section, command_line, interleaved, machine_info, spread, write_results
     from stylize_video.runtime.backends import is_installed
     from stylize_video.runtime.stylizer import Stylizer
 
@@ -58,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.backends
         else [b for b in ("torch", "openvino", "onnxruntime") if is_installed(b)]
     )
-    contenders: list[dict[str, Any]] = []
+    machine = machine_info(torch.device("cpu"))
+    rows: list[dict[str, Any]] = []
+    contenders: dict[int, Callable[[int], list[float]]] = {}
     rng = np.random.default_rng(0)
     for preset in args.presets.split(","):
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.split("x"))
             # Smooth content with edges (a blurred random image compresses like a photo).
-            import cv2
-
             frame = cv2.GaussianBlur((rng.random((h, w, 3)) * 255).astype(np.uint8), (0, 0), 4)
             for threads in (int(t) for t in args.threads.split(",")):
                 for backend in names:
@@ -74,83 +91,82 @@ def main(argv: list[str] | None = None) -> int:
                         STYLES[preset], device="cpu", backend=backend, threads=threads, precision=args.precision
                     )
                     st(frame)  # warm-up: compilation for this size, allocations
-                    contenders.append(
+                    n = args.frames_lite if preset == "lite" else args.frames_full
+                    contenders[len(rows)] = _timed_frames(st, frame, n, threads)
+                    rows.append(
                         {
                             "backend": backend,
                             "precision": st.precision,
                             "preset": preset,
                             "size": size,
                             "threads": threads,
-                            "stylizer": st,
-                            "frame": frame,
-                            "times": [],
                         }
                     )
+
     started = time.time()
+    times: dict[int, list[float]] = {i: [] for i in contenders}
+    order = list(contenders)
     for r in range(args.rounds):
-        order = contenders if r % 2 == 0 else contenders[::-1]
-        for c in order:
-            torch.set_num_threads(c["threads"])  # torch runs the pre/post-processing of every backend
-            n = args.frames_lite if c["preset"] == "lite" else args.frames_full
-            for _ in range(n):
-                t0 = time.perf_counter()
-                c["stylizer"](c["frame"])
-                c["times"].append(time.perf_counter() - t0)
+        # One round at a time so every other round runs in reverse: no contender
+        # always follows the same neighbour (whose threads may still be winding down).
+        keys = order if r % 2 == 0 else order[::-1]
+        for i, got in interleaved({i: contenders[i] for i in keys}, 1).items():
+            times[i] += got[0]
         print(f"round {r + 1}/{args.rounds} done", flush=True)
 
-    rows = []
-    for c in contenders:
-        med = statistics.median(c["times"])
-        rows.append(
-            {k: c[k] for k in ("backend", "precision", "preset", "size", "threads")}
-            | {
-                "median_ms": round(med * 1e3, 2),
-                "fps": round(1.0 / med, 2),
-                "frames": len(c["times"]),
-            }
+    for i, row in enumerate(rows):
+        s = spread(times[i])
+        row.update(
+            median_ms=round(s["median"] * 1e3, 2),
+            min_ms=round(s["min"] * 1e3, 2),
+            max_ms=round(s["max"] * 1e3, 2),
+            fps=round(1.0 / s["median"], 2),
+            frames=s["n"],
         )
     for row in rows:
-        base = next(
-            (o for o in rows if o["backend"] == "torch" and all(o[k] == row[k] for k in ("preset", "size", "threads"))),
-            None,
-        )
+        base = next((o for o in rows if o["backend"] == "torch" and all(o[k] == row[k] for k in KEYS)), None)
         row["vs_torch"] = round(base["median_ms"] / row["median_ms"], 2) if base else None
-    meta = {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": platform.processor() or platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "torch": torch.__version__,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "rounds": args.rounds,
-        "wall_s": round(time.time() - started, 1),
-    }
+
+    versions = {}
     for mod in ("openvino", "onnxruntime"):
         with contextlib.suppress(ImportError):
-            meta[mod] = __import__(mod).__version__
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    lines = [
-        "# Inference backends: uint8 BGR in/out through Stylizer, default precision",
-        "",
-        f"{meta['date_utc']}, {meta['logical_cpus']} logical CPUs, torch {meta['torch']}, "
-        f"openvino {meta.get('openvino', '-')}, onnxruntime {meta.get('onnxruntime', '-')}; OMP_WAIT_POLICY="
-        f"{meta['omp_wait_policy']}; {args.rounds} interleaved rounds, medians; load average at the end "
-        f"{meta['load_average_1m_at_end']} (a shared, noisy machine: compare rows of one run). "
-        "`python -m benchmarks.backends`.",
-        "",
-        "| preset | size | threads | backend | precision | ms/frame | fps | vs torch |",
-        "|---|---|---|---|---|---|---|---|",
+            versions[mod] = __import__(mod).__version__
+    machine["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+    text = (
+        f"{args.rounds} interleaved rounds, medians over all frames; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f"; load average at the end {machine['load_average_1m_at_end']} "
+        "(a shared, noisy machine: compare rows of one run, not absolute figures)."
+    )
+    columns: list[str | Column] = [
+        "preset",
+        "size",
+        "threads",
+        "backend",
+        "precision",
+        Column("median_ms", "ms/frame", ".1f"),
+        Column("min_ms", "min ms", ".1f"),
+        Column("max_ms", "max ms", ".1f"),
+        Column("fps", "fps"),
+        Column("vs_torch", "vs torch"),
+        "frames",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row['preset']} | {row['size']} | {row['threads']} | {row['backend']} | {row['precision']} | "
-            f"{row['median_ms']:.1f} | {row['fps']:.1f} | {row['vs_torch'] or '-'} |"
-        )
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    _, md, out = write_results(
+        args.out,
+        machine,
+        [Section("Inference backends: uint8 BGR in/out through Stylizer, default precision", rows, columns, text)],
+        config={
+            "command": command_line("backends", argv),
+            **vars(args),
+            "versions": versions,
+            "wall_s": round(time.time() - started, 1),
+        },
+        extra={"frame_times_s": {str(i): times[i] for i in times}},
+    )
+    print(out)
+    print(f"wrote {md}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

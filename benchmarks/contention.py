@@ -13,23 +13,23 @@ OpenMP); the rest vary one thing each.
 
     python -m benchmarks.contention --seconds 4 --rounds 2
     python -m benchmarks.contention --settings default,old-default --loads 0,1
+
+Writes ``benchmarks/results/<--out>.json`` and ``.md`` (default ``contention``).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Nothing here imports torch at module level: each worker sets its thread policy first.
 ROOT = Path(__file__).resolve().parents[1]
 
 #: name -> (backend, threads, extra environment, apply the CLI's defaults)
@@ -89,20 +89,28 @@ def _run_setting(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _table(results: dict[str, dict[int, list[float]]], info: dict[str, dict[str, str]], loads: list[int]) -> str:
-    head = "| setting | engine | " + " | ".join(f"{k} busy (fps)" for k in loads) + " | vs idle |"
-    lines = [head, "|" + "---|" * (len(loads) + 3)]
-    for name, by_load in results.items():
-        med = {k: statistics.median(v) if v else float("nan") for k, v in by_load.items()}
-        idle = med.get(0, float("nan"))
-        ratio = " / ".join(f"{med[k] / idle:.2f}" for k in loads if k != 0) if 0 in med else ""
-        cells = " | ".join(f"{med[k]:.1f}" for k in loads)
-        lines.append(f"| {name} | {info[name].get('engine', '?')} | {cells} | {ratio} |")
-    return "\n".join(lines)
+def _row(name: str, by_load: dict[int, list[float]], engine: str, loads: list[int]) -> dict[str, Any]:
+    from benchmarks.harness import spread
+
+    row: dict[str, Any] = {"setting": name, "engine": engine}
+    for k in loads:
+        s = spread(by_load[k])
+        row[f"busy{k}_fps"] = s["median"]
+        row[f"busy{k}_min"] = s["min"]
+        row[f"busy{k}_max"] = s["max"]
+    idle = row.get("busy0_fps")
+    for k in loads:
+        if k != 0 and idle:
+            row[f"busy{k}_vs_idle"] = row[f"busy{k}_fps"] / idle
+    return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.contention",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--style", default="starry-night-lite")
     p.add_argument("--size", default="640x480")
     p.add_argument("--seconds", type=float, default=4.0, help="timed seconds per setting and load")
@@ -115,62 +123,70 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         _worker(args)
         return 0
+    # The parent only starts processes; torch (through the harness) may load here.
+    import torch
+
+    from benchmarks.harness import Column, Section, command_line, every_round, interleaved, machine_info, write_results
+
     names = [s for s in args.settings.split(",") if s]
     loads = [int(k) for k in args.loads.split(",")]
     results: dict[str, dict[int, list[float]]] = {n: {k: [] for k in loads} for n in names}
-    info: dict[str, dict[str, str]] = {n: {} for n in names}
+    engine: dict[str, str] = {n: "?" for n in names}
+    machine = machine_info(torch.device("cpu"))
     started = time.time()
     for r in range(args.rounds):
         for k in loads:
             busy = _busy(k)
             try:
                 time.sleep(0.5)
+                # Reversed every other round so no setting always follows the same one.
                 order = names if r % 2 == 0 else names[::-1]
-                for name in order:
-                    res = _run_setting(name, args)
-                    if "error" in res:
-                        info[name]["engine"] = f"error: {res['error']}"
-                        continue
-                    info[name]["engine"] = f"{res['backend']} {res['precision']}"
-                    results[name][k].append(res["fps"])
-                    print(f"round {r} busy {k} {name}: {res['fps']:.1f} fps", flush=True)
+                got = interleaved({n: every_round(_run_setting, n, args) for n in order}, 1)
             finally:
                 for b in busy:
                     b.kill()
                     b.wait()
-    meta = {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": platform.processor() or platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "style": args.style,
-        "size": args.size,
-        "seconds": args.seconds,
-        "rounds": args.rounds,
-        "wall_s": round(time.time() - started, 1),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    payload = {
-        "meta": meta,
-        "settings": {n: {"backend": SETTINGS[n][0], "threads": SETTINGS[n][1], "env": SETTINGS[n][2]} for n in names},
-    }
-    payload["fps"] = {n: {str(k): v for k, v in by.items()} for n, by in results.items()}
-    payload["engine"] = info
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md = [
-        f"# Contention: {args.style} {args.size}, uint8 BGR in/out through Stylizer",
-        "",
-        f"{meta['date_utc']}, {meta['logical_cpus']} logical CPUs, {args.rounds} rounds x {args.seconds:g} s, "
-        f"medians; load average at the end {meta['load_average_1m_at_end']} (a shared, noisy machine: other "
-        "jobs ran alongside, so compare rows, not absolute figures). `python -m benchmarks.contention`.",
-        "",
-        _table(results, info, loads),
-        "",
-    ]
-    (RESULTS / f"{args.out}.md").write_text("\n".join(md))
-    print("\n".join(md))
+            for name, (res,) in got.items():
+                if "error" in res:
+                    engine[name] = f"error: {res['error']}"
+                    continue
+                engine[name] = f"{res['backend']} {res['precision']}"
+                results[name][k].append(res["fps"])
+                print(f"round {r} busy {k} {name}: {res['fps']:.1f} fps", flush=True)
+
+    rows = [_row(n, results[n], engine[n], loads) for n in names]
+    for k in loads:
+        best = max((row[f"busy{k}_fps"] for row in rows if row[f"busy{k}_fps"] == row[f"busy{k}_fps"]), default=0.0)
+        for row in rows:
+            row[f"busy{k}_vs_best"] = row[f"busy{k}_fps"] / best if best else None
+    machine["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+    columns: list[str | Column] = ["setting", "engine"]
+    columns += [Column(f"busy{k}_fps", f"{k} busy (fps)", ".1f") for k in loads]
+    columns += [Column(f"busy{k}_vs_idle", f"{k} busy / idle", ".2f") for k in loads if k != 0]
+    columns += [Column(f"busy{k}_vs_best", f"{k} busy / best", ".2f") for k in loads]
+    text = (
+        f"{args.style} {args.size}, uint8 BGR in/out through Stylizer, {args.rounds} rounds x {args.seconds:g} s "
+        f"per setting and load, medians over rounds (min/max in the JSON); load average at the end "
+        f"{machine['load_average_1m_at_end']} (a shared, noisy machine: other jobs ran alongside, so compare "
+        "rows, not absolute figures). 'best' = the fastest setting under the same load."
+    )
+    settings = {n: {"backend": SETTINGS[n][0], "threads": SETTINGS[n][1], "env": SETTINGS[n][2]} for n in names}
+    _, md, out = write_results(
+        args.out,
+        machine,
+        [Section(f"Contention: {args.style} {args.size}", rows, columns, text)],
+        config={
+            "command": command_line("contention", argv),
+            **{k: v for k, v in vars(args).items() if k != "worker"},
+            "settings_detail": settings,
+            "wall_s": round(time.time() - started, 1),
+        },
+        extra={"fps": {n: {str(k): v for k, v in by.items()} for n, by in results.items()}},
+    )
+    print(out)
+    print(f"wrote {md}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
