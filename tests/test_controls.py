@@ -160,6 +160,7 @@ def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatc
         "smoothing": True,
         "snapshots": 1,
         "scale": 1.0,
+        "region": "all",  # no person stage in this run: reported as the whole frame
     }
 
 
@@ -196,7 +197,7 @@ def test_one_vocabulary_feeds_keys_typed_commands_http_and_signals() -> None:
     for command in COMMANDS:  # every window action is also a typed command, by its name
         if command.keys:
             assert c.apply_command(command.name), command.name
-    assert c.poll() == ControlChanges(smoothing=True, strength_steps=(0.1, -0.1), quit=True)
+    assert c.poll() == ControlChanges(smoothing=True, strength_steps=(0.1, -0.1), quit=True, region="background")
     assert {cmd.signal for cmd in COMMANDS if cmd.signal} == {"SIGUSR1", "SIGUSR2"}
     with pytest.raises(ValueError, match=r"strength must be within 0\.\.1, got 2"):
         parse_command("strength 2", c)
