@@ -207,9 +207,13 @@ class MaskSmoother:
             weight = flow[1]
             if weight.shape != mask.shape:
                 weight = cv2.resize(weight, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
-            weight = weight * np.float32(self.flow_strength)
+            # Where the flow holds, the warped history at flow_strength; where it fails
+            # (the person's own border is a motion boundary, where flow fails first),
+            # the plain EMA rather than no history at all, so the border stays smoothed.
             warped = warp_mask(prev, flow[0])
-            out = (mask + (warped - mask) * weight).astype(np.float32)
+            history = prev + (warped - prev) * weight
+            strength = np.float32(self.strength) + weight * np.float32(self.flow_strength - self.strength)
+            out = (mask + (history - mask) * strength).astype(np.float32)
         elif prev is None or prev.shape != mask.shape or cut or self.strength == 0.0:
             out = mask.astype(np.float32, copy=True)
         else:
