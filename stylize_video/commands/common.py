@@ -72,7 +72,7 @@ def add_video_options(p: argparse.ArgumentParser) -> None:
 
 def add_region_options(p: argparse.ArgumentParser, alpha: bool = True) -> None:
     """Add ``--region``, ``--person-style``, ``--person-strength``, ``--person-model`` (and ``--alpha``)."""
-    g = p.add_argument_group("person region (issue 18: needs MediaPipe's selfie segmentation model)")
+    g = p.add_argument_group("person region (MediaPipe's selfie segmentation model: found locally or downloaded once)")
     g.add_argument(
         "--region",
         default="all",

@@ -280,6 +280,8 @@ class Pipeline:
         text = f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
         if self.adaptive is not None or self.stylizer.scale != 1.0:
             text += f"  scale {self.stylizer.scale:.2f}"
+        if self.region is not None and self.region.region != "all":
+            text += f"  region {self.region.region}"
         return text
 
     def _controls(self) -> None:
