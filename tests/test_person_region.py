@@ -412,3 +412,32 @@ def test_the_real_model_runs_in_the_pipeline(tmp_path: Path, tiny_checkpoint: Pa
     )
     frames = _read(tmp_path / "out", cv2.IMREAD_UNCHANGED)
     assert len(frames) == 3 and all(f.shape == (96, 160, 4) for f in frames)
+
+
+@pytest.mark.parametrize(
+    ("device", "dtype"),
+    [
+        ("cpu", torch.float32),
+        ("cpu", torch.bfloat16),  # 8 mantissa bits, and still v/255 rounds back to v
+        pytest.param("cuda", torch.float16, marks=pytest.mark.needs_cuda),
+    ],
+)
+def test_the_unstyled_region_is_bit_exact_in_every_precision(device: str, dtype: torch.dtype) -> None:
+    from stylize_video.runtime.region import RegionStage
+    from stylize_video.runtime.transfer import FrameTransfer
+
+    frame = scene()
+    mask = truth(frame).astype(np.float32)
+    transfer = FrameTransfer(torch.device(device), dtype)
+    x = transfer.upload(frame)
+    y = (1.0 - x).clamp(0, 1)  # any "stylization"
+    stage = RegionStage(lambda: lambda f, motion=None: mask, "background")
+    try:
+        stage.submit(frame)
+        out, alpha = stage.finish(x, y)
+    finally:
+        stage.close()
+    image = transfer.download(out)
+    assert alpha is None
+    assert np.array_equal(image[truth(frame)], frame[truth(frame)])
+    assert np.array_equal(image[~truth(frame)], transfer.download(y)[~truth(frame)])

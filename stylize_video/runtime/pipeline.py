@@ -380,7 +380,7 @@ class Pipeline:
         if self._smoothing_on:
             y = self.smoother(y, x, frame.image)
         if region is not None:
-            y, alpha = region.finish(x, y, frame.image, transfer)
+            y, alpha = region.finish(x, y)
         return dataclasses.replace(frame, image=transfer.download(y), alpha=alpha)
 
     def run(self) -> PipelineStats:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -116,7 +116,6 @@ class RegionStage:
         self._worker: MaskWorker | None = None
         self._mask: np.ndarray | None = None
         self._was_active = False
-        self._exact: Any = None  # a float32 FrameTransfer for exact originals under bf16
 
     @property
     def active(self) -> bool:
@@ -202,15 +201,15 @@ class RegionStage:
             person.scale = scale
         return composite_styles(person.stylize(x).to(y.dtype), y, mask)
 
-    def finish(
-        self, x: torch.Tensor, y: torch.Tensor, frame_u8: np.ndarray, transfer: Any
-    ) -> tuple[torch.Tensor, np.ndarray | None]:
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
         """The region composite (or the alpha plane) of a stylized and smoothed frame.
+
+        Where the mask is exactly 0 or 1 the unstyled region is ``x`` itself, which
+        downloads to the original pixels bit for bit in fp32, fp16 and bf16 alike
+        (``round(255 * (v / 255))`` is ``v`` for every uint8 ``v`` in all three).
 
         Args:
             x: the uploaded frame (1, 3, H, W); y: the output so far, same shape.
-            frame_u8: the host frame ``x`` came from (for an exact original under bf16).
-            transfer: the stylizer's :class:`~stylize_video.runtime.transfer.FrameTransfer`.
 
         Returns:
             (the tensor to download, the uint8 HxW alpha plane or None).
@@ -221,17 +220,7 @@ class RegionStage:
         if self.alpha:
             # Straight alpha: every pixel keeps its stylized colour, the mask says how much shows.
             return y, np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8)
-        original = x
-        if x.dtype not in (torch.float32, torch.float16, torch.float64):
-            # bf16 keeps 8 bits of mantissa: v/255 does not round-trip to v. An fp32
-            # upload does, so the unstyled region stays bit-exact.
-            if self._exact is None:
-                from .transfer import FrameTransfer
-
-                self._exact = FrameTransfer(x.device, torch.float32, bgr=transfer.bgr)
-            original = self._exact.upload(frame_u8)
-            y = y.float()
-        return composite(original, y.to(original.dtype), mask, self.region), None
+        return composite(x, y.to(x.dtype), mask, self.region), None
 
     def close(self) -> None:
         """Stop the mask thread."""
