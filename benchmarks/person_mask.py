@@ -13,7 +13,11 @@ mediapipe wheel, the cache; ``--model`` wins); nothing is downloaded.
 2. **Steadiness** on a clip with people: the warping error (Lai et al. 2018, as in
    :mod:`stylize_video.metrics.temporal`) of ``--region background`` output inside
    the mask's edge band, against the same error over the fully stylized background;
-   for the refined mask and for the raw model output upsampled bilinearly.
+   for the refined mask and for the raw model output upsampled bilinearly. With
+   ``--smooth flow`` (the pipeline's flow smoother on the stylized frames), the mask's
+   history either as an EMA or warped along the flow smoother's own flow (what the
+   pipeline does then); and the warping error of the mask itself in its edge band
+   (0..1 scale squared), the border's flicker with no style in the way.
 """
 
 from __future__ import annotations
@@ -129,6 +133,33 @@ def _read(clip: Path, frames: int, max_side: int) -> list[np.ndarray]:
     return out
 
 
+def _flow_smoothed(
+    seg: PersonSegmenter, video: list[np.ndarray], styled: list[np.ndarray], smoothing: float
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """``--smooth flow`` as the pipeline runs it: the stylized frames smoothed by a
+    FlowSmoother, and the masks with an EMA history and with the history warped along
+    that smoother's flow (shared through ``pending_flow``, no second flow)."""
+    from stylize_video.runtime.flow_smoother import FlowSmoother
+    from stylize_video.runtime.transfer import FrameTransfer
+
+    transfer = FrameTransfer(torch.device("cpu"))
+    smoother = FlowSmoother()
+    ema, warped = PersonMasker(seg, smoothing=smoothing), PersonMasker(seg, smoothing=smoothing)
+    out: list[np.ndarray] = []
+    ema_masks: list[np.ndarray] = []
+    flow_masks: list[np.ndarray] = []
+    try:
+        for frame, s in zip(video, styled, strict=True):
+            smoother.prepare(frame)
+            flow_masks.append(warped(frame, smoother.pending_flow()))
+            ema_masks.append(ema(frame))
+            x, y = transfer.upload(frame), transfer.upload(s)
+            out.append(transfer.download(smoother(y, x, frame)))
+    finally:
+        smoother.close()
+    return out, ema_masks, flow_masks
+
+
 def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) -> dict[str, float | int]:
     """Warping error of ``--region background`` output in the mask's edge band, with references.
 
@@ -147,7 +178,8 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
     refined_masks = [refined(f) for f in video]
     raw_masks = [bilinear_upsample(seg(f), f.shape[:2]) for f in video]
     styled = [stylizer(f) for f in video]
-    outputs = {
+    smoothed, ema_masks, flow_masks = _flow_smoothed(seg, video, styled, smoothing)
+    outputs: dict[str, list[np.ndarray]] = {
         "edge band: region=background, refined mask": [
             composite(f, s, m, "background") for f, s, m in zip(video, styled, refined_masks, strict=True)
         ],
@@ -157,6 +189,17 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
         "edge band: fully stylized frame (reference)": styled,
         "edge band: original frame (reference)": video,
         "background interior: fully stylized (reference)": styled,
+        "--smooth flow, edge band: region=background, EMA mask history": [
+            composite(f, s, m, "background") for f, s, m in zip(video, smoothed, ema_masks, strict=True)
+        ],
+        "--smooth flow, edge band: region=background, mask history warped along the flow": [
+            composite(f, s, m, "background") for f, s, m in zip(video, smoothed, flow_masks, strict=True)
+        ],
+        "--smooth flow, edge band: fully stylized frame (reference)": smoothed,
+        "--smooth flow, background interior: fully stylized (reference)": smoothed,
+        "mask itself, edge band: raw model mask": raw_masks,
+        "mask itself, edge band: EMA history": ema_masks,
+        "mask itself, edge band: history warped along the flow": flow_masks,
     }
     kernel = np.ones((9, 9), np.uint8)
     motion = InputMotion()
@@ -170,12 +213,18 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
         band = (cv2.dilate(hard, kernel) - cv2.erode(hard, kernel)).astype(np.float32)
         interior = 1.0 - cv2.dilate(hard, kernel, iterations=3).astype(np.float32)
         for key, seq in outputs.items():
-            weight = valid * (interior if key.startswith("background") else band)
+            weight = valid * (interior if "background interior" in key else band)
             if float(weight.sum()) < 50:  # no person (or no consistent flow) in this pair
                 continue
-            out, before = as_float(seq[i]), as_float(seq[i - 1])
+            if key.startswith("mask itself"):
+                # The float mask in 0..1, one channel (as_float reads uint8 frames).
+                out = torch.from_numpy(np.ascontiguousarray(seq[i]))[None, None]
+                before = torch.from_numpy(np.ascontiguousarray(seq[i - 1]))[None, None]
+                channels = 1
+            else:
+                out, before, channels = as_float(seq[i]), as_float(seq[i - 1]), 3
             sq = (out - warp_normalized(before, field.nflow)).square().sum(1)[0] * torch.from_numpy(weight)
-            errors[key].append(float(sq.sum()) / (3 * float(weight.sum())))
+            errors[key].append(float(sq.sum()) / (channels * float(weight.sum())))
     result: dict[str, float | int] = {"frames": len(video), "pairs scored": len(errors[next(iter(errors))])}
     result.update({k: round(float(np.mean(v)), 5) for k, v in errors.items() if v})
     return result

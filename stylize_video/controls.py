@@ -50,6 +50,10 @@ Blend = tuple[tuple[str, float], ...]
 #: The longest morph a ``morph`` command may ask for, in seconds.
 MAX_MORPH_SECONDS = 60.0
 
+#: The regions ``region`` cycles through, in order: ``stylize_video.person.REGIONS``
+#: (spelled out here: importing the person package would load torch for the controls).
+REGIONS = ("all", "background", "person")
+
 
 @dataclass(frozen=True)
 class ControlChanges:
@@ -67,6 +71,7 @@ class ControlChanges:
         partner_step: how many times to move the blend partner on (``b``).
         blend_steps: weight moved to the blend partner (+) or back (-), in order (``[``/``]``).
         morph: new duration of style changes in seconds, or None for unchanged.
+        region: the region to stylize (``all``, ``background``, ``person``), None for unchanged.
     """
 
     style_step: int = 0
@@ -80,12 +85,14 @@ class ControlChanges:
     partner_step: int = 0
     blend_steps: tuple[float, ...] = ()
     morph: float | None = None
+    region: str | None = None
 
     def __bool__(self) -> bool:
         return (
             bool(self.style_step or self.style is not None or self.strength is not None)
             or bool(self.smoothing is not None or self.snapshot or self.strength_steps or self.quit)
             or bool(self.blend is not None or self.partner_step or self.blend_steps or self.morph is not None)
+            or self.region is not None
         )
 
     def pick_blend(self, styles: Iterable[str], current: Blend) -> Blend:
@@ -227,6 +234,7 @@ class ControlState:
     smoothing: bool = False
     snapshots: int = 0
     scale: float = 1.0  # the network's current scale (adaptive resolution changes it)
+    region: str = "all"  # what is stylized: all, background or person (issue 18)
 
 
 class LiveControls:
@@ -250,6 +258,7 @@ class LiveControls:
         self._partner_step = 0
         self._blend_steps: list[float] = []
         self._morph: float | None = None
+        self._region: str | None = None
         self._state = ControlState(smoothing=smoothing)
         # Signal handlers run on the main thread between bytecodes, possibly while it
         # holds ``_lock``; they only put here (SimpleQueue.put is reentrant) and poll drains it.
@@ -329,6 +338,19 @@ class LiveControls:
         with self._lock:
             self._quit = True
 
+    def set_region(self, region: str) -> None:
+        """Request the region to stylize; raises :class:`ValueError` for an unknown one."""
+        if region not in REGIONS:
+            raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {region!r}")
+        with self._lock:
+            self._region = region
+
+    def cycle_region(self) -> None:
+        """Request the region after the current (or already requested) one: all -> background -> person -> all."""
+        with self._lock:
+            current = self._state.region if self._region is None else self._region
+            self._region = REGIONS[(REGIONS.index(current) + 1) % len(REGIONS)] if current in REGIONS else REGIONS[0]
+
     # -------------------------------------------------------------- consumer
     def defer(self, request: Callable[[], None]) -> None:
         """Queue a request method to run at the next poll; safe inside a signal handler."""
@@ -354,10 +376,11 @@ class LiveControls:
                 self._partner_step,
                 tuple(self._blend_steps),
                 self._morph,
+                self._region,
             )
             self._step, self._style, self._strength, self._smoothing, self._snapshot = 0, None, None, None, False
             self._strength_steps, self._quit = [], False
-            self._blend, self._partner_step, self._blend_steps, self._morph = None, 0, [], None
+            self._blend, self._partner_step, self._blend_steps, self._morph, self._region = None, 0, [], None, None
         return changes
 
     def report(self, **applied: Any) -> None:
@@ -479,6 +502,14 @@ def _parse_smooth(args: list[str], controls: LiveControls) -> Request:
     raise ValueError(f"smooth must be toggle, on or off, got {value!r}")
 
 
+def _parse_region(args: list[str], controls: LiveControls) -> Request:
+    if not args or args == ["next"]:
+        return LiveControls.cycle_region
+    if len(args) == 1 and args[0] in REGIONS:
+        return functools.partial(LiveControls.set_region, region=args[0])
+    raise ValueError(f"region must be {', '.join(REGIONS)} or next, got {' '.join(args)!r}")
+
+
 def _parse_snapshot(args: list[str], controls: LiveControls) -> Request:
     if args and (len(args) > 1 or args[0] not in ("1", "true", "on")):
         raise ValueError(f"snapshot takes 1 (or no value), got {' '.join(args)!r}")
@@ -553,6 +584,13 @@ COMMANDS: tuple[Command, ...] = (
         _parse_smooth,
         "smooth [on|off|toggle]: temporal smoothing",
         keys=(ord("t"),),
+    ),
+    Command(
+        "region",
+        ("r", "region"),
+        _parse_region,
+        "region [all|background|person]: what is stylized (no value: the next one)",
+        keys=(ord("r"),),
     ),
     Command("snapshot", ("snap", "snapshot"), _parse_snapshot, "snap: save the next output frame as a PNG"),
     Command(

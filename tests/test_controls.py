@@ -166,6 +166,7 @@ def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatc
         "smoothing": True,
         "snapshots": 1,
         "scale": 1.0,
+        "region": "all",  # no person stage in this run: reported as the whole frame
     }
 
 
@@ -203,7 +204,12 @@ def test_one_vocabulary_feeds_keys_typed_commands_http_and_signals() -> None:
         if command.keys:
             assert c.apply_command(command.name), command.name
     assert c.poll() == ControlChanges(
-        smoothing=True, strength_steps=(0.1, -0.1), quit=True, partner_step=1, blend_steps=(0.1, -0.1)
+        smoothing=True,
+        strength_steps=(0.1, -0.1),
+        quit=True,
+        partner_step=1,
+        blend_steps=(0.1, -0.1),
+        region="background",
     )
     assert {KEY_ACTIONS[ord(k)] for k in "b[]"} == {"blend_partner", "blend_less", "blend_more"}
     assert {cmd.signal for cmd in COMMANDS if cmd.signal} == {"SIGUSR1", "SIGUSR2"}

@@ -101,6 +101,7 @@ def test_control_endpoint_records_requests(sink: MjpegSink, controls: LiveContro
         "smoothing": False,
         "snapshots": 0,
         "scale": 1.0,
+        "region": "all",
     }
 
 

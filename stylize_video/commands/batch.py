@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from typing import Any
 
-from .common import add_engine_options, add_video_options
+from .common import add_engine_options, add_region_options, add_video_options, check_region_args
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def register(sub: Any) -> None:
     add_video_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(p)
+    add_region_options(p, alpha=False)
     p.set_defaults(func=run)
 
 
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("--compile is ignored by batch (each worker would recompile for every frame size)")
     if args.workers is not None and args.workers < 1:
         raise StylizeError(f"--workers must be >= 1, got {args.workers}")
+    check_region_args(args)
     settings = BatchSettings(
         style=args.style or default_style(args.device),
         strength=args.strength,
@@ -97,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         backend=args.backend,
+        region=args.region,
+        person_style=args.person_style,
+        person_strength=args.person_strength,
+        person_model=args.person_model,
     )
     # Style, device, precision and inputs are checked before any worker starts: a typo
     # costs no start-up, and a worker that cannot start would only say "worker died".
@@ -105,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
 
     pick_dtype(resolve_device(settings.device), settings.precision)
     checkpoint = load_checkpoint(settings.style)
+    if settings.person_style is not None:
+        load_checkpoint(settings.person_style)
+    if settings.region != "all" or settings.person_style is not None:
+        from ..person import find_model
+
+        # Found (or downloaded) once here: workers would each fail or fetch it otherwise.
+        settings = dataclasses.replace(settings, person_model=str(find_model(path=settings.person_model)))
     jobs = plan_jobs(args.input, args.output, settings.extension)
     runner = BatchRunner(
         jobs,

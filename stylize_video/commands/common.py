@@ -70,6 +70,66 @@ def add_video_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_region_options(p: argparse.ArgumentParser, alpha: bool = True) -> None:
+    """Add ``--region``, ``--person-style``, ``--person-strength``, ``--person-model`` (and ``--alpha``)."""
+    g = p.add_argument_group("person region (MediaPipe's selfie segmentation model: found locally or downloaded once)")
+    g.add_argument(
+        "--region",
+        default="all",
+        choices=["all", "background", "person"],
+        help="what is stylized: all (default), background (the person stays as filmed) or person",
+    )
+    g.add_argument("--person-style", default=None, metavar="STYLE", help="paint the person in this second style")
+    g.add_argument(
+        "--person-strength", type=float, default=None, help="the person style's strength, 0..1 (default: --strength)"
+    )
+    g.add_argument(
+        "--person-model",
+        default=None,
+        metavar="PATH",
+        help="selfie_segmentation_landscape.tflite (default: $STYLIZE_VIDEO_PERSON_MODEL, a mediapipe wheel, "
+        "the cache, else downloaded once)",
+    )
+    if alpha:
+        g.add_argument(
+            "--alpha",
+            action="store_true",
+            help="with --region person: the stylized person over transparency (PNG/TIFF images, .webm VP9, .mov ProRes 4444)",
+        )
+
+
+def check_region_args(args: argparse.Namespace) -> None:
+    """Validate the region options together (one-line errors before any work)."""
+    from ..errors import StylizeError
+    from ..runtime.region import check_region
+
+    check_region(args.region, person_style=args.person_style is not None, alpha=getattr(args, "alpha", False))
+    if args.person_strength is not None and not 0.0 <= args.person_strength <= 1.0:
+        raise StylizeError(f"--person-strength must be within 0..1, got {args.person_strength}")
+    if args.person_strength is not None and args.person_style is None:
+        raise StylizeError("--person-strength is the strength of --person-style: give that too")
+
+
+def make_person_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer | None:
+    """The second engine for ``--person-style`` (same device and settings, its own strength), or None."""
+    if args.person_style is None:
+        return None
+    from ..runtime.stylizer import Stylizer
+
+    return Stylizer(
+        args.person_style,
+        device=args.device,
+        precision=args.precision,
+        strength=args.strength if args.person_strength is None else args.person_strength,
+        preserve_color=args.preserve_color,
+        scale=args.style_scale,
+        threads=args.threads,
+        compile=args.compile,
+        bgr=bgr,
+        backend=getattr(args, "backend", "auto"),
+    )
+
+
 def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
     """Build the engine from the shared options."""
     from ..errors import StylizeError

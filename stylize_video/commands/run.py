@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..runtime.adaptive import DEFAULT_MIN_SCALE
-from .common import add_engine_options, add_video_options, make_stylizer
+from .common import (
+    add_engine_options,
+    add_region_options,
+    add_video_options,
+    check_region_args,
+    make_person_stylizer,
+    make_stylizer,
+)
 
 if TYPE_CHECKING:
     from ..io.base import Sink
@@ -46,10 +53,12 @@ def register(sub: Any) -> None:
             "  stylize-video run -i 0 -o virtualcam                # webcam for calls (extra: virtualcam)\n"
             "  stylize-video run -i rtsp://cam.local/live -o rtmp://127.0.0.1/live/key\n"
             "  stylize-video run -i 0 --target-fps 24 --min-scale 0.5  # hold 24 fps, network at >= half size\n"
+            "  stylize-video run -i 0 -o virtualcam --region background  # paint the room, keep the person\n"
+            "  stylize-video run -i take.mp4 --region person --alpha -o person.webm  # over transparency\n"
             "live outputs also take typed commands (next, prev, blend a=0.7+b=0.3, morph 1, strength 0.5, "
-            "smooth, snap) and SIGUSR1/SIGUSR2 (next/prev style)\n"
+            "smooth, region, snap) and SIGUSR1/SIGUSR2 (next/prev style)\n"
             "window keys: q/Esc quit, n/p style, b blend partner, [/] blend weight, +/- strength, t smoothing, "
-            "s snapshot, space pause, f fullscreen, o overlay"
+            "r region, s snapshot, space pause, f fullscreen, o overlay"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -116,6 +125,7 @@ def register(sub: Any) -> None:
         default=DEFAULT_MIN_SCALE,
         help=f"smallest fraction of the frame size adaptive resolution may run the network at (default {DEFAULT_MIN_SCALE})",
     )
+    add_region_options(p)
     p.add_argument("--default", action="store_true", help=argparse.SUPPRESS)  # what bare `stylize-video` runs
     add_engine_options(p)
     p.set_defaults(func=run)
@@ -157,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.adaptive import AdaptiveScale, parse_target_fps, resolve_target_fps
     from ..runtime.controls import LiveControls
     from ..runtime.pipeline import Pipeline
+    from ..runtime.region import RegionStage, masker_factory
     from ..runtime.smoothing import make_smoother
 
     if args.default:
@@ -181,8 +192,16 @@ def run(args: argparse.Namespace) -> int:
     target_fps = parse_target_fps(args.target_fps)
     if not 0.0 < args.min_scale <= 2.0:
         raise StylizeError(f"--min-scale must be within (0, 2], got {args.min_scale}")
+    check_region_args(args)
     input_spec = parse_input_spec(args.input)
     outputs = [parse_output_spec(text) for text in args.output or ["window"]]
+    if args.alpha:
+        from ..io.media import ALPHA_OUTPUTS
+
+        for spec in outputs:
+            # Files and image sequences check their own type when they open (before any work).
+            if spec.kind not in ("file", "images", "null"):
+                raise StylizeError(f"output {spec.text!r} cannot show --alpha: write {ALPHA_OUTPUTS}")
     seen: dict[str, str] = {}
     for spec in outputs:
         # Two sinks on one file would share its temporary name and clobber each other.
@@ -193,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = open_source(input_spec, width=args.width, height=args.height, fps=args.fps)
     sinks: list[Sink] = []
+    region: RegionStage | None = None
     # Live outputs (HTTP preview, streams, virtual camera) take requests from /control, stdin and signals.
     controls = LiveControls()
     try:
@@ -207,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             pace=not source.live,
             share_cpu=resolve_device(args.device).type == "cpu",
             allow_hosts=tuple(args.allow_host),
+            alpha=args.alpha,
         )
         for spec in outputs:
             sinks.append(as_sink(open_sink(spec, options=options)))
@@ -219,7 +240,20 @@ def run(args: argparse.Namespace) -> int:
         interactive = bool(styles)  # a window or live controls: smoothing can be toggled on later
         kind = args.smooth if args.smooth != "none" else ("ema" if interactive else "none")
         smoother = None if kind == "none" else make_smoother(kind, args.smooth_strength)
+        if args.region != "all" or args.person_style is not None or interactive:
+            # Live runs get the stage even at --region all, for the r key / `region` command:
+            # its model then loads on the first switch (a missing one is a warning there).
+            region = RegionStage(
+                masker_factory(args.person_model),
+                args.region,
+                person_stylizer=make_person_stylizer(args),
+                alpha=args.alpha,
+            )
+            if region.active:
+                region.load()  # a missing model is a one-line error now, not after the first frame
     except BaseException:
+        if region is not None:
+            region.close()
         for sink in sinks:
             sink.abort()
         source.close()
@@ -246,12 +280,15 @@ def run(args: argparse.Namespace) -> int:
         styles=styles,
         controls=controls if live else None,
         adaptive=adaptive,
+        region=region,
     )
     restore_signals = _live_control_inputs(controls, sinks)
     try:
         stats = pipeline.run()
     finally:
         restore_signals()
+        if region is not None:
+            region.close()
         if progress is not None:
             progress.close()
         source.close()
@@ -281,7 +318,7 @@ def _live_control_inputs(controls: Any, sinks: Sequence[Sink]) -> Any:
     if sys.stdin is not None and sys.stdin.isatty() and not any(s.interactive for s in sinks):
         restore_ttin = ignore_background_reads()
         start_stdin_reader(controls)
-        log.warning("live controls: type next, prev, style NAME, strength 0.5, smooth, snap (+ Enter)")
+        log.warning("live controls: type next, prev, style NAME, strength 0.5, smooth, region, snap (+ Enter)")
 
         def restore_all() -> None:
             restore()

@@ -42,6 +42,9 @@ class Frame:
             for latency measurements.
         cut: continuity broke before this frame (seek, reconnect, size change):
             temporal smoothers must reset.
+        alpha: uint8 HxW opacity of ``image`` (straight, not premultiplied), or None for
+            an opaque frame; set by ``--region person --alpha``, stored by the sinks
+            that can (PNG/TIFF images, VP9 WebM, ProRes 4444 MOV) and ignored by others.
     """
 
     image: np.ndarray
@@ -51,6 +54,7 @@ class Frame:
     time: float = 0.0
     captured: float = 0.0
     cut: bool = False
+    alpha: np.ndarray | None = None
 
 
 class ForwardTimestamps:

@@ -15,9 +15,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..errors import OutputError
 from .base import ForwardTimestamps, Frame, Sink
-from .media import even_pad, ffmpeg_path, fit_into, import_av, open_video_encoder, output_extensions, to_yuv420
+from .media import (
+    alpha_video_encoder,
+    even_pad,
+    ffmpeg_path,
+    fit_into,
+    import_av,
+    open_video_encoder,
+    output_extensions,
+    to_yuv420,
+    to_yuva,
+)
 from .paths import PendingOutput, check_output
 from .specs import EncoderOptions, OutputSpec, SinkOptions
 
@@ -54,9 +66,12 @@ class VideoFileSink(Sink):
         overwrite: replace an existing output.
         allow_nvenc: try NVENC (default: when CUDA is available).
         share_cpu: the model runs on the CPU: default to the encoder's cheapest preset.
+        alpha: store each frame's ``alpha`` plane (opaque where a frame has none): only
+            ``.webm`` (VP9, ``yuva420p``) and ``.mov`` (ProRes 4444, ``yuva444p10le``).
 
     Raises:
-        OutputError: the path is an input or exists (without ``overwrite``).
+        OutputError: the path is an input or exists (without ``overwrite``), or ``alpha``
+            with a container that cannot store it.
     """
 
     threaded = True
@@ -77,11 +92,15 @@ class VideoFileSink(Sink):
         overwrite: bool = False,
         allow_nvenc: bool | None = None,
         share_cpu: bool = False,
+        alpha: bool = False,
     ) -> None:
         self.path = check_output(Path(path), [Path(p) for p in inputs], overwrite=overwrite)
         ext = self.path.suffix.lower().lstrip(".")
         if not ext or ext not in output_extensions():
             raise OutputError(f"output {str(self.path)!r}: unknown video file type (use .mp4, .mkv, .mov or .webm)")
+        self.options = encoder or EncoderOptions(codec=codec, crf=crf, bitrate=bitrate, preset=preset)
+        # (encoder, pixel format) of an alpha stream; checked now: a wrong container costs no work.
+        self._alpha = alpha_video_encoder(ext, self.options.codec) if alpha else None
         # Checked now, not at the first frame: a bad output should cost no work.
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +108,6 @@ class VideoFileSink(Sink):
             raise _disk_error(exc, self.path) from exc
         self._pending = PendingOutput(self.path)
         self.tmp = self._pending.tmp
-        self.options = encoder or EncoderOptions(codec=codec, crf=crf, bitrate=bitrate, preset=preset)
         self.audio_from = os.fspath(audio_from) if audio_from is not None else None
         self.fps = Fraction(fps).limit_denominator(1001) if fps else None
         self.allow_nvenc = allow_nvenc
@@ -134,9 +152,10 @@ class VideoFileSink(Sink):
         except OSError as exc:
             raise _disk_error(exc, self.path) from exc
         try:
+            codec, pix_fmt = self._alpha or (self.options.codec, "yuv420p")
             self._stream = open_video_encoder(
                 self._container,
-                self.options.codec,
+                codec,
                 self._size[0],
                 self._size[1],
                 rate=rate,
@@ -146,6 +165,7 @@ class VideoFileSink(Sink):
                 preset=self.options.preset,
                 allow_nvenc=bool(self.allow_nvenc),
                 share_cpu=self.share_cpu,
+                pix_fmt=pix_fmt,
             )
             if self.audio_from is not None:
                 from .audio import AudioCopier  # shared with the stream sink
@@ -159,12 +179,16 @@ class VideoFileSink(Sink):
             raise
 
     def write(self, frame: Frame) -> None:
-        """Encode one frame (uint8 HxWx3 BGR); odd sizes are padded by one pixel."""
+        """Encode one frame (uint8 HxWx3 BGR, and its alpha when writing alpha); odd sizes are padded by one pixel."""
         if self._closed:
             raise OutputError(f"{str(self.path)!r} is already closed")
         if self._container is None:
             self._open(frame)
-        image = even_pad(frame.image)
+        image = frame.image
+        if self._alpha is not None:
+            alpha = frame.alpha if frame.alpha is not None else np.full(image.shape[:2], 255, np.uint8)
+            image = np.concatenate([image, alpha[:, :, None]], axis=2)
+        image = even_pad(image)
         if (image.shape[1], image.shape[0]) != self._size:
             # The stream's size is fixed by its first frame; a source that changes
             # resolution mid-way (a camera reconnect, a joined recording) is fitted in.
@@ -187,7 +211,7 @@ class VideoFileSink(Sink):
         if self._last_pts is not None:
             self._step = max(1, pts - self._last_pts)
         self._last_pts = pts
-        vf = to_yuv420(image)
+        vf = to_yuv420(image) if self._alpha is None else to_yuva(image, self._alpha[1])
         vf.pts = pts
         vf.time_base = self._time_base
         try:
@@ -261,4 +285,5 @@ def open_file_sink(spec: OutputSpec, options: SinkOptions) -> VideoFileSink:
         inputs=options.inputs,
         overwrite=options.overwrite,
         share_cpu=options.share_cpu,
+        alpha=options.alpha,
     )

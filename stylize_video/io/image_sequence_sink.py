@@ -21,6 +21,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import OutputError
 from .base import Frame, Sink
 from .images import IMAGE_SUFFIXES
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Quality of lossy frames (JPEG, WebP), 1..100.
 QUALITY = 95
+#: Image types that store an alpha plane (``--alpha``): written as 4-channel BGRA.
+ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
 
 
 class ImageSequenceSink(Sink):
@@ -41,10 +45,13 @@ class ImageSequenceSink(Sink):
         inputs: files that must never be overwritten.
         overwrite: replace existing frames.
         quality: JPEG/WebP quality 1..100.
+        alpha: frames carry an alpha plane to store (:data:`ALPHA_SUFFIXES` only).
+            Any frame with ``alpha`` is written with it whenever the type can store it.
 
     Raises:
         OutputError: not a pattern, an unknown image type, a frame name that is an input,
-            existing frames without ``overwrite``, or a folder that cannot be created.
+            existing frames without ``overwrite``, a folder that cannot be created, or
+            ``alpha`` with a type that cannot store it.
     """
 
     threaded = True  # encoding a PNG costs milliseconds: keep it off the model's thread
@@ -56,6 +63,7 @@ class ImageSequenceSink(Sink):
         inputs: Iterable[str | os.PathLike[str]] = (),
         overwrite: bool = False,
         quality: int = QUALITY,
+        alpha: bool = False,
     ) -> None:
         text = os.fspath(pattern)
         if not is_frame_pattern(text):
@@ -66,6 +74,10 @@ class ImageSequenceSink(Sink):
         self.ext = Path(name).suffix.lower()
         if self.ext not in IMAGE_SUFFIXES:
             raise OutputError(f"output {text!r}: unsupported image extension (use one of {', '.join(IMAGE_SUFFIXES)})")
+        if alpha and self.ext not in ALPHA_SUFFIXES:
+            raise OutputError(
+                f"output {text!r}: {self.ext} images cannot store --alpha (use {', '.join(ALPHA_SUFFIXES)})"
+            )
         if not 1 <= quality <= 100:
             raise OutputError(f"image quality must be within 1..100, got {quality}")
         self.pattern = text
@@ -108,13 +120,16 @@ class ImageSequenceSink(Sink):
         return []
 
     def write(self, frame: Frame) -> None:
-        """Encode one frame (uint8 HxWx3 BGR) and rename it into place."""
+        """Encode one frame (uint8 HxWx3 BGR; BGRA with its ``alpha`` where the type stores it) and rename it into place."""
         import cv2
 
         if self._closed:
             raise OutputError(f"{self.pattern!r} is already closed")
         path = self.frame_path(frame.index)
-        ok, buf = cv2.imencode(self.ext, frame.image, self._params())
+        image = frame.image
+        if frame.alpha is not None and self.ext in ALPHA_SUFFIXES:
+            image = np.concatenate([image, frame.alpha[:, :, None]], axis=2)
+        ok, buf = cv2.imencode(self.ext, image, self._params())
         if not ok:
             raise OutputError(f"could not encode frame {frame.index} as {self.ext}")
         try:
@@ -140,4 +155,4 @@ class ImageSequenceSink(Sink):
 
 def open_image_sequence_sink(spec: OutputSpec, options: SinkOptions) -> ImageSequenceSink:
     """Registry factory: ``-o 'out/%05d.png'``."""
-    return ImageSequenceSink(spec.text, inputs=options.inputs, overwrite=options.overwrite)
+    return ImageSequenceSink(spec.text, inputs=options.inputs, overwrite=options.overwrite, alpha=options.alpha)

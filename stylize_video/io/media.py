@@ -30,6 +30,31 @@ VIDEO_CODECS: dict[str, tuple[str, ...]] = {
     "vp9": ("libvpx-vp9",),
 }
 
+#: Video containers that store an alpha plane (``--alpha``): extension -> (encoder, pixel format).
+#: VP9 in WebM keeps alpha as a second VP9 stream in Matroska's BlockAdditional side data
+#: (FFmpeg's native ``vp9`` decoder drops it: read it back with ``libvpx-vp9``); ProRes
+#: 4444 stores it in the frame (any ProRes decoder returns it).
+ALPHA_VIDEO: dict[str, tuple[str, str]] = {"webm": ("libvpx-vp9", "yuva420p"), "mov": ("prores_ks", "yuva444p10le")}
+#: Codec names (``--codec``) each alpha container accepts; ``h264`` is the default (not given).
+_ALPHA_CODECS = {"webm": ("h264", "vp9", "libvpx-vp9"), "mov": ("h264", "prores", "prores_ks")}
+#: The outputs that can store ``--alpha``, for messages.
+ALPHA_OUTPUTS = "numbered PNG/TIFF/WebP images (out/%05d.png), a .webm (VP9) or a .mov (ProRes 4444)"
+
+
+def alpha_video_encoder(ext: str, codec: str = "h264") -> tuple[str, str]:
+    """(encoder, pixel format) that writes alpha into a container with extension ``ext``.
+
+    Raises:
+        OutputError: the container cannot store alpha, or ``codec`` is not its alpha codec.
+    """
+    ext = ext.lower().lstrip(".")
+    if ext not in ALPHA_VIDEO:
+        raise OutputError(f"a .{ext} file cannot store --alpha: use {ALPHA_OUTPUTS}")
+    if codec not in _ALPHA_CODECS[ext]:
+        raise OutputError(f"--alpha in .{ext} is written with {ALPHA_VIDEO[ext][0]}, not --codec {codec}")
+    return ALPHA_VIDEO[ext]
+
+
 #: Schemes FFmpeg is given as URLs (derived from the one table in :mod:`.specs`).
 URL_SCHEMES = tuple(SCHEMES)
 
@@ -151,6 +176,7 @@ def open_video_encoder(
     preset: str | None = None,
     allow_nvenc: bool = True,
     share_cpu: bool = False,
+    pix_fmt: str = "yuv420p",
 ) -> Any:
     """Add a video stream with the first encoder of ``codec``'s family that opens.
 
@@ -162,6 +188,7 @@ def open_video_encoder(
         share_cpu: the model runs on the CPU too: x264/x265 default to their cheapest
             preset (``ultrafast``: ~4 instead of ~15 ms/frame at 640x480, files ~35%
             larger at the same CRF), since every encoder cycle is a model cycle lost.
+        pix_fmt: the stream's pixel format (``yuva420p`` / ``yuva444p10le`` for alpha).
 
     Raises:
         OutputError: no encoder of the family is available or opens with these options.
@@ -180,7 +207,7 @@ def open_video_encoder(
         # then fails to open (NVENC without a free session, missing library, ...).
         try:
             probe = av.CodecContext.create(name, "w")
-            probe.width, probe.height, probe.pix_fmt = width, height, "yuv420p"
+            probe.width, probe.height, probe.pix_fmt = width, height, pix_fmt
             probe.time_base = time_base
             probe.framerate = rate
             probe.options = dict(options)
@@ -190,7 +217,7 @@ def open_video_encoder(
             continue
         stream = container.add_stream(name, rate=rate, options=options)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         tag_bt709(stream.codec_context)
@@ -235,7 +262,7 @@ def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     nw, nh = max(1, min(w, round(iw * scale))), max(1, min(h, round(ih * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     scaled = cv2.resize(image, (nw, nh), interpolation=interpolation)
-    out = np.zeros((h, w, 3), dtype=image.dtype)
+    out = np.zeros((h, w, *image.shape[2:]), dtype=image.dtype)  # BGRA too: the border is transparent
     y, x = (h - nh) // 2, (w - nw) // 2
     out[y : y + nh, x : x + nw] = scaled
     return out
@@ -255,6 +282,15 @@ def to_yuv420(image: np.ndarray, size: tuple[int, int] | None = None) -> Any:
     return frame.reformat(
         width=w, height=h, format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
     )
+
+
+def to_yuva(image: np.ndarray, pix_fmt: str) -> Any:
+    """uint8 HxWx4 BGRA (straight alpha) -> a ``VideoFrame`` in ``pix_fmt`` (``yuva420p``, ``yuva444p10le``), BT.709 limited."""
+    av = import_av()
+    from av.video.reformatter import ColorRange, Colorspace
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgra")
+    return frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
 
 
 def protocol_hint(exc: BaseException) -> str:
@@ -290,6 +326,10 @@ def _encoder_options(name: str, crf: int | None, preset: str | None, bitrate: in
             opts["b"] = "0"  # constant quality in libvpx needs a zero target bitrate
         opts["deadline"] = "realtime" if preset in (None, "realtime") else preset
         opts["cpu-used"] = "8"
+    elif name == "prores_ks":
+        opts["profile"] = "4444"  # the ProRes profile with an alpha channel (the only one we open)
+        if crf is not None or preset is not None:
+            log.warning("encoder %s: --crf/--preset ignored", name)
     elif crf is not None or preset is not None:
         log.warning("encoder %s: --crf/--preset ignored", name)
     return opts

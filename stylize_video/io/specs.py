@@ -282,6 +282,8 @@ class SinkOptions:
         share_cpu: the model runs on the CPU: pick cheap encoder presets.
         cv2_module: the OpenCV module for the window (tests pass a fake).
         allow_hosts: extra ``Host`` names the preview server answers to (``--allow-host``).
+        alpha: frames carry an alpha plane to store (``--alpha``): sinks that can store it
+            do, file and image-sequence sinks that cannot refuse to open.
     """
 
     inputs: tuple[str, ...] = ()
@@ -294,3 +296,4 @@ class SinkOptions:
     share_cpu: bool = False
     cv2_module: Any = None
     allow_hosts: tuple[str, ...] = ()
+    alpha: bool = False

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .composite import REGIONS, Region, blend, composite, composite_styles, to_rgba
 from .model import DEFAULT_MODEL, MODEL_ENV, MODELS, PersonSegmenter, SegmentationModel, cache_dir, find_model
-from .refine import MaskSmoother, bilinear_upsample, feather, guide_gray, guided_upsample
+from .refine import MaskSmoother, Motion, bilinear_upsample, feather, guide_gray, guided_upsample, warp_mask
 from .worker import MaskWorker, PersonMasker
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "REGIONS",
     "MaskSmoother",
     "MaskWorker",
+    "Motion",
     "PersonMasker",
     "PersonSegmenter",
     "Region",
@@ -43,4 +44,5 @@ __all__ = [
     "guide_gray",
     "guided_upsample",
     "to_rgba",
+    "warp_mask",
 ]

@@ -11,10 +11,14 @@ the person's edges and holds still over time.
 * :func:`feather`: a small Gaussian on the result, so the cut between styled and
   unstyled pixels is a ramp of a few pixels, not a hard cut-out line.
 * :class:`MaskSmoother`: an exponential moving average of the small map, reset on
-  scene cuts, so a border pixel the model is unsure about does not flicker.
+  scene cuts, so a border pixel the model is unsure about does not flicker; given the
+  optical flow the pipeline's flow smoother computes anyway, the previous map is
+  first warped along it (:func:`warp_mask`), so a moving border is not dragged behind.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -101,6 +105,37 @@ def bilinear_upsample(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_LINEAR), np.float32)
 
 
+#: Optical flow for the mask's frame: ``(flow, valid)`` at any small size, or None
+#: (no history to warp: the first frame, a cut). ``flow`` is float32 (h, w, 2),
+#: backward, in pixels of its own size (see :mod:`stylize_video.runtime.flow`);
+#: ``valid`` is float32 (h, w) in [0, 1]. Passed as a function that may wait for it.
+Motion = Callable[[], "tuple[np.ndarray, np.ndarray] | None"]
+
+
+def warp_mask(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Warp the previous frame's small mask to the current frame along a backward flow.
+
+    Args:
+        mask: float32 hxw, the previous frame's map.
+        flow: float32 (fh, fw, 2) backward flow in pixels of its own size (any size;
+            resized to the mask's and its values rescaled with it).
+
+    Returns:
+        float32 hxw: the previous mask where the current frame's pixels came from.
+    """
+    import cv2
+
+    h, w = mask.shape
+    fh, fw = flow.shape[:2]
+    if (fh, fw) != (h, w):
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    # Pixel units follow the size: a flow of 2 px at 320 wide is 1.6 px at 256 wide.
+    fx = flow[..., 0] * np.float32(w / fw)
+    fy = flow[..., 1] * np.float32(h / fh)
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.asarray(cv2.remap(mask, xx + fx, yy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.float32)
+
+
 class MaskSmoother:
     """Exponential moving average of the small mask, reset on scene cuts.
 
@@ -110,15 +145,25 @@ class MaskSmoother:
     ``cut_threshold``, on the 0..1 scale) or a size change starts over, so the old
     person's silhouette never lingers over a new shot.
 
+    Given a :data:`Motion` (the input's optical flow), the history is warped along
+    it first and weighted by ``flow_strength`` times the flow's validity: a moving
+    border keeps its place instead of lagging, where the flow failed (disocclusions)
+    the new map shows, and a motion of None (the flow smoother's first frame or a
+    cut) starts over.
+
     Args:
         strength: weight of the history, 0 (off) .. <1.
         cut_threshold: mean grey-level change (0..1) that counts as a cut.
+        flow_strength: weight of the flow-warped history where the flow is valid, 0 .. <1.
     """
 
-    def __init__(self, strength: float = 0.5, *, cut_threshold: float = 0.15) -> None:
+    def __init__(self, strength: float = 0.5, *, cut_threshold: float = 0.15, flow_strength: float = 0.7) -> None:
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"mask smoothing strength must be within [0, 1), got {strength}")
+        if not 0.0 <= flow_strength < 1.0:
+            raise ValueError(f"mask flow strength must be within [0, 1), got {flow_strength}")
         self.strength = strength
+        self.flow_strength = flow_strength
         self.cut_threshold = cut_threshold
         self._mask: np.ndarray | None = None
         self._gray: np.ndarray | None = None
@@ -130,13 +175,15 @@ class MaskSmoother:
         self._mask = None
         self._gray = None
 
-    def __call__(self, mask: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, mask: np.ndarray, frame: np.ndarray | None = None, motion: Motion | None = None) -> np.ndarray:
         """Smooth one small mask.
 
         Args:
             mask: float32 hxw in [0, 1].
             frame: the frame the mask is for, for the cut test (uint8 BGR, or float in
                 [0, 1], at any size); None skips the test.
+            motion: the frame's optical flow (warps the history; see the class docstring);
+                None: the plain EMA.
 
         Returns:
             a new float32 hxw array (the caller's mask is not modified).
@@ -153,7 +200,21 @@ class MaskSmoother:
         cut = gray is not None and prev_gray is not None and float(np.abs(gray - prev_gray).mean()) > self.cut_threshold
         if cut:
             self.cuts += 1
-        if prev is None or prev.shape != mask.shape or cut or self.strength == 0.0:
+        flow = motion() if motion is not None else None
+        if motion is not None and (flow is None or prev is None or prev.shape != mask.shape or cut):
+            out = mask.astype(np.float32, copy=True)
+        elif flow is not None and prev is not None:
+            weight = flow[1]
+            if weight.shape != mask.shape:
+                weight = cv2.resize(weight, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+            # Where the flow holds, the warped history at flow_strength; where it fails
+            # (the person's own border is a motion boundary, where flow fails first),
+            # the plain EMA rather than no history at all, so the border stays smoothed.
+            warped = warp_mask(prev, flow[0])
+            history = prev + (warped - prev) * weight
+            strength = np.float32(self.strength) + weight * np.float32(self.flow_strength - self.strength)
+            out = (mask + (history - mask) * strength).astype(np.float32)
+        elif prev is None or prev.shape != mask.shape or cut or self.strength == 0.0:
             out = mask.astype(np.float32, copy=True)
         else:
             out = (prev * np.float32(self.strength) + mask * np.float32(1.0 - self.strength)).astype(np.float32)

@@ -16,7 +16,9 @@ from types import TracebackType
 
 import numpy as np
 
-from .refine import MaskSmoother, feather, guide_gray, guided_upsample
+from .refine import MaskSmoother, Motion, feather, guide_gray, guided_upsample
+
+_SNAP = 0.5 / 255
 
 #: A frame (uint8 HxWx3 BGR) -> person probability (float32 hxw in [0, 1]) at any small size.
 SmallSegment = Callable[[np.ndarray], np.ndarray]
@@ -31,6 +33,7 @@ class PersonMasker:
         segment: the small-mask model (a :class:`~stylize_video.person.model.PersonSegmenter`,
             or any callable with its signature).
         smoothing: EMA strength of :class:`~stylize_video.person.refine.MaskSmoother` (0: off).
+        flow_strength: its weight of the flow-warped history, when a motion is given.
         radius, eps, work_side: :func:`~stylize_video.person.refine.guided_upsample`'s settings.
         feather_sigma: Gaussian sigma in output pixels (0: no feathering).
     """
@@ -40,13 +43,14 @@ class PersonMasker:
         segment: SmallSegment,
         *,
         smoothing: float = 0.5,
+        flow_strength: float = 0.7,
         radius: int = 4,
         eps: float = 1e-3,
         work_side: int = 160,
         feather_sigma: float = 1.5,
     ) -> None:
         self.segment = segment
-        self.smoother = MaskSmoother(smoothing)
+        self.smoother = MaskSmoother(smoothing, flow_strength=flow_strength)
         self.radius = radius
         self.eps = eps
         self.work_side = work_side
@@ -56,11 +60,20 @@ class PersonMasker:
         """Forget the temporal history (a new stream, a seek)."""
         self.smoother.reset()
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """Shape: uint8 HxWx3 BGR -> float32 HxW in [0, 1]."""
-        small = self.smoother(self.segment(frame), frame)
+    def __call__(self, frame: np.ndarray, motion: Motion | None = None) -> np.ndarray:
+        """Shape: uint8 HxWx3 BGR -> float32 HxW in [0, 1].
+
+        ``motion``: the frame's optical flow (the history is warped along it); None: the EMA.
+        """
+        small = self.smoother(self.segment(frame), frame, motion)
         mask = guided_upsample(small, guide_gray(frame), radius=self.radius, eps=self.eps, work_side=self.work_side)
-        return feather(mask, self.feather_sigma)
+        mask = feather(mask, self.feather_sigma)
+        # Snap what is within half a grey level of 0 or 1 (a 255-level difference moves
+        # less than 0.5 there): the unstyled region then keeps its pixels bit for bit,
+        # instead of the guided filter's 1e-4 residue flipping the rounding of a few.
+        mask[mask < _SNAP] = 0.0
+        mask[mask > 1.0 - _SNAP] = 1.0
+        return mask
 
 
 class MaskWorker:
@@ -78,7 +91,7 @@ class MaskWorker:
         max_pending: outstanding frames allowed before ``submit`` refuses.
     """
 
-    def __init__(self, masker: Callable[[np.ndarray], np.ndarray], *, max_pending: int = 2) -> None:
+    def __init__(self, masker: Callable[..., np.ndarray], *, max_pending: int = 2) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.masker = masker
@@ -86,13 +99,18 @@ class MaskWorker:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: collections.deque[Future[np.ndarray]] = collections.deque()
 
-    def submit(self, frame: np.ndarray) -> Future[np.ndarray]:
-        """Start the mask of ``frame`` (uint8 HxWx3 BGR; not written to until its mask is collected)."""
+    def submit(self, frame: np.ndarray, motion: Motion | None = None) -> Future[np.ndarray]:
+        """Start the mask of ``frame`` (uint8 HxWx3 BGR; not written to until its mask is collected).
+
+        ``motion`` (see :class:`PersonMasker`) is passed on to the masker when given; it
+        is called on the worker thread, so it may wait for a flow computed elsewhere.
+        """
         if len(self._pending) >= self.max_pending:
             raise RuntimeError(f"{len(self._pending)} masks not collected (max_pending={self.max_pending})")
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="person-mask")
-        future = self._executor.submit(self.masker, frame)
+        args = (frame,) if motion is None else (frame, motion)
+        future = self._executor.submit(self.masker, *args)
         self._pending.append(future)
         return future
 

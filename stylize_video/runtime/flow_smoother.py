@@ -17,6 +17,7 @@ stylized frame's device.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -100,6 +101,26 @@ class FlowSmoother:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow")
         self._pending = (source_u8, self._executor.submit(self._estimate, source_u8, self._prev_gray))
+
+    def pending_flow(self) -> Callable[[], tuple[np.ndarray, np.ndarray] | None] | None:
+        """The flow :meth:`prepare` started, for a second consumer (the person mask), or None.
+
+        Returns a function (callable from any thread) that waits for that flow and gives
+        ``(flow, valid)`` at the flow's small size, or None when there is nothing to warp
+        (the first frame after a reset, or a scene cut by this smoother's own test).
+        Sharing it means the mask's border follows motion for no second flow.
+        """
+        if self._pending is None:
+            return None
+        future = self._pending[1]
+
+        def flow() -> tuple[np.ndarray, np.ndarray] | None:
+            est = future.result()[1]
+            if est is None or est.residual > self.cut_residual or est.valid_fraction < self.cut_valid:
+                return None
+            return est.flow, est.valid
+
+        return flow
 
     def _estimate(self, source_u8: np.ndarray, prev_gray: np.ndarray | None) -> tuple[np.ndarray, FlowEstimate | None]:
         gray = small_gray(source_u8, self.flow_side)

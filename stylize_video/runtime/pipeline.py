@@ -31,6 +31,8 @@ from ..errors import DeviceError, InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
 from .adaptive import AdaptiveScale
+from .flow_smoother import FlowSmoother
+from .region import RegionStage
 from .smoothing import NoSmoother, Smoother, as_smoother
 from .stylizer import Stylizer
 
@@ -146,6 +148,8 @@ class Pipeline:
             keys go through them too (a private set is made when None is given).
         adaptive: adaptive resolution: each frame's processing time goes to it and the
             stylizer's ``scale`` follows its answer (None: the scale stays as set).
+        region: the person-aware stage (which region is stylized, a second style for the
+            person, alpha); None: the whole frame, as before.
 
     Style changes morph over ``stylizer.morph_seconds`` of *frame* time: during a run
     the stylizer's clock reads the frames' timestamps (a file morphs over the same
@@ -167,6 +171,7 @@ class Pipeline:
         on_frame: Callable[[Frame], None] | None = None,
         controls: LiveControls | None = None,
         adaptive: AdaptiveScale | None = None,
+        region: RegionStage | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -192,6 +197,7 @@ class Pipeline:
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
         self.adaptive = adaptive
+        self.region = region
         if adaptive is not None:
             # A scale change is not a cut: the stylizer resizes its output back to the
             # frame size, so smoothers keep blending frames of one size.
@@ -284,6 +290,8 @@ class Pipeline:
         text = f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
         if self.adaptive is not None or self.stylizer.scale != 1.0:
             text += f"  scale {self.stylizer.scale:.2f}"
+        if self.region is not None and self.region.region != "all":
+            text += f"  region {self.region.region}"
         return text
 
     def _controls(self) -> None:
@@ -315,6 +323,13 @@ class Pipeline:
             if changes.smoothing is not None and changes.smoothing != self._smoothing_on:
                 self._smoothing_on = changes.smoothing
                 self.smoother.reset()
+            if changes.region is not None and self.region is not None:
+                try:
+                    self.region.set_region(changes.region)
+                except ValueError as exc:
+                    log.warning("region %s: %s", changes.region, exc)
+            elif changes.region is not None:
+                log.warning("region %s: this run has no person region (start it with --region)", changes.region)
             self._snapshot_pending |= changes.snapshot
             if changes.quit:
                 self.stats.stopped = True
@@ -330,6 +345,8 @@ class Pipeline:
             smoothing=self._smoothing_on,
             scale=st.scale,
         )
+        if self.region is not None:
+            self.controls.report(region=self.region.region)
 
     def _switch(self, changes: ControlChanges) -> None:
         """Move to the style or blend the changes ask for (morphing; loaded styles only)."""
@@ -374,17 +391,30 @@ class Pipeline:
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
         transfer = self.stylizer.transfer
+        region = self.region
         if frame.cut:
             self.smoother.reset()
+            if region is not None:
+                region.reset()
         if self._smoothing_on:
             # Optical flow starts on a worker thread now and overlaps the network.
             self.smoother.prepare(frame.image)
+        if region is not None:
+            # The person mask too, on its own thread; its border follows the same flow.
+            smoother = self.smoother
+            motion = smoother.pending_flow() if self._smoothing_on and isinstance(smoother, FlowSmoother) else None
+            region.submit(frame.image, motion)
         x = transfer.upload(frame.image)
         self._tick(frame)  # during run() the stylizer's clock reads this frame's time
         y = self.stylizer.stylize(x)
+        alpha = None
+        if region is not None:
+            y = region.restyle(x, y, self.stylizer.scale)  # before smoothing: both styles are smoothed
         if self._smoothing_on:
             y = self.smoother(y, x, frame.image)
-        return dataclasses.replace(frame, image=transfer.download(y))
+        if region is not None:
+            y, alpha = region.finish(x, y)
+        return dataclasses.replace(frame, image=transfer.download(y), alpha=alpha)
 
     def _tick(self, frame: Frame) -> None:
         """Advance the frame clock to ``frame``."""

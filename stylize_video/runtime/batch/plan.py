@@ -42,6 +42,9 @@ class BatchSettings:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (pools give each worker its own GPU).
         threads: CPU threads per worker (None: the cores divided among the workers).
         backend: inference backend (``auto``, ``torch``, ``openvino``, ...), as for ``run``.
+        region: what is stylized (``all``, ``background``, ``person``), as for ``run``.
+        person_style, person_strength: the person's own style and its strength (None: ``strength``).
+        person_model: the person model file (None: found as ``run`` finds it).
     """
 
     style: str
@@ -56,6 +59,10 @@ class BatchSettings:
     device: str = "auto"
     threads: int | None = None
     backend: str = "auto"
+    region: str = "all"
+    person_style: str | None = None
+    person_strength: float | None = None
+    person_model: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
@@ -68,6 +75,11 @@ class BatchSettings:
             raise StylizeError(f"style scale must be within (0, 2], got {self.style_scale}")
         if self.threads is not None and self.threads < 1:
             raise StylizeError(f"threads must be >= 1, got {self.threads}")
+        from ..region import check_region
+
+        check_region(self.region, person_style=self.person_style is not None)
+        if self.person_strength is not None and not 0.0 <= self.person_strength <= 1.0:
+            raise StylizeError(f"person strength must be within 0..1, got {self.person_strength}")
         ext = self.extension if self.extension.startswith(".") else f".{self.extension}"
         object.__setattr__(self, "extension", ext.lower())
 
@@ -75,10 +87,17 @@ class BatchSettings:
         """The settings that shape the output (what the manifest records)."""
         # Where and how fast it runs does not shape the output (the backend only within
         # rounding), so a rerun on another machine or runtime reuses finished files.
-        skip = {"style", "device", "threads", "backend", "encoder"}
+        skip = {"style", "device", "threads", "backend", "encoder", "person_model"}
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        # The person options only when used: manifests written before them still match.
+        for name in ("region", "person_style", "person_strength"):
+            if record[name] == _DEFAULTS[name]:
+                del record[name]
         # Encoder settings stay flat keys: manifests written before EncoderOptions still match.
         return {**record, **dataclasses.asdict(self.encoder)}
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BatchSettings)}
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,18 @@ class BatchWorker:
             threads=settings.threads,
             backend=settings.backend,
         )
+        self.person_stylizer: Stylizer | None = None
+        if settings.person_style is not None:
+            self.person_stylizer = Stylizer(
+                settings.person_style,
+                device=device or settings.device,
+                precision=settings.precision,
+                strength=settings.strength if settings.person_strength is None else settings.person_strength,
+                preserve_color=settings.preserve_color,
+                scale=settings.style_scale,
+                threads=settings.threads,
+                backend=settings.backend,
+            )
         self.name = f"{os.uname().nodename}:{os.getpid()}:{self.stylizer.device}"
         self._stop = threading.Event()
         self._current: Task | None = None
@@ -192,6 +204,7 @@ class BatchWorker:
         from ...io.sinks import VideoFileSink
         from ...io.sources import VideoFileSource
         from ..pipeline import Pipeline
+        from ..region import RegionStage, masker_factory
         from ..smoothing import make_smoother
 
         s = self.settings
@@ -219,8 +232,19 @@ class BatchWorker:
                 )
                 smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
                 gate = _StartGate(sink, task.start_pts)
-                pipeline = Pipeline(frames_in, self.stylizer, [gate], smoother=smoother, on_frame=self._check_stop)
-                stats = pipeline.run()
+                region = None
+                if s.region != "all" or self.person_stylizer is not None:
+                    # A fresh stage per file: the mask's temporal history is one video's.
+                    region = RegionStage(masker_factory(s.person_model), s.region, person_stylizer=self.person_stylizer)
+                    region.load()
+                pipeline = Pipeline(
+                    frames_in, self.stylizer, [gate], smoother=smoother, on_frame=self._check_stop, region=region
+                )
+                try:
+                    stats = pipeline.run()
+                finally:
+                    if region is not None:
+                        region.close()
                 if stats.interrupted:  # the pipeline kept a valid but short file: not a finished output
                     raise KeyboardInterrupt
                 if stats.error is not None:
