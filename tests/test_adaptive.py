@@ -245,7 +245,10 @@ def test_pipeline_drops_the_scale_and_keeps_latency_bounded() -> None:
     controls = LiveControls()
     stats, stylizer, sink = _run_live(AdaptiveScale(25.0), controls)
     assert stats.scale is not None and stats.scale < 0.6  # 100 ms * 0.52^2 = 27 ms fits 40 ms
-    assert stats.scale_changes and stats.scale_changes[0][1] == stats.scale
+    # The first decision steps down at once; a loaded host may make it overshoot, and then
+    # one step back up is the controller's recovery, not pumping.
+    assert stats.scale_changes and stats.scale_changes[0][1] < 0.6 and len(stats.scale_changes) <= 2
+    assert stats.scale_changes[-1][1] == stats.scale
     assert stylizer.scales[0] == 1.0 and stylizer.scales[-1] == stats.scale
     # Every frame keeps the source's size whatever the scale (smoothers see one size).
     assert {f.image.shape for f in sink.frames} == {(12, 16, 3)}
