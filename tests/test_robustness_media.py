@@ -330,3 +330,15 @@ def test_sources_are_not_truncated_by_default() -> None:
             yield Frame(np.zeros((8, 8, 3), np.uint8), 0)
 
     assert Plain().truncated is False
+
+
+def test_webm_from_44100_hz_audio_resamples_for_opus(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    # Opus refuses 44.1 kHz (the rate of most MP3/AAC sources): it used to fail in the encoder.
+    src = write_clip(tmp_path / "in.mp4", n_frames=25, audio_rate=44100)
+    out = tmp_path / "out.webm"
+    assert _run("-i", src, "-o", out, "-s", tiny_checkpoint) == 0
+    with av.open(str(out)) as c:
+        (audio,) = c.streams.audio
+        assert audio.codec_context.name == "opus" and audio.codec_context.sample_rate == 48000
+    got = probe(out)
+    assert got.frames == 25 and abs(got.audio_duration - 1.0) < 0.1

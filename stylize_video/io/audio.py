@@ -16,6 +16,10 @@ from .media import audio_codec_name, can_copy_audio, import_av, open_input, tran
 log = logging.getLogger(__name__)
 
 
+#: The sample rates the Opus encoder accepts (WebM's audio codec).
+_OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+
+
 class AudioCopier:
     """Copies (or transcodes) every audio stream of an input into an output container.
 
@@ -36,7 +40,10 @@ class AudioCopier:
                 log.info("audio stream %d: copying %s", ins.index, codec)
             else:
                 target = transcode_audio_codec(container)
-                out = container.add_stream(target, rate=ins.codec_context.sample_rate or 48000)
+                rate = ins.codec_context.sample_rate or 48000
+                if "opus" in target and rate not in _OPUS_RATES:
+                    rate = 48000  # Opus takes only these rates (44.1 kHz is refused); PyAV's encoder resamples
+                out = container.add_stream(target, rate=rate)
                 # By channel count: decoders may report an unordered layout ("1 channels")
                 # that encoders refuse.
                 channels = ins.codec_context.channels or 2
