@@ -18,7 +18,19 @@ from .errors import StylizeError
 from .interrupts import stop_signals_as_interrupt
 
 #: Subcommand modules under ``stylize_video.commands``, in ``--help`` order.
-COMMANDS = ["image", "styles", "sheet", "train", "optimize", "evaluate_style", "run", "batch", "evaluate", "export"]
+COMMANDS = [
+    "image",
+    "styles",
+    "sheet",
+    "train",
+    "optimize",
+    "evaluate_style",
+    "distill_styles",
+    "run",
+    "batch",
+    "evaluate",
+    "export",
+]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
