@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,38 @@ def test_evaluate_style_command_scores_each_style_of_a_file(
     results = json.loads(capsys.readouterr().out)
     assert [r["checkpoint"] for r in results] == [f"{out}[alpha]", f"{out}[beta]"]
     assert results[0]["losses"]["style"] != results[1]["losses"]["style"]
+
+
+def test_perceptual_phase_starts_from_init_and_uses_each_painting(
+    teachers: list[Path], photos: Path, style_file: Path, tmp_path: Path
+) -> None:
+    first = tmp_path / "phase1.safetensors"
+    MultiStyleDistiller(config(teachers, photos, first, iterations=2), progress=False).run()
+    torch.manual_seed(1)
+    vgg = VGGFeatures(width_div=16)
+    cfg = config(
+        teachers,
+        photos,
+        tmp_path / "phase2.safetensors",
+        iterations=2,
+        init=str(first),
+        perceptual_weight=1.0,
+        temporal_weight=10.0,
+        style_images=str(style_file.parent),
+    )
+    distiller = MultiStyleDistiller(cfg, progress=False, vgg=vgg)
+    distiller.setup()
+    start = load_checkpoint(first).model
+    for (k, a), b in zip(start.state_dict().items(), distiller.student.state_dict().values(), strict=True):
+        assert torch.equal(a, b.cpu()), k  # --init, not from_single
+    assert len(distiller.losses) == len(NAMES)
+    losses = distiller.step(next(iter(distiller.loader)))
+    assert losses["style"] > 0 and losses["content"] > 0 and losses["temporal"] > 0
+    assert losses["total"] == pytest.approx(
+        losses["distill"] + losses["temporal"] + losses["content"] + losses["style"], rel=0.05
+    )
+    with pytest.raises(InputError, match="must hold the teachers' styles"):
+        MultiStyleDistiller(config(teachers[:2], photos, tmp_path / "x.safetensors", init=str(first))).setup()
+    with pytest.raises(InputError, match="not found"):
+        bad = dataclasses.replace(cfg, style_images=str(tmp_path / "teachers"), output=str(tmp_path / "y.safetensors"))
+        MultiStyleDistiller(bad, vgg=vgg).setup()

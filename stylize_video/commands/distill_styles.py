@@ -33,13 +33,28 @@ def register(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--blur-weight", type=float, default=1.0, help="weight of the L1 on 4x pooled images (default: 1)")
     p.add_argument("--temporal-weight", type=float, default=0.0, help="temporal loss weight (default: 0, off)")
+    p.add_argument("--distill-weight", type=float, default=1.0, help="distillation loss weight (default: 1)")
+    p.add_argument(
+        "--perceptual-weight",
+        type=float,
+        default=0.0,
+        help="weight of each style's VGG loss against its painting (needs --style-images; default: 0, off)",
+    )
+    p.add_argument("--init", default=None, help="start from this multi-style network holding the same styles")
+    p.add_argument("--amp", default="auto", help="autocast precision: auto, off, bf16, fp16 (default: auto)")
     p.add_argument("--time-limit", type=parse_duration, default=None, help="stop training after e.g. 20m, 1h30m")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between state saves (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="data order (default: 0)")
     p.add_argument(
-        "--vgg-weights", default=None, help="with --style-images: score each style and its teacher afterwards"
+        "--vgg-weights",
+        default=None,
+        help="VGG16 weights for the perceptual loss and, with --style-images, to score each style and its teacher",
     )
-    p.add_argument("--style-images", default=None, help="folder holding the paintings the teachers recorded")
+    p.add_argument(
+        "--style-images",
+        default=None,
+        help="folder holding the paintings the teachers recorded (then each style is scored against its teacher)",
+    )
     p.add_argument("--max-images", type=int, default=64, help="held-out photos for that scoring (default: 64)")
     p.add_argument("--report", default=None, help="write the teacher-vs-network Markdown table here")
     p.add_argument("--resume", action="store_true", help="continue the run saved beside the output")
@@ -75,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         blur_weight=args.blur_weight,
         temporal_weight=args.temporal_weight,
+        distill_weight=args.distill_weight,
+        perceptual_weight=args.perceptual_weight,
+        style_images=args.style_images,
+        vgg_weights=args.vgg_weights,
+        init=args.init,
+        amp=args.amp,
         seed=args.seed,
         time_limit=args.time_limit,
         checkpoint_every=args.checkpoint_every,

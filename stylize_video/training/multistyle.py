@@ -28,6 +28,7 @@ metrics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -48,6 +49,8 @@ from ..models.transform_net import TransformNet
 from .config import STATE_SUFFIX
 from .data import PhotoSet, PositionDataset, load_fixed
 from .evaluate import FixedStyle
+from .losses import PerceptualLoss
+from .step import amp_dtype
 from .temporal import Motion, make_pair, motion_generator, temporal_loss, validation_temporal
 
 __all__ = [
@@ -68,7 +71,17 @@ STATE_VERSION = 1
 
 #: Settings a ``resume`` must share with the saved run (anything else may change, e.g. the time limit).
 #: ``lr`` is not among them: a resume may continue at a lower rate (the saved optimizer's rate is replaced).
-RESUME_KEYS = ("image_size", "batch_size", "blur_weight", "temporal_weight", "seed", "val_fraction")
+RESUME_KEYS = (
+    "image_size",
+    "batch_size",
+    "blur_weight",
+    "temporal_weight",
+    "distill_weight",
+    "perceptual_weight",
+    "init",
+    "seed",
+    "val_fraction",
+)
 
 #: Teacher training settings each style keeps in its metadata: what ``evaluate-style``
 #: needs to score the style exactly as its teacher was scored.
@@ -101,6 +114,18 @@ class DistillConfig:
         lr: Adam learning rate.
         blur_weight: weight of the L1 term on 4x average-pooled images.
         temporal_weight: weight of the temporal loss on the student (0: off).
+        distill_weight: weight of the distillation loss.
+        perceptual_weight: weight of each style's own perceptual loss (content + style
+            + TV against its painting, with the teacher's recorded loss weights; 0: off,
+            no VGG pass). Pixel losses average the teachers' textures away (a student
+            trained on L1 alone scored 1.6-2.1x its teachers' style loss), this puts
+            them back; it needs ``style_images`` and costs a VGG pass per crop.
+        style_images: folder holding the paintings the teachers recorded.
+        vgg_weights: VGG16 weights file for the perceptual loss.
+        init: a multi-style checkpoint holding the teachers' styles (same names, same
+            order) to start from instead of :meth:`TransformNet.from_single`: a second
+            phase (e.g. with the perceptual loss) after a cheap pixel-only one.
+        amp: autocast precision of the forward passes (``auto``, ``off``, ``bf16``, ``fp16``).
         seed: data order and motions.
         time_limit: seconds of training after which the run finishes as usual.
         checkpoint_every: steps between saves of the resumable state.
@@ -115,6 +140,12 @@ class DistillConfig:
     lr: float = 1e-3
     blur_weight: float = 1.0
     temporal_weight: float = 0.0
+    distill_weight: float = 1.0
+    perceptual_weight: float = 0.0
+    style_images: str | None = None
+    vgg_weights: str | None = None
+    init: str | None = None
+    amp: str = "auto"
     seed: int = 0
     val_fraction: float = 0.05
     val_images: int = 64
@@ -135,7 +166,11 @@ class DistillConfig:
                 raise StylizeError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
         if self.image_size < 16:
             raise StylizeError(f"--image-size must be >= 16, got {self.image_size}")
-        for key in ("lr", "blur_weight", "temporal_weight"):
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise StylizeError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.perceptual_weight > 0 and not self.style_images:
+            raise StylizeError("the perceptual loss needs --style-images (the folder holding the paintings)")
+        for key in ("lr", "blur_weight", "temporal_weight", "distill_weight", "perceptual_weight"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0 or (key == "lr" and value == 0):
                 raise StylizeError(f"--{key.replace('_', '-')} must be a finite number >= 0, got {value}")
@@ -229,6 +264,7 @@ class MultiStyleDistiller:
         progress: show a tqdm bar.
         on_step: called after each step with ``(iteration, losses)``; raising
             ``KeyboardInterrupt`` there behaves like Ctrl-C (tests use it).
+        vgg: a loss network to use instead of loading ``config.vgg_weights`` (tests).
     """
 
     def __init__(
@@ -237,8 +273,10 @@ class MultiStyleDistiller:
         *,
         progress: bool = True,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
+        vgg: torch.nn.Module | None = None,
     ) -> None:
         self.config, self.progress, self.on_step = config, progress, on_step
+        self._vgg = vgg
         self.history: list[dict[str, float]] = []
         self.start = self.done = 0
         self.timed_out = False
@@ -260,8 +298,15 @@ class MultiStyleDistiller:
         self.teacher_sha = [file_sha256(ck.path) if ck.path else "" for ck in ckpts]
         state = self._check_start()
         self.teachers = [ck.model.to(self.device).eval() for ck in ckpts]
-        self.student = TransformNet.from_single([ck.model for ck in ckpts]).to(self.device).float().train()
+        self.student = self._initial_student(ckpts).to(self.device).float().train()
         self.student.requires_grad_(True)
+        self.amp_dtype = amp_dtype(c.amp, self.device)
+        self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = (
+            contextlib.nullcontext
+            if self.amp_dtype is None
+            else (lambda: torch.autocast(self.device.type, dtype=self.amp_dtype))
+        )
+        self.losses = self._perceptual_losses(ckpts) if c.perceptual_weight > 0 else []
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=c.lr)
         if state is not None:
             self.student.load_state_dict(state["model"])
@@ -284,6 +329,51 @@ class MultiStyleDistiller:
         )
         self.motion = Motion()
 
+    def _initial_student(self, ckpts: list[Checkpoint]) -> TransformNet:
+        init = self.config.init
+        if not init:
+            return TransformNet.from_single([ck.model for ck in ckpts])
+        start = load_checkpoint(init)
+        names = [ck.meta.name for ck in ckpts]
+        if start.style_names != names or start.model.config.single() != ckpts[0].model.config:
+            raise InputError(
+                f"--init {init!r} holds {', '.join(start.style_names)}: it must hold the teachers' styles "
+                f"({', '.join(names)}) in that order, with their architecture"
+            )
+        return start.model
+
+    def _perceptual_losses(self, ckpts: list[Checkpoint]) -> list[PerceptualLoss]:
+        """Each style's loss against its own painting, with its teacher's recorded weights."""
+        from ..models.vgg import VGGFeatures, load_vgg_state
+        from .data import load_style_image
+        from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+
+        c = self.config
+        assert c.style_images is not None  # checked by DistillConfig
+        vgg = self._vgg if self._vgg is not None else VGGFeatures(load_vgg_state(c.vgg_weights))
+        vgg = vgg.to(self.device)
+        losses = []
+        for ck in ckpts:
+            t = ck.meta.training
+            recorded = t.get("style_image")
+            path = Path(c.style_images) / str(recorded) if recorded else None
+            if path is None or not path.is_file():
+                raise InputError(
+                    f"teacher {ck.meta.name!r} was trained on {recorded or 'an unrecorded painting'!r}, "
+                    f"not found in --style-images {c.style_images!r}"
+                )
+            losses.append(
+                PerceptualLoss(
+                    vgg,  # type: ignore[arg-type]
+                    load_style_image(path, t.get("style_size", 512)).to(self.device),
+                    content_weight=float(t.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
+                    style_weight=float(t.get("style_weight", DEFAULT_STYLE_WEIGHT)),
+                    tv_weight=float(t.get("tv_weight", DEFAULT_TV_WEIGHT)),
+                    style_layer_weights=t.get("style_layer_weights"),
+                )
+            )
+        return losses
+
     def _check_start(self) -> dict[str, Any] | None:
         from ..io.paths import check_output
 
@@ -298,7 +388,13 @@ class MultiStyleDistiller:
             if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "teacher_sha256" not in state:
                 raise InputError(f"--resume: {str(state_path)!r} is not a distillation state")
             saved = state["config"]
-            diffs = [f"{k} {saved.get(k)!r} -> {getattr(c, k)!r}" for k in RESUME_KEYS if saved.get(k) != getattr(c, k)]
+            # States written before a setting existed lack its key: read those as its default.
+            defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+            diffs = [
+                f"{k} {saved.get(k, defaults[k])!r} -> {getattr(c, k)!r}"
+                for k in RESUME_KEYS
+                if saved.get(k, defaults[k]) != getattr(c, k)
+            ]
             if state["teacher_sha256"] != self.teacher_sha:
                 diffs.append("the teachers are not the networks the run started with")
             if diffs:
@@ -316,7 +412,7 @@ class MultiStyleDistiller:
         return None
 
     # ------------------------------------------------------------------- loop
-    KEYS = ("total", "distill", "temporal")
+    KEYS = ("total", "distill", "temporal", "content", "style")
 
     def step(self, batch: torch.Tensor) -> dict[str, float]:
         """One update on a batch (B, 3, H, W) in [0, 1]; returns the loss terms."""
@@ -325,25 +421,33 @@ class MultiStyleDistiller:
         x = batch.to(self.device)
         styles = style_assignment(self.done * c.batch_size, len(x), n)
         w = _onehot(styles, n, self.device)
-        target = _teacher_outputs(self.teachers, x, styles)
-        temporal = x.new_zeros(())
-        if c.temporal_weight > 0:
-            pair = make_pair(x, self.motion, motion_generator(c.seed, self.done))
-            both = self.student(torch.cat([x, pair.frames]), style=torch.cat([w, w]))
-            y = both[: len(x)]
-            temporal = temporal_loss(y, both[len(x) :], pair) * c.temporal_weight
-        else:
-            y = self.student(x, style=w)
-        distill = distill_loss(y, target, c.blur_weight)
-        total = distill + temporal
+        zero = x.new_zeros((), dtype=torch.float32)
+        temporal, content, style = zero, zero, zero
+        with self.autocast():
+            target = _teacher_outputs(self.teachers, x, styles)
+            if c.temporal_weight > 0:
+                pair = make_pair(x, self.motion, motion_generator(c.seed, self.done))
+                both = self.student(torch.cat([x, pair.frames]), style=torch.cat([w, w]))
+                y = both[: len(x)]
+                temporal = temporal_loss(y, both[len(x) :], pair) * c.temporal_weight
+            else:
+                y = self.student(x, style=w)
+            distill = distill_loss(y, target, c.blur_weight) * c.distill_weight
+            total = distill + temporal
+            if self.losses:
+                content_targets = self.losses[0].content_targets(x)
+                for s in styles.unique().tolist():
+                    idx = (styles == s).nonzero().flatten().to(x.device)
+                    terms = self.losses[s](y[idx].float(), {k: v[idx] for k, v in content_targets.items()})
+                    share = len(idx) / len(x)  # the batch mean, as one loss over the whole batch would be
+                    total = total + terms["total"] * (share * c.perceptual_weight)
+                    content = content + terms["content"].detach() * share
+                    style = style + terms["style"].detach() * share
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        losses = {
-            "total": float(total.detach()),
-            "distill": float(distill.detach()),
-            "temporal": float(temporal.detach()),
-        }
+        values = torch.stack([t.detach().float() for t in (total, distill, temporal, content, style)]).tolist()
+        losses = dict(zip(self.KEYS, values, strict=True))
         self.history.append(losses)
         self.done += 1
         if self.done % c.checkpoint_every == 0 or self.done == c.iterations:
@@ -392,7 +496,7 @@ class MultiStyleDistiller:
                     losses = self.step(batch)
                     bar.update(1)
                     if self.done % 10 == 0:
-                        shown = {k: f"{v:.4g}" for k, v in losses.items() if k != "temporal" or c.temporal_weight}
+                        shown = {k: f"{v:.4g}" for k, v in losses.items() if v}
                         bar.set_postfix(shown | {"img_s": f"{self.images_per_s():.1f}"}, refresh=False)
                     if self.on_step is not None:
                         self.on_step(self.done, losses)
