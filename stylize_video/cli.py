@@ -25,6 +25,7 @@ COMMANDS = [
     "sheet",
     "train",
     "learn_style",
+    "distill_styles",
     "optimize",
     "evaluate_style",
     "run",

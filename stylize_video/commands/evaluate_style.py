@@ -19,7 +19,11 @@ def register(sub: Any) -> None:
             "--vgg-weights vgg16.safetensors --json"
         ),
     )
-    p.add_argument("checkpoint", nargs="+", help="style names or checkpoint files")
+    p.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="style names or checkpoint files (a multi-style file: each of its styles; a style name: that one)",
+    )
     p.add_argument("--data", required=True, help="photo folder or .tar (its held-out 5%% is used)")
     p.add_argument(
         "--style-image", default=None, help="the painting, or a folder holding the file recorded in the checkpoint"
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..devices import set_cpu_threads
     from ..errors import StylizeError
+    from ..models.checkpoint import load_checkpoint
     from ..training.evaluate import evaluate_checkpoint
 
     if (args.image_size is not None and args.image_size < 16) or args.max_images < 1:
@@ -48,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
             f"--image-size must be >= 16 and --max-images >= 1, got {args.image_size}, {args.max_images}"
         )
     set_cpu_threads(args.threads)
+    jobs: list[tuple[str, str | None]] = []
+    for arg in args.checkpoint:
+        ck = load_checkpoint(arg)
+        # A multi-style file by path scores every style it holds; a style name, that style.
+        if ck.model.num_styles and arg not in ck.style_names:
+            jobs += [(arg, name) for name in ck.style_names]
+        else:
+            jobs.append((arg, None))
     results = [
         evaluate_checkpoint(
             ck,
@@ -57,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
             image_size=args.image_size,
             max_images=args.max_images,
             device=args.device,
+            style=style,
         )
-        for ck in args.checkpoint
+        for ck, style in jobs
     ]
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in results], indent=2))

@@ -39,6 +39,24 @@ def validation_losses(
     return means
 
 
+class FixedStyle(torch.nn.Module):
+    """A multi-style network painting one fixed mixture of its styles: ``forward(x)``
+    as a single-style network, for code that scores single-style networks.
+
+    Shape: (B, 3, H, W) in [0, 1] -> same; ``weights`` (num_styles,) or (1, num_styles).
+    """
+
+    weights: torch.Tensor
+
+    def __init__(self, model: TransformNet, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("weights", weights.reshape(1, -1).float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, style=self.weights.expand(len(x), -1))
+
+
 @dataclass
 class StyleEvaluation:
     """Result of :func:`evaluate_checkpoint` (see :func:`validation_losses` for the terms)."""
@@ -60,6 +78,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     val_fraction: float = 0.05,
     vgg: torch.nn.Module | None = None,
+    style: str | int | None = None,
 ) -> StyleEvaluation:
     """Loss terms of a checkpoint on the held-out split of ``data``.
 
@@ -68,8 +87,14 @@ def evaluate_checkpoint(
     ``image_size`` to those the checkpoint was trained with, so numbers compare with
     its ``val_*`` metrics. ``vgg`` overrides ``vgg_weights`` (tests pass a random stand-in).
 
+    For a multi-style network, ``style`` (a name or an index) picks the style scored,
+    with that style's recorded settings; by default the style the checkpoint was
+    loaded by (the first when loaded by path). The result's ``checkpoint`` then reads
+    ``FILE[STYLE]``.
+
     Raises:
-        InputError: no style image can be found, or the data has no validation images.
+        InputError: no style image can be found, the data has no validation images,
+            or ``style`` is not in the network.
     """
     from ..devices import resolve_device
     from ..models.checkpoint import load_checkpoint
@@ -79,7 +104,17 @@ def evaluate_checkpoint(
     from .temporal import validation_temporal
 
     ck = load_checkpoint(checkpoint)
-    training = ck.meta.training
+    model: torch.nn.Module = ck.model
+    label = str(ck.path)
+    meta = ck.meta
+    if ck.model.num_styles:
+        index = _style_index(ck.style_names, ck.style_index if style is None else style, checkpoint)
+        meta = ck.meta.for_style(index)
+        model = FixedStyle(ck.model, torch.nn.functional.one_hot(torch.tensor(index), ck.model.num_styles))
+        label = f"{ck.path}[{meta.name}]"
+    elif style is not None and style not in (0, meta.name):
+        raise InputError(f"{str(checkpoint)!r} is a single-style network ({meta.name}), it has no style {style!r}")
+    training = meta.training
     recorded = str(training["style_image"]) if training.get("style_image") else None
     # Without --style-image, look for the recorded painting file name in the current folder.
     style_path = Path(style_image) if style_image else (Path(recorded) if recorded else None)
@@ -99,17 +134,27 @@ def evaluate_checkpoint(
     images = load_fixed(photos.val[:max_images], image_size)
     loss_net = vgg if isinstance(vgg, VGGFeatures) else VGGFeatures(load_vgg_state(vgg_weights))
     loss_net = loss_net.to(dev)
-    style = load_style_image(style_path, training.get("style_size", 512)).to(dev)
+    painting = load_style_image(style_path, training.get("style_size", 512)).to(dev)
     loss_fn = PerceptualLoss(
         loss_net,
-        style,
+        painting,
         content_weight=float(training.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
         style_weight=float(training.get("style_weight", DEFAULT_STYLE_WEIGHT)),
         tv_weight=float(training.get("tv_weight", DEFAULT_TV_WEIGHT)),
         style_layer_weights=training.get("style_layer_weights"),
     )
-    model: TransformNet = ck.model.to(dev)
+    model = model.to(dev)
     losses = validation_losses(model, loss_fn, images)
     # Same motions as the run's own val_temporal: they depend on its batch size.
     losses["temporal"] = validation_temporal(model, images, batch_size=int(training.get("batch_size", 4)))
-    return StyleEvaluation(str(ck.path), str(style_path), len(images), image_size, losses)
+    return StyleEvaluation(label, str(style_path), len(images), image_size, losses)
+
+
+def _style_index(names: list[str], style: str | int, checkpoint: object) -> int:
+    if isinstance(style, int) and not isinstance(style, bool):
+        if not -len(names) <= style < len(names):
+            raise InputError(f"style index {style} out of range: {str(checkpoint)!r} holds {len(names)} styles")
+        return style % len(names)
+    if style not in names:
+        raise InputError(f"{str(checkpoint)!r} holds no style {style!r} (it holds {', '.join(names)})")
+    return names.index(str(style))
