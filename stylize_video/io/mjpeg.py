@@ -116,12 +116,15 @@ const CONTROL = "control?@AUTH_AND@", STATE = "state@AUTH@", STREAM = "stream.mj
 const $ = (id) => document.getElementById(id);
 const hold = {blend: 0, strength: 0, smooth: 0};  // a control the user just moved is not reset by polls meanwhile
 const pct = (w) => Math.round(w * 100) + "%";
+let sent = 0, failedAt = 0;  // a reply may only clear an error shown before its request left
 function show(text) { $("err").textContent = text || ""; }
+function fail(text) { failedAt = ++sent; show(text); }
 function post(params) {
+  const mine = ++sent;
   return fetch(CONTROL + new URLSearchParams(params), {method: "POST"})
     .then((r) => r.json().then((j) => { if (!r.ok) throw new Error(j.error || r.statusText); return j; }))
-    .then((j) => { show(""); render(j.state); })
-    .catch((e) => show(e.message || String(e)));
+    .then((j) => { if (mine > failedAt) show(""); render(j.state); })
+    .catch((e) => fail(e.message || String(e)));
 }
 function fill(select, names) {
   const key = names.join("\\n");
@@ -180,7 +183,7 @@ function sendBlend() {
   const a = $("ba").value, b = $("bb").value, w = Number($("bw").value);
   hold.blend = Date.now() + 1500;
   if (!a || !b) return Promise.resolve();
-  if (a === b) { show("pick two different styles to blend"); return Promise.resolve(); }
+  if (a === b) { fail("pick two different styles to blend"); return Promise.resolve(); }
   return post({blend: a + "=" + (1 - w).toFixed(2) + "+" + b + "=" + w.toFixed(2)});
 }
 let blendTimer = 0;
