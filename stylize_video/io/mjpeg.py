@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import json
 import logging
 import secrets
@@ -53,165 +52,22 @@ from ..errors import OutputError
 from ..text import printable
 from .base import Frame, Sink
 from .pacing import Pacer
+from .preview_access import (
+    bracket,
+    ip_address_of,
+    is_loopback,
+    is_unspecified,
+    lan_address,
+    own_names,
+    parse_allow_hosts,
+    split_host,
+    valid_token,
+)
+from .preview_page import PAGE
 
 log = logging.getLogger(__name__)
 
 _BOUNDARY = "stylizeframe"
-
-#: The preview page: the stream and a control panel (blend slider between two styles,
-#: strength, smoothing, snapshot, then the style list, which grows with the styles
-#: installed; the current blend and scale on top). Plain inline JS and
-#: CSS, nothing fetched from elsewhere. ``@AUTH@``/``@AUTH_AND@`` carry the token for
-#: clients without cookies (it is URL-safe by construction); ``@HIDDEN@`` hides the panel
-#: when the server has no controls. The page posts to ``control`` and polls ``state``.
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>stylize-video preview</title>
-<style>
-:root{color-scheme:dark}
-*{box-sizing:border-box}
-body{margin:0;background:#111;color:#ddd;font:14px/1.4 system-ui,sans-serif;display:flex;min-height:100vh}
-#view{flex:1;display:flex;align-items:center;justify-content:center;min-width:0;padding:8px}
-#stream{display:block;max-width:100%;max-height:calc(100vh - 16px);background:#000}
-#panel{width:290px;flex:none;background:#1a1a1a;border-left:1px solid #2b2b2b;padding:12px 14px;overflow-y:auto;max-height:100vh}
-#panel[hidden]{display:none}
-h1{font-size:15px;font-weight:600;margin:0 0 6px}
-h2{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.08em;color:#8a8a8a;margin:16px 0 6px}
-#styles{display:flex;flex-wrap:wrap;gap:4px}
-button{background:#262626;color:#ddd;border:1px solid #3a3a3a;border-radius:4px;padding:3px 8px;font:inherit;cursor:pointer}
-button:hover{background:#303030}
-button.on{background:#24507a;border-color:#3b74ab;color:#fff}
-.row{display:flex;align-items:center;gap:8px;margin:5px 0}
-.row input[type=range]{flex:1;min-width:0}
-select{flex:1;min-width:0;background:#222;color:#ddd;border:1px solid #3a3a3a;border-radius:4px;padding:3px}
-output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:#bbb}
-.ends{display:flex;justify-content:space-between;font-size:11px;color:#777;margin-top:-3px}
-#info{color:#9a9a9a;font-size:12px}
-#info span{color:#e6e6e6}
-#err{color:#ff8080;font-size:12px;min-height:1.4em;margin-top:6px}
-#styles button{font-size:13px;padding:2px 7px}
-@media (max-width:720px){body{flex-direction:column}#panel{width:auto;border-left:0;border-top:1px solid #2b2b2b;max-height:none}}
-</style></head>
-<body>
-<div id="view"><img id="stream" src="stream.mjpg@AUTH@" alt="stylized stream"></div>
-<div id="panel" @HIDDEN@>
-<h1>stylize-video</h1>
-<div id="info">now <span id="now">&hellip;</span><br>scale <span id="scale">&ndash;</span> &middot; morph <span id="morph">&ndash;</span></div>
-<h2>Blend</h2>
-<div class="row"><select id="ba" aria-label="blend from"></select><select id="bb" aria-label="blend to"></select></div>
-<div class="row"><input id="bw" type="range" min="0" max="1" step="0.05" value="0" aria-label="blend weight"><output id="bwv">0%</output></div>
-<div class="ends"><span id="bal"></span><span id="bbl"></span></div>
-<h2>Strength</h2>
-<div class="row"><input id="strength" type="range" min="0" max="1" step="0.05" value="1" aria-label="strength"><output id="sv">100%</output></div>
-<h2>Output</h2>
-<div class="row"><label><input id="smooth" type="checkbox"> temporal smoothing</label></div>
-<div class="row"><button id="snap">snapshot</button><span id="snaps"></span></div>
-<div id="err" role="status"></div>
-<h2>Style</h2>
-<div id="styles"></div>
-</div>
-<script>
-"use strict";
-const CONTROL = "control?@AUTH_AND@", STATE = "state@AUTH@", STREAM = "stream.mjpg@AUTH@";
-const $ = (id) => document.getElementById(id);
-const hold = {blend: 0, strength: 0, smooth: 0};  // a control the user just moved is not reset by polls meanwhile
-const pct = (w) => Math.round(w * 100) + "%";
-let sent = 0, failedAt = 0;  // a reply may only clear an error shown before its request left
-function show(text) { $("err").textContent = text || ""; }
-function fail(text) { failedAt = ++sent; show(text); }
-function post(params) {
-  const mine = ++sent;
-  return fetch(CONTROL + new URLSearchParams(params), {method: "POST"})
-    .then((r) => r.json().then((j) => { if (!r.ok) throw new Error(j.error || r.statusText); return j; }))
-    .then((j) => { if (mine > failedAt) show(""); render(j.state); })
-    .catch((e) => fail(e.message || String(e)));
-}
-function fill(select, names) {
-  const key = names.join("\\n");
-  if (select.dataset.key === key) return;
-  const keep = select.value;
-  select.textContent = "";
-  for (const n of names) select.add(new Option(n, n));
-  select.dataset.key = key;
-  if (names.includes(keep)) select.value = keep;
-}
-function render(s) {
-  if (!s || !Array.isArray(s.styles)) return;
-  const box = $("styles"), key = s.styles.join("\\n");
-  if (box.dataset.key !== key) {
-    box.textContent = "";
-    for (const n of s.styles) {
-      const b = document.createElement("button");
-      b.textContent = n;
-      b.dataset.name = n;
-      b.onclick = () => post({style: n});
-      box.appendChild(b);
-    }
-    box.dataset.key = key;
-  }
-  for (const b of box.children) b.classList.toggle("on", b.dataset.name === s.style);
-  const names = s.styles.filter((n) => !/[+=]/.test(n));
-  fill($("ba"), names);
-  fill($("bb"), names);
-  const pair = Array.isArray(s.blend) && s.blend.length ? s.blend : [[s.style, 1]];
-  if (Date.now() > hold.blend) {
-    if (pair.length === 2) {
-      $("ba").value = pair[0][0];
-      $("bb").value = pair[1][0];
-      $("bw").value = pair[1][1];
-    } else {
-      $("ba").value = pair[0][0];
-      if (!$("bb").value || $("bb").value === pair[0][0]) $("bb").value = names.find((n) => n !== pair[0][0]) || "";
-      $("bw").value = 0;
-    }
-  }
-  labels();
-  if (Date.now() > hold.strength) $("strength").value = s.strength;
-  $("sv").textContent = pct($("strength").value);
-  if (Date.now() > hold.smooth) $("smooth").checked = !!s.smoothing;
-  $("snaps").textContent = s.snapshots ? s.snapshots + " saved" : "";
-  $("now").textContent = pair.filter((p) => p[1] > 0).map((p) => p[0] + (p[1] < 1 ? " " + pct(p[1]) : "")).join(" + ");
-  $("scale").textContent = typeof s.scale === "number" ? s.scale.toFixed(2) : "1.00";
-  $("morph").textContent = typeof s.morph === "number" ? (s.morph > 0 ? s.morph + " s" : "cut") : "\\u2013";
-}
-function labels() {
-  $("bwv").textContent = pct($("bw").value);
-  $("bal").textContent = $("ba").value;
-  $("bbl").textContent = $("bb").value;
-}
-function sendBlend() {
-  const a = $("ba").value, b = $("bb").value, w = Number($("bw").value);
-  hold.blend = Date.now() + 1500;
-  if (!a || !b) return Promise.resolve();
-  if (a === b) { fail("pick two different styles to blend"); return Promise.resolve(); }
-  return post({blend: a + "=" + (1 - w).toFixed(2) + "+" + b + "=" + w.toFixed(2)});
-}
-let blendTimer = 0;
-$("bw").addEventListener("input", () => {
-  hold.blend = Date.now() + 1500;
-  labels();
-  if (!blendTimer) blendTimer = setTimeout(() => { blendTimer = 0; sendBlend(); }, 120);  // at most ~8 posts/s while dragging
-});
-$("bw").addEventListener("change", () => { clearTimeout(blendTimer); blendTimer = 0; sendBlend(); });
-$("ba").addEventListener("change", () => { labels(); sendBlend(); });
-$("bb").addEventListener("change", () => { labels(); sendBlend(); });
-$("strength").addEventListener("input", () => { hold.strength = Date.now() + 1500; $("sv").textContent = pct($("strength").value); });
-$("strength").addEventListener("change", () => { hold.strength = Date.now() + 1500; post({strength: $("strength").value}); });
-$("smooth").addEventListener("change", () => {
-  hold.smooth = Date.now() + 1500;  // the pipeline applies it on its next frame; until then polls show the old state
-  post({smooth: $("smooth").checked ? "on" : "off"});
-});
-$("snap").addEventListener("click", () => post({snapshot: "1"}));
-function poll() {
-  fetch(STATE).then((r) => (r.ok ? r.json() : null)).then(render).catch(() => {});
-}
-if (!$("panel").hidden) { poll(); setInterval(poll, 1000); }
-const img = $("stream");
-// The stream ends when the run does, or breaks on a network hiccup: reconnect.
-img.addEventListener("error", () => setTimeout(() => { img.src = STREAM + (STREAM.includes("?") ? "&" : "?") + "r=" + Date.now(); }, 2000));
-</script>
-</body></html>
-"""
 
 
 class MjpegSink(Sink):
@@ -259,8 +115,8 @@ class MjpegSink(Sink):
     ) -> None:
         if not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be within 1..100, got {quality}")
-        self.allow_hosts = _parse_allow_hosts(allow_hosts)
-        if token is not None and not _valid_token(token):
+        self.allow_hosts = parse_allow_hosts(allow_hosts)
+        if token is not None and not valid_token(token):
             raise OutputError("the preview token must be 16..200 characters of A-Z a-z 0-9 - _ . ~")
         self.quality = quality
         self.controls = controls
@@ -292,11 +148,11 @@ class MjpegSink(Sink):
         self._server.sink = self
         address = self._server.server_address
         self.host, self.port = str(address[0]), int(address[1])
-        self._wildcard = _is_unspecified(self.host)
-        self.token_required = token is not None or not _is_loopback(self.host)
+        self._wildcard = is_unspecified(self.host)
+        self.token_required = token is not None or not is_loopback(self.host)
         self.token: str | None = (token or secrets.token_urlsafe(24)) if self.token_required else None
         self._cookie = f"stylize_token_{self.port}"
-        self._names = _own_names(self.host, self._wildcard)
+        self._names = own_names(self.host, self._wildcard)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="mjpeg-server", daemon=True
         )
@@ -313,21 +169,21 @@ class MjpegSink(Sink):
 
     @property
     def url(self) -> str:
-        return f"http://{_bracket(self.host)}:{self.port}/"
+        return f"http://{bracket(self.host)}:{self.port}/"
 
     @property
     def access_url(self) -> str:
         """The URL to open: with ``?token=...`` where one is required, and a reachable host for 0.0.0.0."""
         if not self.token_required:
             return self.url
-        host = _lan_address() if self._wildcard else self.host
-        return f"http://{_bracket(host)}:{self.port}/?token={self.token}"
+        host = lan_address() if self._wildcard else self.host
+        return f"http://{bracket(host)}:{self.port}/?token={self.token}"
 
     def host_allowed(self, value: str | None) -> bool:
         """Whether a request's ``Host`` header names this server (None: no header, a non-browser client)."""
         if value is None:
             return True  # DNS rebinding needs a browser, and every browser sends Host
-        parsed = _split_host(value)
+        parsed = split_host(value)
         if parsed is None:
             return False
         name, port = parsed
@@ -337,7 +193,7 @@ class MjpegSink(Sink):
             return False
         if name in self._names:
             return True
-        ip = _ip(name)
+        ip = ip_address_of(name)
         # An IP literal cannot be a rebinding attack (the attacker's page would have to
         # be served from that address): any loopback one, any one on a wildcard bind.
         return ip is not None and (ip.is_loopback or self._wildcard)
@@ -464,93 +320,6 @@ class MjpegSink(Sink):
             )
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address ``host`` spells (``[::1]`` included), or None for a name."""
-    try:
-        return ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
-    except ValueError:
-        return None
-
-
-def _is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    ip = _ip(host)
-    return host == "localhost" or (ip is not None and ip.is_loopback)
-
-
-def _is_unspecified(host: str) -> bool:
-    ip = _ip(host)
-    return host == "" or (ip is not None and ip.is_unspecified)
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _split_host(value: str) -> tuple[str, int | None] | None:
-    """``"Example.com:8080"`` -> ``("example.com", 8080)``; ``"[::1]"`` -> ``("[::1]", None)``; None if malformed."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            return None
-        name, rest = value[: end + 1], value[end + 1 :]
-    else:
-        name, colon, port_text = value.partition(":")
-        rest = colon + port_text
-    if not name or not all(c.isascii() and (c.isalnum() or c in "-._[]:") for c in name):
-        return None
-    if not rest:
-        return name, None
-    digits = rest[1:]
-    if rest[0] != ":" or not digits.isascii() or not digits.isdigit() or len(digits) > 5 or int(digits) > 65535:
-        return None
-    return name, int(digits)
-
-
-def _parse_allow_hosts(entries: Iterable[str]) -> frozenset[tuple[str, int | None]]:
-    if isinstance(entries, str):
-        entries = [entries]
-    allowed = set()
-    for entry in entries:
-        parsed = ("*", None) if entry.strip() == "*" else _split_host(entry)
-        if parsed is None or "/" in entry:
-            raise OutputError(
-                f"allowed host must look like 'mybox.lan', 'mybox.lan:8080' or '*', got {printable(repr(entry), 80)}"
-            )
-        allowed.add(parsed)
-    return frozenset(allowed)
-
-
-def _own_names(host: str, wildcard: bool) -> frozenset[str]:
-    """Names a request may give in ``Host`` for this server (IP literals are judged separately)."""
-    names = {"localhost", _bracket(host).lower()}
-    if not _is_loopback(host):
-        # The machine's own name, as a LAN user would type it: it cannot be an
-        # attacker's domain.
-        with contextlib.suppress(OSError):
-            hostname = socket.gethostname().lower()
-            names |= {hostname, f"{hostname}.local"}
-    if wildcard:
-        names.discard(_bracket(host).lower())
-    return frozenset(names)
-
-
-def _lan_address() -> str:
-    """This machine's address on its default route, for a URL a LAN viewer can open; the host name if unknown."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # connect() on UDP only picks a route: nothing is sent
-            return str(s.getsockname()[0])
-    except OSError:
-        return socket.gethostname()
-
-
-def _valid_token(token: str) -> bool:
-    return 16 <= len(token) <= 200 and all(c.isascii() and (c.isalnum() or c in "-_.~") for c in token)
-
-
-#: What clients cause: resets, timeouts, garbage. Anything else is our bug, worth a warning.
 _CLIENT_ERRORS = (OSError, ValueError, UnicodeError, http.client.HTTPException)
 
 
@@ -735,7 +504,7 @@ class _MjpegHandler(BaseHTTPRequestHandler):
         elif path in ("/", "/index.html"):
             token = self.sink.token if self.sink.token_required else None
             page = (
-                _PAGE.replace("@HIDDEN@", "" if self.sink.controls else "hidden")
+                PAGE.replace("@HIDDEN@", "" if self.sink.controls else "hidden")
                 .replace("@AUTH_AND@", f"token={token}&" if token else "")
                 .replace("@AUTH@", f"?token={token}" if token else "")
             )
