@@ -215,7 +215,7 @@ def test_zip_bomb_pth_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     # A few KiB that unpack to more than any style network (the limit lowered to keep the test fast).
     import zipfile
 
-    monkeypatch.setattr("stylize_video.models.checkpoint._MAX_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr("stylize_video.models.checkpoint_files._MAX_FILE_BYTES", 1 << 20)
     p = tmp_path / "bomb.pth"
     with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("bomb/data/0", bytes(4 << 20))
