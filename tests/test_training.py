@@ -461,3 +461,18 @@ def test_a_damaged_resume_state_is_a_one_line_input_error(
     with pytest.raises(InputError, match="--resume") as err:
         train(cfg.replace(resume=True), vgg=small_vgg(), arch=TINY, progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_every_resumable_state_is_checked_before_it_is_read(tmp_path: Path) -> None:
+    # learn-style and distill-styles states read more parts than train's: a state that
+    # lacks one is a one-line error, not a KeyError from deep inside the resume.
+    from stylize_video.training.state import RESUMABLE_PARTS, load_resume_state
+
+    base = {"config": {}, "model": {"w": torch.zeros(2)}, "optimizer": {}, "history": [], "iteration": 3}
+    path = tmp_path / "s.pt"
+    torch.save(base, path)
+    assert load_resume_state(path, "training state")["iteration"] == 3
+    with pytest.raises(InputError, match="'teacher_sha256' is missing"):
+        load_resume_state(path, "distillation state", {**RESUMABLE_PARTS, "teacher_sha256": list})
+    with pytest.raises(InputError, match="no learn-style state"):
+        load_resume_state(tmp_path / "gone.pt", "learn-style state")

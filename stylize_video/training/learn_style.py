@@ -63,6 +63,7 @@ from .config import DataConfig, LossConfig, OptimConfig, RunConfig, StyleCredit
 from .data import PhotoSet, PositionDataset, load_fixed, load_style_image
 from .evaluate import validation_losses
 from .losses import PerceptualLoss
+from .state import RESUMABLE_PARTS, load_resume_state
 from .step import TrainStep, amp_dtype
 from .temporal import Motion, make_pair, motion_generator, validation_temporal
 from .trainer import _InterruptFlag
@@ -396,13 +397,11 @@ class StyleLearner:
         c = self.config
         out, state_path = Path(c.run.output), c.state_path
         if c.run.resume:
-            if not state_path.is_file():
-                raise InputError(f"--resume: no learn-style state {str(state_path)!r} to continue from")
-            try:
-                state = torch.load(state_path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # pickle/zip errors of many types all mean "unusable"
-                raise InputError(f"--resume: state {str(state_path)!r} is unreadable: {exc}") from None
-            if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            parts = {**RESUMABLE_PARTS, "base_sha256": str, "base_path": str, "init_style": str}
+            state = load_resume_state(
+                state_path, "learn-style state", parts | {"init_scores": dict, "phase": str, "vector_iterations": int}
+            )
+            if state.get("version") != STATE_VERSION:
                 raise InputError(f"--resume: {str(state_path)!r} is not a learn-style state of this version")
             saved, now = state["config"], c.to_dict()
             diffs = [f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in _RESUME_KEYS if saved.get(k) != now[k]]

@@ -50,6 +50,7 @@ from .config import STATE_SUFFIX
 from .data import PhotoSet, PositionDataset, load_fixed
 from .evaluate import FixedStyle
 from .losses import PerceptualLoss
+from .state import RESUMABLE_PARTS, load_resume_state
 from .step import amp_dtype
 from .temporal import Motion, make_pair, motion_generator, temporal_loss, validation_temporal
 
@@ -379,13 +380,8 @@ class MultiStyleDistiller:
 
         c, out, state_path = self.config, Path(self.config.output), self.config.state_path
         if c.resume:
-            if not state_path.is_file():
-                raise InputError(f"--resume: no distillation state {str(state_path)!r} to continue from")
-            try:
-                state = torch.load(state_path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # pickle/zip errors of many types all mean "unusable"
-                raise InputError(f"--resume: state {str(state_path)!r} is unreadable: {exc}") from None
-            if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "teacher_sha256" not in state:
+            state = load_resume_state(state_path, "distillation state", {**RESUMABLE_PARTS, "teacher_sha256": list})
+            if state.get("version") != STATE_VERSION:
                 raise InputError(f"--resume: {str(state_path)!r} is not a distillation state")
             saved = state["config"]
             # States written before a setting existed lack its key: read those as its default.

@@ -9,6 +9,7 @@ painting (by content) must match.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,33 +82,43 @@ def save_state(
     )
 
 
-def _check_state_shape(state: object, path: Path) -> None:
-    """A state file that loads may still be damaged or foreign: check what resuming reads.
+#: What every resumable state holds (train, learn-style and distill-styles save these).
+RESUMABLE_PARTS: dict[str, type] = {"config": dict, "model": dict, "optimizer": dict, "history": list, "iteration": int}
+
+
+def load_resume_state(path: Path, what: str, parts: Mapping[str, type] = RESUMABLE_PARTS) -> dict[str, Any]:
+    """Read a state file for ``--resume``, checking what resuming will read from it.
+
+    Args:
+        path: the state file.
+        what: how the messages name it (``training state``, ``learn-style state``...).
+        parts: keys that must be there, with their types.
 
     Raises:
-        InputError: one line naming the first problem (not a dict, a missing or mistyped
-            part, non-finite weights).
+        InputError: one line naming the first problem: missing or unreadable, not a
+            dict, a missing or mistyped part, a negative iteration, a weight that is
+            not a tensor or holds NaN/Inf.
     """
-    where = f"--resume: training state {str(path)!r}"
+    where = f"--resume: {what} {str(path)!r}"
+    if not path.is_file():
+        raise InputError(f"--resume: no {what} {str(path)!r} to continue from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors of many types all mean "unusable"
+        raise InputError(f"{where} is unreadable: {exc}") from None
     if not isinstance(state, dict):
-        raise InputError(f"{where} is not a training state (a {type(state).__name__})")
-    kinds: dict[str, type | tuple[type, ...]] = {
-        "config": dict,
-        "model": dict,
-        "optimizer": dict,
-        "history": list,
-        "iteration": int,
-    }
-    for key, kind in kinds.items():
+        raise InputError(f"{where} is not a {what} (a {type(state).__name__})")
+    for key, kind in parts.items():
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
-            raise InputError(f"{where} is damaged: {key!r} is missing or not a {getattr(kind, '__name__', kind)}")
-    if state["iteration"] < 0:
+            raise InputError(f"{where} is damaged: {key!r} is missing or not a {kind.__name__}")
+    if state.get("iteration", 0) < 0:
         raise InputError(f"{where} is damaged: iteration {state['iteration']} < 0")
-    for name, value in state["model"].items():
+    for name, value in dict(state.get("model") or {}).items():
         if not isinstance(value, torch.Tensor):
             raise InputError(f"{where} is damaged: weight {str(name)!r} is not a tensor")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise InputError(f"{where} is damaged: weight {str(name)!r} holds NaN or Inf")
+    return state
 
 
 def check_start(config: TrainConfig) -> dict[str, Any] | None:
@@ -130,13 +141,7 @@ def check_start(config: TrainConfig) -> dict[str, Any] | None:
         except StylizeError as exc:
             raise InputError(f"--init: {exc}") from None
     if config.run.resume:
-        if not state_path.is_file():
-            raise InputError(f"--resume: no training state {str(state_path)!r} to continue from")
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle/zip errors of many types all mean "unusable"
-            raise InputError(f"--resume: training state {str(state_path)!r} is unreadable: {exc}") from None
-        _check_state_shape(state, state_path)
+        state = load_resume_state(state_path, "training state")
         if state.get("version") != STATE_VERSION:
             raise InputError(f"--resume: {str(state_path)!r} has state version {state.get('version')!r}")
         saved = state["config"]
