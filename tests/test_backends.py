@@ -234,12 +234,12 @@ def test_openvino_bf16_stays_finite_on_a_1080p_frame() -> None:
     assert _mean_abs(st.transfer.download(y), _reference(net, frame)) <= 3.0
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_openvino_holds_on_a_low_contrast_frame(precision: str) -> None:
+@pytest.mark.parametrize(("name", "precision"), [("openvino", "fp32"), ("openvino", "bf16"), ("torch", "bf16")])
+def test_backends_hold_on_a_low_contrast_frame(name: str, precision: str) -> None:
     # A plane whose mean dwarfs its spread: one-pass variance (OpenVINO's MVN) and
-    # bf16 values near 0.8 both lose it unless the graph centres its input.
-    pytest.importorskip("openvino")
+    # bf16 values near 0.8 both lose it unless the input is centred in fp32 first.
+    _skip_unless_installed(name)
     net = TransformNet(TINY).eval()
     frame = (200 + make_image(360, 480).astype(np.float32) / 255 * 12).astype(np.uint8)
-    st = Stylizer(net, device="cpu", precision=precision, backend="openvino")
+    st = Stylizer(net, device="cpu", precision=precision, backend=name)
     assert _mean_abs(st(frame), _reference(net, frame)) <= 1.0

@@ -9,7 +9,7 @@ import torch
 from stylize_video.devices import cpu_has_fast_bf16
 from stylize_video.errors import DeviceError, InputError
 from stylize_video.models.transform_net import TransformNet
-from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance
+from stylize_video.runtime.stylizer import Stylizer, _transfer_luminance, resize
 from stylize_video.runtime.transfer import FrameTransfer
 
 from .conftest import make_image
@@ -169,6 +169,26 @@ def test_style_scale_runs_the_net_smaller_and_returns_full_size(tiny_net: Transf
     assert out.shape == frame.shape and seen == [(1, 3, 30, 40)]
     with pytest.raises(ValueError, match="scale"):
         st.scale = 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("size", "shrink", "tolerance"),
+    # OpenCV's area weights at a fractional factor differ from torch's adaptive pooling.
+    [((27, 40), True, 1e-5), ((17, 25), True, 0.03), ((108, 160), False, 1e-5), ((81, 120), False, 1e-5)],
+)
+def test_cpu_resize_matches_torch_interpolation(
+    dtype: torch.dtype, size: tuple[int, int], shrink: bool, tolerance: float
+) -> None:
+    # The engine's CPU resize (OpenCV per plane) stands in for F.interpolate: same box
+    # filter when shrinking, same half-pixel bilinear when growing; dtype and shape kept.
+    x = torch.from_numpy(make_image(54, 80)).permute(2, 0, 1)[None].float().div(255).to(dtype)
+    y = resize(x, size, shrink=shrink)
+    mode = "area" if shrink else "bilinear"
+    kwargs = {} if shrink else {"align_corners": False}
+    ref = torch.nn.functional.interpolate(x.float(), size=size, mode=mode, **kwargs)
+    assert y.shape == (1, 3, *size) and y.dtype == dtype
+    assert float((y.float() - ref).abs().mean()) <= max(tolerance, 0.01 if dtype == torch.bfloat16 else 0.0)
 
 
 def test_two_checkpoints_with_one_name_stay_two_styles(tmp_path: Path) -> None:
