@@ -26,30 +26,27 @@ notifies a condition variable; it never encodes or touches a socket. Each viewer
 has its own thread that waits for a frame newer than the one it sent last, so a
 slow viewer skips frames instead of stalling the pipeline or other viewers. Each
 frame is JPEG-encoded at most once, by the first viewer thread that needs it.
+
+This module holds that frame hub and the server's lifecycle (:class:`MjpegSink`);
+the HTTP side (routes, admission, streaming, error handling) is in
+:mod:`.preview_handler`, the page in :mod:`.preview_page`, the Host and token
+checks in :mod:`.preview_access`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
 import logging
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
-from ..controls import LiveControls, apply_remote
+from ..controls import LiveControls
 from ..errors import OutputError
-from ..text import printable
 from .base import Frame, Sink
 from .pacing import Pacer
 from .preview_access import (
@@ -63,11 +60,9 @@ from .preview_access import (
     split_host,
     valid_token,
 )
-from .preview_page import PAGE
+from .preview_handler import PreviewServer, handler_for
 
 log = logging.getLogger(__name__)
-
-_BOUNDARY = "stylizeframe"
 
 
 class MjpegSink(Sink):
@@ -141,7 +136,7 @@ class MjpegSink(Sink):
         # (slowloris): the server loop closes them after request_timeout.
         self._pending: dict[socket.socket, float] = {}
         try:
-            self._server = _Server((host, port), _handler_for(self))
+            self._server = PreviewServer((host, port), handler_for(self))
         except (OSError, OverflowError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise OutputError(f"cannot serve MJPEG on {host}:{port}: {reason}") from exc
@@ -151,7 +146,7 @@ class MjpegSink(Sink):
         self._wildcard = is_unspecified(self.host)
         self.token_required = token is not None or not is_loopback(self.host)
         self.token: str | None = (token or secrets.token_urlsafe(24)) if self.token_required else None
-        self._cookie = f"stylize_token_{self.port}"
+        self.cookie_name = f"stylize_token_{self.port}"  # per port: two previews on one host keep apart
         self._names = own_names(self.host, self._wildcard)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="mjpeg-server", daemon=True
@@ -275,7 +270,8 @@ class MjpegSink(Sink):
                     del self._jpegs[old]
             return data
 
-    def _sent(self, seq: int, frame: Frame) -> None:
+    def mark_sent(self, seq: int, frame: Frame) -> None:
+        """A viewer wrote frame ``seq``: calls ``on_sent`` the first time for each frame."""
         if self.on_sent is None:
             return
         with self._jpeg_lock:
@@ -289,7 +285,8 @@ class MjpegSink(Sink):
     def closed(self) -> bool:
         return self._closed
 
-    def _track(self, sock: socket.socket, add: bool) -> None:
+    def track(self, sock: socket.socket, add: bool) -> None:
+        """Register (``add``) or forget a viewer connection; a new one must send its request in time."""
         with self._clients_lock:
             if add:
                 self._clients.add(sock)
@@ -299,11 +296,12 @@ class MjpegSink(Sink):
                 self._pending.pop(sock, None)
                 self._clients_lock.notify_all()
 
-    def _request_received(self, sock: socket.socket) -> None:
+    def request_received(self, sock: socket.socket) -> None:
+        """The connection's request line and headers arrived: no longer under the request deadline."""
         with self._clients_lock:
             self._pending.pop(sock, None)
 
-    def _drop_overdue(self) -> None:
+    def drop_overdue(self) -> None:
         """Close connections still sending their request after request_timeout (slowloris)."""
         now = time.monotonic()
         with self._clients_lock:
@@ -318,266 +316,3 @@ class MjpegSink(Sink):
             log.debug(
                 "closed %d connection(s) that had not sent a request within %.0f s", len(overdue), self.request_timeout
             )
-
-
-_CLIENT_ERRORS = (OSError, ValueError, UnicodeError, http.client.HTTPException)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a viewer thread never keeps the process alive
-    allow_reuse_address = True
-    request_queue_size = 128  # a burst of viewers connecting at once is not refused by the kernel
-    sink: MjpegSink
-    _warned: set[type[BaseException]]
-
-    def server_activate(self) -> None:
-        self._warned = set()
-        super().server_activate()
-
-    def service_actions(self) -> None:
-        # Called by serve_forever every poll interval.
-        self.sink._drop_overdue()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # The default prints a traceback to stderr for anything a client does (a reset, a
-        # broken pipe): one debug line instead, a warning (once per kind) for our own bugs.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, _CLIENT_ERRORS) or exc is None:
-            log.debug("client %s: %s: %s", client_address, type(exc).__name__, printable(exc))
-            return
-        if type(exc) not in self._warned:  # a flood of one failure is one line
-            self._warned.add(type(exc))
-            log.warning("MJPEG preview: %s while serving %s: %s", type(exc).__name__, client_address, printable(exc))
-        log.debug("MJPEG preview error details", exc_info=exc)
-
-
-def _handler_for(sink: MjpegSink) -> type[BaseHTTPRequestHandler]:
-    class Handler(_MjpegHandler):
-        pass
-
-    Handler.sink = sink
-    return Handler
-
-
-class _MjpegHandler(BaseHTTPRequestHandler):
-    sink: MjpegSink
-    server_version = "stylize-video"
-    protocol_version = "HTTP/1.0"  # one request per connection: simple, and what MJPEG clients expect
-    default_request_version = "HTTP/1.0"  # error replies to garbage get a status line, not bare HTML
-
-    _set_cookie = False
-
-    def setup(self) -> None:
-        super().setup()
-        self.sink._track(self.connection, True)  # first: even a failing setup is closed by the deadline
-        self.connection.settimeout(self.sink.send_timeout)
-        if self.sink.send_buffer:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sink.send_buffer)
-
-    def finish(self) -> None:
-        self.sink._track(self.connection, False)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()  # reads the headers: still under the request deadline
-        self.sink._request_received(self.connection)
-        return ok
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line is the client's text: escaped before it reaches a terminal,
-        # and the token (shown once, at start) kept out of debug logs.
-        text = printable(format % args, limit=300)
-        if self.sink.token:
-            text = text.replace(self.sink.token, "***")
-        log.debug("%s %s", self.address_string(), text)
-
-    def end_headers(self) -> None:
-        if self._set_cookie:
-            # The page's <img> and fetch() then need no token in their URLs (the page
-            # embeds it too, for clients without cookies). Strict: never sent cross-site.
-            self.send_header("Set-Cookie", f"{self.sink._cookie}={self.sink.token}; Path=/; HttpOnly; SameSite=Strict")
-            self._set_cookie = False
-        self.send_header("X-Content-Type-Options", "nosniff")
-        super().end_headers()
-
-    def _reply(self, status: HTTPStatus, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: HTTPStatus, obj: dict[str, Any]) -> None:
-        self._reply(status, json.dumps(obj).encode(), "application/json")
-
-    def _forbid(self, why: str) -> bool:
-        self.close_connection = True
-        self._reply(HTTPStatus.FORBIDDEN, f"forbidden: {why}\n".encode(), "text/plain; charset=utf-8")
-        return False
-
-    def _admit(self) -> bool:
-        """Host check, then token check; on refusal answers 403 and returns False.
-
-        A valid token given in the query is removed from ``self.path`` so the
-        endpoints never see it, and answered with a cookie.
-        """
-        hosts = self.headers.get_all("Host") or []
-        if len(hosts) > 1 or not self.sink.host_allowed(hosts[0] if hosts else None):
-            shown = printable(hosts[0] if len(hosts) == 1 else f"{len(hosts)} Host headers", 80)
-            log.debug("refused request for Host %s from %s", shown, self.address_string())
-            return self._forbid(f"Host {shown} is not this server (allow it with --allow-host)")
-        url = urlsplit(self.path)
-        if url.path == "/health" or not self.sink.token_required:
-            return True
-        query_parts = url.query.split("&") if url.query else []
-        kept = [part for part in query_parts if unquote(part.partition("=")[0]) != "token"]
-        given = [unquote(part.partition("=")[2]) for part in query_parts if part not in kept]
-        auth = self.headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            given.append(auth[7:].strip())
-        given += self.headers.get_all("X-Stylize-Token") or []
-        from_request = any(self.sink.token_valid(t) for t in given)
-        if not from_request and not self.sink.token_valid(self._cookie_token()):
-            return self._forbid("this preview needs its token: open the URL with ?token=... it printed at start")
-        self._set_cookie = from_request
-        self.path = url._replace(query="&".join(kept)).geturl()
-        return True
-
-    def _cookie_token(self) -> str | None:
-        for header in self.headers.get_all("Cookie") or []:
-            for item in header.split(";"):
-                name, _, value = item.strip().partition("=")
-                if name == self.sink._cookie:
-                    return value.strip('"')
-        return None
-
-    def _form_body(self) -> list[tuple[str, str]] | None:
-        """The form fields of a POST body (up to 4 KiB); None after answering a malformed one."""
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
-            return []
-        text = lengths[0].strip()
-        if len(set(lengths)) > 1 or not (text.isascii() and text.isdigit()) or len(text) > 18:
-            self.close_connection = True
-            self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length {printable(lengths[0], 40)!r}"})
-            return None
-        length = int(text)
-        if length == 0 or self.headers.get_content_type() != "application/x-www-form-urlencoded":
-            return []  # another kind of body is not read: the controls are in the query
-        if length > 4096:
-            self.close_connection = True
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"form body of {length} bytes (max 4096)"})
-            return None
-        body = b""
-        deadline = time.monotonic() + self.sink.request_timeout  # for the whole body: a trickle is cut off
-        try:
-            while len(body) < length and (left := deadline - time.monotonic()) > 0:
-                self.connection.settimeout(left)
-                chunk = self.rfile.read1(length - len(body))
-                if not chunk:
-                    break
-                body += chunk
-        except TimeoutError:
-            pass
-        finally:
-            self.connection.settimeout(self.sink.send_timeout)
-        if len(body) < length:
-            self.close_connection = True
-            self._json(HTTPStatus.BAD_REQUEST, {"error": f"form body ended after {len(body)} of {length} bytes"})
-            return None
-        return parse_qsl(body.decode("ascii", "replace"))
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        if not self._admit():
-            return
-        path = urlsplit(self.path).path
-        if path == "/health":
-            self._reply(HTTPStatus.OK, b"ok\n", "text/plain")
-        elif path in ("/", "/index.html"):
-            token = self.sink.token if self.sink.token_required else None
-            page = (
-                PAGE.replace("@HIDDEN@", "" if self.sink.controls else "hidden")
-                .replace("@AUTH_AND@", f"token={token}&" if token else "")
-                .replace("@AUTH@", f"?token={token}" if token else "")
-            )
-            self._reply(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
-        elif path == "/stream.mjpg":
-            self._stream()
-        elif path == "/snapshot.jpg":
-            seq, frame = self.sink.wait_newer(0, timeout=self.sink.snapshot_wait)
-            if frame is None:
-                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain", {"Retry-After": "1"})
-            else:
-                self._reply(HTTPStatus.OK, self.sink.jpeg(seq, frame), "image/jpeg")
-        elif path == "/control" and self.sink.controls is not None:
-            self._json(HTTPStatus.OK, {"state": self.sink.controls.state()})
-        elif path == "/state" and self.sink.controls is not None:
-            self._json(HTTPStatus.OK, self.sink.controls.state())
-        else:
-            self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-
-    def do_POST(self) -> None:
-        if not self._admit():
-            return
-        url = urlsplit(self.path)
-        controls = self.sink.controls
-        if url.path != "/control" or controls is None:
-            self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-            return
-        origin = self.headers.get("Origin")
-        if origin and urlsplit(origin).netloc != self.headers.get("Host"):
-            # Any web page the user visits could POST here (no preflight for a bare POST); only our page may.
-            self._json(HTTPStatus.FORBIDDEN, {"error": f"cross-origin control request from {origin}"})
-            return
-        params = parse_qsl(url.query)
-        body = self._form_body()
-        if body is None:
-            return
-        params += body
-        try:
-            accepted = _apply_controls(controls, params)
-        except ValueError as exc:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-            return
-        self._json(HTTPStatus.OK, {"accepted": accepted, "state": controls.state()})
-
-    def _stream(self) -> None:
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        sink, seen = self.sink, 0
-        try:
-            while not sink.closed:
-                seq, frame = sink.wait_newer(seen, timeout=1.0)
-                if sink.closed:
-                    break
-                if frame is None or seq == seen:
-                    continue
-                data = sink.jpeg(seq, frame)
-                head = f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-                self.wfile.write(head.encode() + data + b"\r\n")
-                self.wfile.flush()
-                seen = seq
-                sink._sent(seq, frame)
-        except OSError as exc:  # viewer went away or stalled past send_timeout
-            log.debug("viewer %s left: %s", self.address_string(), exc)
-
-
-def _apply_controls(controls: LiveControls, params: list[tuple[str, str]]) -> dict[str, str]:
-    """Validate every parameter first, then record them, so a bad request changes nothing.
-
-    The parameters are the live-control vocabulary of :mod:`stylize_video.controls`.
-    """
-    return apply_remote(controls, params)

@@ -41,7 +41,8 @@ from torch import nn
 
 from ... import __version__
 from ...errors import CheckpointError, OutputError
-from ...models.transform_net import InstanceNorm, TransformNet, pad_to_size, padded_size
+from ...models.layers import InstanceNorm
+from ...models.transform_net import TransformNet, pad_to_size, padded_size
 from . import ExportedGraph, require
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 channels_last by default (measured faster on CUDA and on the CPU), fp16 on CUDA,
 bf16 on CPUs with native bf16 units, optional ``torch.compile``. Instance-norm
-statistics stay fp32 inside :class:`~stylize_video.models.transform_net.InstanceNorm`.
+statistics stay fp32 inside :class:`~stylize_video.models.layers.InstanceNorm`.
 
 In half precision the input is centred per channel in fp32 before the cast and the
 head conv's bias dropped, as in the exported graph (:class:`.onnx_export._Padded`):
