@@ -194,3 +194,46 @@ def test_run_folder_to_video_uses_fps(tmp_path: Path, tiny_checkpoint: Path) -> 
     p = probe(out)
     assert (p.width, p.height, p.frames) == (40, 32, 6)
     assert p.pts_seconds == pytest.approx([i / 12 for i in range(6)], abs=1e-3)
+
+
+def test_resume_continues_a_sequence_without_redoing_frames(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _frames(tmp_path / "in", 6, "%04d.png")
+    out = tmp_path / "out"
+    assert _run("-i", tmp_path / "in", "-o", out / "%05d.png", "-s", tiny_checkpoint) == 0
+    full = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    # An interrupted run: frames 3-5 missing, frame 0 marked to see that kept frames stay untouched.
+    for i in (3, 4, 5):
+        (out / f"{i:05d}.png").unlink()
+    cv2.imwrite(str(out / "00000.png"), np.zeros((32, 40, 3), np.uint8))
+    marker = (out / "00000.png").read_bytes()
+    capsys.readouterr()
+    assert _run("-i", tmp_path / "in", "-o", out / "%05d.png", "-s", tiny_checkpoint, "--resume") == 0
+    assert sorted(os.listdir(out)) == [f"{i:05d}.png" for i in range(6)]
+    assert (out / "00000.png").read_bytes() == marker  # kept, not stylized again
+    for i in (3, 4, 5):  # the missing ones written as a fresh run would (no smoothing here)
+        assert (out / f"{i:05d}.png").read_bytes() == full[f"{i:05d}.png"]
+    assert "3 already written" in capsys.readouterr().out
+
+
+def test_resume_is_refused_where_it_cannot_hold(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _frames(tmp_path / "in", 2, "%04d.png")
+    assert _run("-i", tmp_path / "in", "-o", tmp_path / "a.mp4", "-s", tiny_checkpoint, "--resume") == 1
+    assert "--resume continues image-sequence outputs" in capsys.readouterr().err
+    assert not (tmp_path / "a.mp4").exists()
+    args = ("-i", tmp_path / "in", "-o", tmp_path / "o" / "%05d.png", "-s", tiny_checkpoint)
+    assert _run(*args, "--resume", "--overwrite") == 1
+    assert "pick one" in capsys.readouterr().err
+    # Nothing there yet: --resume simply writes everything.
+    assert _run(*args, "--resume") == 0
+    assert len(os.listdir(tmp_path / "o")) == 2
+
+
+def test_sink_holds_only_when_resuming(tmp_path: Path) -> None:
+    _frames(tmp_path / "o", 2, "%05d.png", start=0)
+    assert ImageSequenceSink(tmp_path / "o" / "%05d.png", resume=True).holds(1)
+    assert not ImageSequenceSink(tmp_path / "o" / "%05d.png", resume=True).holds(2)
+    assert not ImageSequenceSink(tmp_path / "o" / "%05d.png", overwrite=True).holds(1)

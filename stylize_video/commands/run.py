@@ -77,6 +77,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an image-sequence output (-o 'out/%%05d.png'): frames already there are kept, not redone",
+    )
+    p.add_argument(
         "--allow-host",
         action="append",
         default=[],
@@ -202,6 +207,16 @@ def run(args: argparse.Namespace) -> int:
             # Files and image sequences check their own type when they open (before any work).
             if spec.kind not in ("file", "images", "null"):
                 raise StylizeError(f"output {spec.text!r} cannot show --alpha: write {ALPHA_OUTPUTS}")
+    if args.resume:
+        if args.overwrite:
+            raise StylizeError("--resume keeps the frames already written and --overwrite replaces them: pick one")
+        for spec in outputs:
+            # A video file or a stream cannot be continued; a live view would force every frame.
+            if spec.kind != "images":
+                raise StylizeError(
+                    f"--resume continues image-sequence outputs (-o 'out/%05d.png'), not {spec.text!r}; "
+                    "convert a video file again with --overwrite"
+                )
     seen: dict[str, str] = {}
     for spec in outputs:
         # Two sinks on one file would share its temporary name and clobber each other.
@@ -228,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
             share_cpu=resolve_device(args.device).type == "cpu",
             allow_hosts=tuple(args.allow_host),
             alpha=args.alpha,
+            resume=args.resume,
         )
         for spec in outputs:
             sinks.append(as_sink(open_sink(spec, options=options)))

@@ -306,6 +306,13 @@ class Sink(ABC):
         """Control commands the user gave through this sink since the last call (main-thread sinks)."""
         return []
 
+    def holds(self, index: int) -> bool:
+        """This output already holds frame ``index`` from an earlier run (``--resume``).
+
+        When every sink holds a frame the pipeline skips it without stylizing it.
+        """
+        return False
+
     def set_status(self, text: str) -> None:  # noqa: B027 - an optional hook
         """Text describing the current state (style, strength, smoothing) to show, if the sink can."""
 

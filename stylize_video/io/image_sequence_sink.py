@@ -8,10 +8,11 @@ is created.
 Every frame is written under a temporary name in the same folder and renamed into
 place (:func:`~.paths.atomic_output`), so a crash, Ctrl-C or a full disk never leaves a
 truncated image under a frame's name: an interrupted sequence is valid up to its last
-frame. Resuming means running again with ``--overwrite``: frames are replaced one by
-one as they are rewritten, and the sequence is valid at every moment. Without
-``--overwrite`` an output whose pattern already names existing files is refused
-before any work, and a pattern that names an input file is refused always.
+frame, and every file under a frame's name is a whole image. So ``--resume`` continues
+a sequence: frames already there are kept and reported by :meth:`ImageSequenceSink.holds`,
+and the pipeline does not stylize them again. ``--overwrite`` replaces them one by
+one instead. With neither, an output whose pattern already names existing files is
+refused before any work, and a pattern that names an input file is refused always.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ class ImageSequenceSink(Sink):
         quality: JPEG/WebP quality 1..100.
         alpha: frames carry an alpha plane to store (:data:`ALPHA_SUFFIXES` only).
             Any frame with ``alpha`` is written with it whenever the type can store it.
+        resume: keep existing frames and report them through :meth:`holds`.
 
     Raises:
         OutputError: not a pattern, an unknown image type, a frame name that is an input,
-            existing frames without ``overwrite``, a folder that cannot be created, or
+            existing frames without ``overwrite`` or ``resume``, a folder that cannot be created, or
             ``alpha`` with a type that cannot store it.
     """
 
@@ -64,6 +66,7 @@ class ImageSequenceSink(Sink):
         overwrite: bool = False,
         quality: int = QUALITY,
         alpha: bool = False,
+        resume: bool = False,
     ) -> None:
         text = os.fspath(pattern)
         if not is_frame_pattern(text):
@@ -84,6 +87,7 @@ class ImageSequenceSink(Sink):
         self.quality = quality
         self.path = self.folder  # for "wrote ..." messages
         self.frames = 0
+        self.resume = resume and not overwrite
         regex = frame_name_regex(name)
         folder_abs = self.folder.resolve()
         # Checked now, not at the first frame: a bad output should cost no work.
@@ -93,10 +97,10 @@ class ImageSequenceSink(Sink):
                 raise OutputError(f"output {text!r} would overwrite input {str(src)!r}; refusing")
         if self.folder.is_dir():
             existing = sorted(p.name for p in self.folder.iterdir() if regex.match(p.name))
-            if existing and not overwrite:
+            if existing and not (overwrite or resume):
                 raise OutputError(
                     f"output {text!r}: {len(existing)} frame(s) already exist (first {existing[0]!r}); "
-                    "pass --overwrite to replace them"
+                    "pass --resume to keep them and write the rest, or --overwrite to replace them"
                 )
         elif self.folder.exists():
             raise OutputError(f"output {text!r}: {str(self.folder)!r} is not a folder")
@@ -109,6 +113,10 @@ class ImageSequenceSink(Sink):
     def frame_path(self, index: int) -> Path:
         """Where frame ``index`` goes."""
         return self.folder / frame_name(self.name, index)
+
+    def holds(self, index: int) -> bool:
+        """With ``resume``: frame ``index`` is already written (whole: frames are renamed into place)."""
+        return self.resume and self.frame_path(index).is_file()
 
     def _params(self) -> list[int]:
         import cv2
@@ -155,4 +163,6 @@ class ImageSequenceSink(Sink):
 
 def open_image_sequence_sink(spec: OutputSpec, options: SinkOptions) -> ImageSequenceSink:
     """Registry factory: ``-o 'out/%05d.png'``."""
-    return ImageSequenceSink(spec.text, inputs=options.inputs, overwrite=options.overwrite, alpha=options.alpha)
+    return ImageSequenceSink(
+        spec.text, inputs=options.inputs, overwrite=options.overwrite, alpha=options.alpha, resume=options.resume
+    )

@@ -284,6 +284,8 @@ class SinkOptions:
         allow_hosts: extra ``Host`` names the preview server answers to (``--allow-host``).
         alpha: frames carry an alpha plane to store (``--alpha``): sinks that can store it
             do, file and image-sequence sinks that cannot refuse to open.
+        resume: continue an earlier run's output (``--resume``): image sequences keep
+            the frames they hold and report them through ``Sink.holds``.
     """
 
     inputs: tuple[str, ...] = ()
@@ -297,3 +299,4 @@ class SinkOptions:
     cv2_module: Any = None
     allow_hosts: tuple[str, ...] = ()
     alpha: bool = False
+    resume: bool = False

@@ -51,7 +51,8 @@ class PipelineStats:
     ``scale_changes`` are its ``(frame, new scale)`` decisions.
 
     ``truncated``: the input ended clearly before its header said (a file cut short);
-    what decoded was converted (``batch`` records such a file as truncated, not done)."""
+    what decoded was converted (``batch`` records such a file as truncated, not done).
+    ``skipped``: frames every output already held (``--resume``), not stylized again."""
 
     frames: int = 0
     dropped: int = 0
@@ -65,6 +66,7 @@ class PipelineStats:
     error: StylizeError | None = None
     scale: float | None = None
     scale_changes: list[tuple[int, float]] = field(default_factory=list)
+    skipped: int = 0
 
     @property
     def fps(self) -> float:
@@ -87,6 +89,8 @@ class PipelineStats:
             if n:
                 low = min(s for _, s in self.scale_changes)
                 text += f" ({n} change{'s' if n != 1 else ''}, min {low:.2f})"
+        if self.skipped:
+            text += f", {self.skipped} already written"
         if self.corrupt:
             text += f", {self.corrupt} corrupt packets skipped"
         if self.truncated:
@@ -276,6 +280,15 @@ class Pipeline:
                 self._writer_error = exc
                 self._stop.set()
 
+    def _held(self, index: int) -> bool:
+        """Every output already holds frame ``index`` (``--resume``): count it and skip it."""
+        if not self.sinks or not all(sink.holds(index) for sink in self.sinks):
+            return False
+        self.stats.skipped += 1
+        if self.progress is not None:
+            self.progress.update(1)
+        return True
+
     def _record(self, frame: Frame) -> None:
         with self._lock:
             self.stats.frames += 1
@@ -446,6 +459,7 @@ class Pipeline:
         ended = False
         failure: BaseException | None = None
         processed = 0
+        resumed = False
         clock = self.stylizer.clock
         if clock is not None:  # None means cuts, and stays so
             self.stylizer.clock = self._frame_clock
@@ -464,6 +478,13 @@ class Pipeline:
                 if isinstance(item, _Failure):
                     failure = self._as_device_error(item.exc)
                     break
+                if self._held(item.index):
+                    resumed = True
+                    continue
+                if resumed:
+                    # Frames were skipped: the smoothers must not blend across the gap.
+                    item = dataclasses.replace(item, cut=True)
+                    resumed = False
                 self._size = (item.image.shape[1], item.image.shape[0])
                 t_busy = time.perf_counter()
                 out = self.process(item)
