@@ -25,11 +25,11 @@ from stylize_video.training.data import load_style_image
 from stylize_video.training.learn_style import (
     LearnStyleConfig,
     StyleLearner,
-    _painting_loss,
     default_base,
     learn_style,
     painting_files,
 )
+from stylize_video.training.learn_style_base import painting_loss
 
 from .conftest import TINY, make_image
 
@@ -199,8 +199,8 @@ def test_a_folder_of_images_uses_their_mean_gram(tmp_path: Path) -> None:
     loss = LossConfig(style_image=str(d), style_size=48)
     images = [load_style_image(p, 48) for p in painting_files(d)]
     assert len(images) == 2
-    both = _painting_loss(vgg, images, loss, torch.device("cpu"))
-    ones = [_painting_loss(vgg, [image], loss, torch.device("cpu")) for image in images]
+    both = painting_loss(vgg, images, loss, torch.device("cpu"))
+    ones = [painting_loss(vgg, [image], loss, torch.device("cpu")) for image in images]
     for name in both.style_layers:
         expected = (getattr(ones[0], f"gram_{name}") + getattr(ones[1], f"gram_{name}")) / 2
         assert torch.allclose(getattr(both, f"gram_{name}"), expected)
@@ -211,8 +211,8 @@ def test_default_base_prefers_an_installed_multi_style_network(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr("stylize_video.training.learn_style.search_dirs", lambda: [empty])
-    monkeypatch.setattr("stylize_video.training.learn_style.style_refs", lambda: {})
+    monkeypatch.setattr("stylize_video.training.learn_style_base.search_dirs", lambda: [empty])
+    monkeypatch.setattr("stylize_video.training.learn_style_base.style_refs", lambda: {})
     assert default_base() == "starry-night"
     monkeypatch.undo()
     monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(base_file.parent))

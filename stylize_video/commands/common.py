@@ -1,15 +1,16 @@
-"""Options shared by the commands that run a style network."""
+"""Options shared by the commands that run a style network, and by the training commands."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..convert import DEFAULT_STYLE, default_style
 from ..units import parse_duration as parse_duration  # re-exported: commands import it from here
 
 if TYPE_CHECKING:
     from ..runtime.stylizer import Stylizer
+    from ..training.config import LossConfig
 
 
 def add_backend_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -150,4 +151,65 @@ def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
         compile=args.compile,
         bgr=bgr,
         backend=getattr(args, "backend", "auto"),
+    )
+
+
+# ---------------------------------------------------------------- training
+# ``train``, ``learn-style`` and ``distill-styles`` share these options (same names,
+# their own defaults). The helpers return keyword dicts, not config objects:
+# ``distill-styles`` has one flat config where the others have groups.
+
+
+def _present(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--data --image-size --batch-size --seed`` (and ``--workers``, ``--val-images``
+    where the command has them) as :class:`~stylize_video.training.config.DataConfig` fields."""
+    return {
+        "photos": args.data,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        **_present(args, "workers", "val_images"),
+    }
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``-o --checkpoint-every --resume --overwrite --time-limit --device --threads`` as
+    :class:`~stylize_video.training.config.RunConfig` fields (``sample_every`` is the command's)."""
+    return {
+        "output": args.output,
+        "checkpoint_every": args.checkpoint_every,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "time_limit": args.time_limit,
+        "device": args.device,
+        "threads": args.threads,
+    }
+
+
+def optim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--iterations --lr --amp`` as :class:`~stylize_video.training.config.OptimConfig` fields."""
+    return {"iterations": args.iterations, "lr": args.lr, "amp": args.amp}
+
+
+def loss_config_from_args(args: argparse.Namespace, style_image: str) -> LossConfig:
+    """The perceptual-loss options as a :class:`~stylize_video.training.config.LossConfig`
+    for ``style_image`` (``--style-size 0`` keeps the painting's size; options the
+    command lacks, e.g. ``--teacher``, keep their defaults)."""
+    from ..training.config import LossConfig
+
+    layer_weights = getattr(args, "style_layer_weights", None)
+    return LossConfig(
+        style_image=style_image,
+        style_size=args.style_size if args.style_size > 0 else None,
+        vgg_weights=args.vgg_weights,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        style_layer_weights=tuple(layer_weights) if layer_weights else None,
+        temporal_weight=args.temporal_weight,
+        **_present(args, "teacher", "distill_weight"),
     )

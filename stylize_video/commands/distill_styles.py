@@ -77,17 +77,15 @@ def run(args: argparse.Namespace) -> int:
         comparison_markdown,
         record_comparison,
     )
+    from .common import data_options, optim_options, run_options
 
     if args.report and not args.style_images:
         raise StylizeError("--report needs --style-images (the paintings) to compute the losses")
     config = DistillConfig(
         teachers=tuple(args.teachers),
-        output=args.output,
-        photos=args.data,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        iterations=args.iterations,
-        lr=args.lr,
+        **data_options(args),
+        **run_options(args),
+        **optim_options(args),
         blur_weight=args.blur_weight,
         temporal_weight=args.temporal_weight,
         distill_weight=args.distill_weight,
@@ -95,14 +93,6 @@ def run(args: argparse.Namespace) -> int:
         style_images=args.style_images,
         vgg_weights=args.vgg_weights,
         init=args.init,
-        amp=args.amp,
-        seed=args.seed,
-        time_limit=args.time_limit,
-        checkpoint_every=args.checkpoint_every,
-        device=args.device,
-        threads=args.threads,
-        resume=args.resume,
-        overwrite=args.overwrite,
         name=args.name,
     )
     result = MultiStyleDistiller(config, progress=not args.no_progress).run()

@@ -86,37 +86,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.config import DataConfig, LossConfig, OptimConfig, RunConfig, StyleCredit
+    from ..training.config import DataConfig, OptimConfig, RunConfig, StyleCredit
     from ..training.learn_style import LearnStyleConfig, learn_style
+    from .common import data_options, loss_config_from_args, optim_options, run_options
 
     config = LearnStyleConfig(
-        data=DataConfig(
-            photos=args.data,
-            image_size=args.image_size,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            val_images=args.val_images,
-        ),
-        loss=LossConfig(
-            style_image=args.painting,
-            style_size=args.style_size if args.style_size > 0 else None,
-            vgg_weights=args.vgg_weights,
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv_weight,
-            temporal_weight=args.temporal_weight,
-        ),
-        run=RunConfig(
-            output=args.output,
-            checkpoint_every=args.checkpoint_every,
-            sample_every=0,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            time_limit=args.time_limit,
-            device=args.device,
-            threads=args.threads,
-        ),
-        optim=OptimConfig(iterations=args.iterations, lr=args.lr, amp=args.amp),
+        data=DataConfig(**data_options(args)),
+        loss=loss_config_from_args(args, args.painting),
+        run=RunConfig(**run_options(args), sample_every=0),
+        optim=OptimConfig(**optim_options(args)),
         base=args.base,
         full_finetune=args.full_finetune,
         finetune_lr=args.finetune_lr,

@@ -92,49 +92,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.config import (
-        DataConfig,
-        LossConfig,
-        ModelConfig,
-        OptimConfig,
-        RunConfig,
-        StyleCredit,
-        TrainConfig,
-    )
+    from ..training.config import DataConfig, ModelConfig, OptimConfig, RunConfig, StyleCredit, TrainConfig
     from ..training.train import train
+    from .common import data_options, loss_config_from_args, optim_options, run_options
 
     config = TrainConfig(
-        data=DataConfig(
-            photos=args.data,
-            image_size=args.image_size,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            workers=args.workers,
-        ),
-        loss=LossConfig(
-            style_image=args.style_image,
-            style_size=args.style_size if args.style_size > 0 else None,
-            vgg_weights=args.vgg_weights,
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv_weight,
-            style_layer_weights=tuple(args.style_layer_weights) if args.style_layer_weights else None,
-            temporal_weight=args.temporal_weight,
-            teacher=args.teacher,
-            distill_weight=args.distill_weight,
-        ),
-        run=RunConfig(
-            output=args.output,
-            checkpoint_every=args.checkpoint_every,
-            sample_every=args.sample_every,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            time_limit=args.time_limit,
-            device=args.device,
-            threads=args.threads,
-        ),
+        data=DataConfig(**data_options(args)),
+        loss=loss_config_from_args(args, args.style_image),
+        run=RunConfig(**run_options(args), sample_every=args.sample_every),
         model=ModelConfig(preset=args.preset, init=args.init),
-        optim=OptimConfig(iterations=args.iterations, lr=args.lr, amp=args.amp),
+        optim=OptimConfig(**optim_options(args)),
         credit=StyleCredit(name=args.name, title=args.title, artist=args.artist, year=args.year, credit=args.credit),
     )
     result = train(config)

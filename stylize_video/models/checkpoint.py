@@ -333,19 +333,8 @@ def save_style_vector(
         vector = net.get_style_vector(index)
     except (IndexError, ValueError) as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    meta = CheckpointMeta(
-        name=info.name,
-        arch=net.config,
-        preset=None,
-        title=info.title,
-        artist=info.artist,
-        year=info.year,
-        credit=info.credit,
-        training=info.training,
-        metrics=info.metrics,
-        created=_now(),
-        styles=[info],
-        base={"name": base, "sha256": base_fingerprint(net)},
+    meta = CheckpointMeta.from_style(
+        info, arch=net.config, created=_now(), styles=[info], base={"name": base, "sha256": base_fingerprint(net)}
     )
     tensors = {k: v.to("cpu", dtype).contiguous() for k, v in vector.items()}
     with atomic_output(path) as tmp:
@@ -450,17 +439,7 @@ def _attach_vector(meta: CheckpointMeta, path: Path, vector: dict[str, torch.Ten
             f"({_show(base_path)} has different weights); learn it again on this one"
         )
     net = base.model if base.model.num_styles else TransformNet.from_single([base.model])
-    styles = list(base.meta.styles) or [
-        StyleInfo(
-            name=base.meta.name,
-            title=base.meta.title,
-            artist=base.meta.artist,
-            year=base.meta.year,
-            credit=base.meta.credit,
-            training=base.meta.training,
-            metrics=base.meta.metrics,
-        )
-    ]
+    styles = list(base.meta.styles) or [StyleInfo.from_meta(base.meta)]
     name = printable(path.stem)
     if name in {s.name for s in styles}:
         raise CheckpointError(f"{_show(path)}: its base {printable(base_name)!r} already has a style named {name!r}")

@@ -44,6 +44,11 @@ def _object(data: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _style_fields(source: StyleInfo | CheckpointMeta) -> dict[str, Any]:
+    """What a style entry and a single-style network's metadata have in common."""
+    return {k: getattr(source, k) for k in ("name", *_LABELS, "training", "metrics")}
+
+
 @dataclass
 class StyleInfo:
     """One style of a multi-style network (or of a style-vector file): its name,
@@ -72,6 +77,11 @@ class StyleInfo:
             metrics=_object(data, "metrics", f"style {name!r}"),
             **labels,
         )
+
+    @classmethod
+    def from_meta(cls, meta: CheckpointMeta) -> StyleInfo:
+        """A single-style network's metadata as a style entry: its name, credits, training and metrics."""
+        return cls(**_style_fields(meta))
 
     def describe(self) -> str:
         """One line for listings: painting, artist, year."""
@@ -124,19 +134,13 @@ class CheckpointMeta:
             if index != 0:
                 raise IndexError(f"{self.name} has one style, not {index + 1}")
             return self
-        info = self.styles[index]
-        return dataclasses.replace(
-            self,
-            name=info.name,
-            title=info.title,
-            artist=info.artist,
-            year=info.year,
-            credit=info.credit,
-            training=info.training,
-            metrics=info.metrics,
-            styles=[],
-            base=None,
-        )
+        return dataclasses.replace(self, **_style_fields(self.styles[index]), styles=[], base=None)
+
+    @classmethod
+    def from_style(cls, info: StyleInfo, **fields: Any) -> CheckpointMeta:
+        """Metadata named and credited as the style ``info`` (with its training and metrics);
+        ``fields`` set the rest (``arch``, ``preset``...) and override ``info``'s."""
+        return cls(**(_style_fields(info) | fields))
 
     @classmethod
     def from_json(cls, text: str) -> CheckpointMeta:

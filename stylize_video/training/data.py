@@ -198,6 +198,32 @@ class PositionDataset(torch.utils.data.Dataset[torch.Tensor]):
         return _to_tensor(random_resized_crop(rgb, self.size, rng))
 
 
+def position_loader(
+    records: Sequence[ImageRecord],
+    size: int,
+    seed: int,
+    batch_size: int,
+    steps: range,
+    *,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader[torch.Tensor]:
+    """Batches of :class:`PositionDataset` crops for the steps ``steps`` of a run.
+
+    The sampler *is* the data order (positions ``steps.start * batch_size`` to
+    ``steps.stop * batch_size``), so a run resumed at step ``k`` sees the batches an
+    uninterrupted one would. Train, learn-style and distill-styles all load this way.
+    """
+    return torch.utils.data.DataLoader(
+        PositionDataset(records, size, seed),
+        batch_size=batch_size,
+        sampler=range(steps.start * batch_size, steps.stop * batch_size),  # type: ignore[arg-type]
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+    )
+
+
 def load_fixed(records: Sequence[ImageRecord], size: int) -> torch.Tensor:
     """Center crops of ``records`` as one (N, 3, size, size) batch (validation, samples)."""
     images = []

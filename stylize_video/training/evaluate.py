@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import InputError
 from ..models.transform_net import TransformNet
 from .losses import PerceptualLoss
+
+if TYPE_CHECKING:
+    from ..models.vgg import VGGFeatures
 
 
 def validation_losses(
@@ -57,6 +62,28 @@ class FixedStyle(torch.nn.Module):
         return self.model(x, style=self.weights.expand(len(x), -1))
 
 
+def recorded_loss(
+    vgg: VGGFeatures, painting: str | os.PathLike[str], training: Mapping[str, Any], device: torch.device
+) -> PerceptualLoss:
+    """The perceptual loss a network was trained with, from its ``training`` metadata.
+
+    ``painting`` at the recorded ``style_size`` and the recorded weights (the defaults
+    where none were recorded): scoring a network (:func:`evaluate_checkpoint`) and
+    distilling it (``distill-styles --perceptual-weight``) use the same loss.
+    """
+    from .data import load_style_image
+    from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+
+    return PerceptualLoss(
+        vgg,
+        load_style_image(painting, training.get("style_size", 512)).to(device),
+        content_weight=float(training.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
+        style_weight=float(training.get("style_weight", DEFAULT_STYLE_WEIGHT)),
+        tv_weight=float(training.get("tv_weight", DEFAULT_TV_WEIGHT)),
+        style_layer_weights=training.get("style_layer_weights"),
+    )
+
+
 @dataclass
 class StyleEvaluation:
     """Result of :func:`evaluate_checkpoint` (see :func:`validation_losses` for the terms)."""
@@ -99,8 +126,7 @@ def evaluate_checkpoint(
     from ..devices import resolve_device
     from ..models.checkpoint import load_checkpoint
     from ..models.vgg import VGGFeatures, load_vgg_state
-    from .data import PhotoSet, load_fixed, load_style_image
-    from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
+    from .data import PhotoSet, load_fixed
     from .temporal import validation_temporal
 
     ck = load_checkpoint(checkpoint)
@@ -134,15 +160,7 @@ def evaluate_checkpoint(
     images = load_fixed(photos.val[:max_images], image_size)
     loss_net = vgg if isinstance(vgg, VGGFeatures) else VGGFeatures(load_vgg_state(vgg_weights))
     loss_net = loss_net.to(dev)
-    painting = load_style_image(style_path, training.get("style_size", 512)).to(dev)
-    loss_fn = PerceptualLoss(
-        loss_net,
-        painting,
-        content_weight=float(training.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
-        style_weight=float(training.get("style_weight", DEFAULT_STYLE_WEIGHT)),
-        tv_weight=float(training.get("tv_weight", DEFAULT_TV_WEIGHT)),
-        style_layer_weights=training.get("style_layer_weights"),
-    )
+    loss_fn = recorded_loss(loss_net, style_path, training, dev)
     model = model.to(dev)
     losses = validation_losses(model, loss_fn, images)
     # Same motions as the run's own val_temporal: they depend on its batch size.

@@ -30,41 +30,51 @@ How it runs:
 
 State is saved every ``checkpoint_every`` steps and on Ctrl-C/SIGTERM beside the
 output (``NAME.safetensors.learn-state.pt``); ``resume`` continues it exactly.
+
+This module holds the learner (:class:`StyleLearner`: setup, loop, output); the
+settings are in :mod:`.learn_style_config` and the base network, starting row and
+painting loss in :mod:`.learn_style_base` (their public names are re-exported here).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..devices import resolve_device, set_cpu_threads
-from ..errors import CheckpointError, InputError, OutputError, StylizeError
-from ..files import atomic_output, file_sha256
+from ..errors import CheckpointError, InputError
+from ..files import atomic_output
 from ..models.checkpoint import (
-    Checkpoint,
     CheckpointMeta,
     StyleInfo,
     base_fingerprint,
     load_checkpoint,
     save_checkpoint,
     save_style_vector,
-    search_dirs,
-    style_refs,
 )
 from ..models.transform_net import TransformNet
-from ..models.vgg import VGGFeatures, describe_vgg_source, load_vgg_state
-from .config import DataConfig, LossConfig, OptimConfig, RunConfig, StyleCredit
-from .data import PhotoSet, PositionDataset, load_fixed, load_style_image
+from ..models.vgg import VGGFeatures
+from .data import PhotoSet, load_fixed, load_style_image, position_loader
 from .evaluate import validation_losses
-from .losses import PerceptualLoss
-from .state import RESUMABLE_PARTS, load_resume_state
-from .step import TrainStep, amp_dtype
+from .learn_style_base import (
+    DEFAULT_SINGLE_BASE,
+    conditional_base,
+    default_base,
+    mean_style_vector,
+    nearest_style,
+    painting_files,
+    painting_loss,
+    painting_sha256,
+    single_style_view,
+    warn_if_unreachable,
+)
+from .learn_style_config import LEARN_STATE_SUFFIX, RESUME_KEYS, STATE_VERSION, LearnStyleConfig, LearnStyleResult
+from .state import RESUMABLE_PARTS, check_fresh_start, load_resume_state, setting_diffs
+from .step import TrainStep, amp_dtype, loss_network
 from .temporal import Motion, make_pair, motion_generator, validation_temporal
 from .trainer import _InterruptFlag
 
@@ -81,213 +91,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Suffix of the resumable state written beside the output.
-LEARN_STATE_SUFFIX = ".learn-state.pt"
-STATE_VERSION = 1
-#: The single-style network used as the base when no multi-style network is installed:
-#: the most trained of the shipped ``full`` networks (4,338 iterations).
-DEFAULT_SINGLE_BASE = "starry-night"
 #: Held-out photos the starting style is chosen on (cheap: one forward pass per style).
 _INIT_PHOTOS = 4
-
-#: Settings that must agree between a run and its resume.
-_RESUME_KEYS = (
-    "image_size",
-    "style_size",
-    "batch_size",
-    "seed",
-    "val_fraction",
-    "lr",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "style_layer_weights",
-    "temporal_weight",
-    "full_finetune",
-    "finetune_lr",
-)
-
-
-@dataclass(frozen=True)
-class LearnStyleConfig:
-    """Everything a ``learn-style`` run needs; each group validates itself.
-
-    ``loss.style_image`` is the painting: an image file or a folder of images of one
-    style. ``optim.iterations`` caps the vector phase (``run.time_limit`` may end it
-    sooner); ``full_finetune`` whole-network steps at ``finetune_lr`` follow it.
-    ``base`` is a network name or path (None: :func:`default_base`).
-    """
-
-    data: DataConfig
-    loss: LossConfig
-    run: RunConfig
-    # A row of norm scales/shifts (values ~1) tolerates a far larger step than conv
-    # weights: 3e-2 beat 1e-2 in 5 CPU minutes (benchmarks/results/learn_style.md).
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(iterations=1000, lr=3e-2))
-    base: str | None = None
-    full_finetune: int = 0
-    finetune_lr: float = 1e-3
-    credit: StyleCredit = field(default_factory=StyleCredit)
-
-    def __post_init__(self) -> None:
-        if self.full_finetune < 0:
-            raise StylizeError(f"--full-finetune must be >= 0, got {self.full_finetune}")
-        if not self.finetune_lr > 0:
-            raise StylizeError(f"--finetune-lr must be a positive number, got {self.finetune_lr}")
-        if self.loss.teacher:
-            raise StylizeError("learn-style takes no teacher network")
-
-    @property
-    def state_path(self) -> Path:
-        """Resumable state beside the output: ``NAME.safetensors.learn-state.pt``."""
-        return Path(self.run.output + LEARN_STATE_SUFFIX)
-
-    @property
-    def name(self) -> str:
-        """The new style's name: ``credit.name`` or the output's stem."""
-        return self.credit.name or Path(self.run.output).stem
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat settings, as stored in the state file and the output's ``training`` metadata."""
-        d = self.data
-        loss = self.loss
-        return {
-            "painting": loss.style_image,
-            "data": d.photos,
-            "base": self.base,
-            "vgg_weights": loss.vgg_weights,
-            "image_size": d.image_size,
-            "style_size": loss.style_size,
-            "batch_size": d.batch_size,
-            "seed": d.seed,
-            "val_fraction": d.val_fraction,
-            "val_images": d.val_images,
-            "iterations": self.optim.iterations,
-            "lr": self.optim.lr,
-            "amp": self.optim.amp,
-            "content_weight": loss.content_weight,
-            "style_weight": loss.style_weight,
-            "tv_weight": loss.tv_weight,
-            "style_layer_weights": list(loss.style_layer_weights) if loss.style_layer_weights else None,
-            "temporal_weight": loss.temporal_weight,
-            "full_finetune": self.full_finetune,
-            "finetune_lr": self.finetune_lr,
-            "time_limit": self.run.time_limit,
-            "device": self.run.device,
-            "threads": self.run.threads,
-        }
-
-
-@dataclass
-class LearnStyleResult:
-    """What a finished run produced.
-
-    ``kind`` is ``"vector"`` (a style-vector file attached to ``base``) or
-    ``"network"`` (a standalone checkpoint, after ``full_finetune``).
-    """
-
-    output: Path
-    kind: str
-    base: str
-    init_style: str
-    iterations: int
-    finetune_iterations: int
-    seconds: float
-    val_losses: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-    timed_out: bool = False
-
-
-def painting_files(painting: str | Path) -> list[Path]:
-    """The image files of a painting: the file itself, or every image in a folder (recursive, sorted).
-
-    Raises:
-        InputError: the path does not exist, or a folder holds no images.
-    """
-    from ..io.images import IMAGE_SUFFIXES
-
-    p = Path(painting)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-        if not files:
-            raise InputError(f"painting folder {str(p)!r} holds no images")
-        return files
-    raise InputError(f"painting {str(p)!r} does not exist")
-
-
-def default_base() -> str:
-    """The network a new style is learned on when ``--base`` is not given.
-
-    An installed multi-style network (the shipped gallery; ``full`` before ``lite``,
-    then by name) when there is one, else :data:`DEFAULT_SINGLE_BASE`, a single-style
-    network seen as a one-style conditional network. A multi-style base is the better
-    choice: its convolutions serve many styles, and the new style blends with all of them.
-    """
-    networks: dict[Path, str] = {}
-    for ref in style_refs().values():
-        if ref.kind == "multi" and ref.path not in networks:
-            try:
-                networks[ref.path] = load_checkpoint(ref.path).meta.preset or ""
-            except CheckpointError:
-                continue
-    if not networks:
-        return DEFAULT_SINGLE_BASE
-    order = {"full": 0, "lite": 1}
-    return str(min(networks, key=lambda p: (order.get(networks[p], 2), p.stem)))
-
-
-def _conditional(ck: Checkpoint) -> tuple[TransformNet, list[str]]:
-    """The base as a conditional network (fp32, frozen) and its style names by row."""
-    net = ck.model.float()
-    names = ck.meta.style_names
-    if not net.num_styles:
-        net = TransformNet.from_single([net])
-    return net.eval().requires_grad_(False), names
-
-
-def _view(base: TransformNet, vector: dict[str, torch.Tensor]) -> TransformNet:
-    """A single-style network computing what ``base`` computes with style row ``vector``."""
-    net = TransformNet(base.config.single())
-    state = {k: vector.get(k, v) for k, v in base.state_dict().items()}
-    net.load_state_dict(state)
-    return net
-
-
-def _mean_vector(base: TransformNet) -> dict[str, torch.Tensor]:
-    rows = [base.get_style_vector(i) for i in range(base.num_styles)]
-    return {k: torch.stack([r[k] for r in rows]).mean(dim=0) for k in rows[0]}
-
-
-def _painting_loss(
-    vgg: VGGFeatures, paintings: list[torch.Tensor], loss: LossConfig, device: torch.device
-) -> PerceptualLoss:
-    """The perceptual loss against one painting (1, 3, H, W), or the mean Gram statistics of several."""
-    fns = [
-        PerceptualLoss(
-            vgg,
-            image.to(device),
-            content_weight=loss.content_weight,
-            style_weight=loss.style_weight,
-            tv_weight=loss.tv_weight,
-            style_layer_weights=loss.style_layer_weights,
-        )
-        for image in paintings
-    ]
-    first = fns[0]
-    if len(fns) > 1:
-        # Averaged Grams: the style of the set as a whole (a folder of one artist's
-        # details). The normalisers follow from the averaged Gram, as for one image.
-        with torch.no_grad():
-            for name in first.style_layers:
-                g = torch.stack([getattr(f, f"gram_{name}") for f in fns]).mean(dim=0)
-                getattr(first, f"gram_{name}").copy_(g)
-                getattr(first, f"style_norm_{name}").copy_(g.square().mean().clamp_min(1e-12))
-            for name in first.content_layers:
-                norm = torch.stack([getattr(f, f"content_norm_{name}") for f in fns]).mean()
-                getattr(first, f"content_norm_{name}").copy_(norm)
-    return first
 
 
 class StyleLearner:
@@ -350,20 +155,17 @@ class StyleLearner:
             raise InputError(f"--base {base_arg!r} must be a .safetensors style network, not a style vector")
         self.base_name = ck.path.stem
         self.base_path = ck.path
-        self.base, self.base_styles = _conditional(ck)
+        self.base, self.base_styles = conditional_base(ck)
         self.base_preset = ck.meta.preset
         if c.name in self.base_styles:
             raise InputError(f"the base {self.base_name!r} already has a style named {c.name!r}: choose another name")
         self.fingerprint = base_fingerprint(self.base)
-        self._warn_if_base_unreachable()
+        if not c.full_finetune:  # the output is a vector file, which needs its base to load
+            warn_if_unreachable(self.base_path, c.run.output)
 
         self.photos = PhotoSet.scan(c.data.photos, c.data.val_fraction)
-        if self._vgg is None:
-            vgg = VGGFeatures(load_vgg_state(c.loss.vgg_weights))
-            self.vgg_info: dict[str, Any] = describe_vgg_source(c.loss.vgg_weights)
-        else:
-            vgg, self.vgg_info = self._vgg, {"source": "provided"}
-        self.loss_fn = _painting_loss(vgg.to(device), paintings, c.loss, device)
+        vgg, self.vgg_info = loss_network(self._vgg, c.loss.vgg_weights)
+        self.loss_fn = painting_loss(vgg.to(device), paintings, c.loss, device)
 
         if state is not None:
             if state["base_sha256"] != self.fingerprint:
@@ -371,13 +173,15 @@ class StyleLearner:
             self.init_style = str(state["init_style"])
             self.init_scores = dict(state["init_scores"])
         else:
-            self.init_style, self.init_scores = self._nearest_style()
+            photos = self.photos.val[:_INIT_PHOTOS] or self.photos.train[:_INIT_PHOTOS]
+            images = load_fixed(photos, c.data.image_size).to(device)
+            self.init_style, self.init_scores = nearest_style(self.base, self.base_styles, self.loss_fn, images)
         start_vector = (
-            _mean_vector(self.base)
+            mean_style_vector(self.base)
             if self.init_style == "(mean)"
             else self.base.get_style_vector(self.base_styles.index(self.init_style))
         )
-        self.model = _view(self.base, start_vector).to(device)
+        self.model = single_style_view(self.base, start_vector).to(device)
         if state is not None:
             self.vector_val = dict(state.get("vector_val") or {})
             self.phase = str(state["phase"])
@@ -392,75 +196,33 @@ class StyleLearner:
         self.motion = Motion()
 
     def _check_start(self) -> dict[str, Any] | None:
-        from ..io.paths import check_output
-
-        c = self.config
-        out, state_path = Path(c.run.output), c.state_path
-        if c.run.resume:
-            parts = {**RESUMABLE_PARTS, "base_sha256": str, "base_path": str, "init_style": str}
-            state = load_resume_state(
-                state_path, "learn-style state", parts | {"init_scores": dict, "phase": str, "vector_iterations": int}
+        c, state_path = self.config, self.config.state_path
+        if not c.run.resume:
+            check_fresh_start(
+                Path(c.run.output), state_path, self.files, overwrite=c.run.overwrite, what="learn-style state"
             )
-            if state.get("version") != STATE_VERSION:
-                raise InputError(f"--resume: {str(state_path)!r} is not a learn-style state of this version")
-            saved, now = state["config"], c.to_dict()
-            diffs = [f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in _RESUME_KEYS if saved.get(k) != now[k]]
-            if state.get("painting_sha256") != self._painting_sha256():
-                diffs.append(f"painting {c.loss.style_image!r} is not the one the run started with")
-            if c.base is not None and state.get("base_name") not in (c.base, Path(c.base).stem):
-                diffs.append(f"base {state.get('base_name')!r} -> {c.base!r}")
-            if diffs:
-                raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
-            # Resume on the base the run started on, even if another network is installed since.
-            self._resume_base = str(state["base_path"])
-            return dict(state)
-        check_output(out, self.files, overwrite=c.run.overwrite)
-        if Path(c.run.output).suffix != ".safetensors":
-            raise OutputError(f"output {c.run.output!r} must end in .safetensors")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create {str(out.parent)!r}: {exc.strerror or exc}") from None
-        if state_path.exists() and not c.run.overwrite:
-            raise OutputError(f"state {str(state_path)!r} exists: pass --resume to continue it or --overwrite")
-        return None
+            return None
+        parts = {**RESUMABLE_PARTS, "base_sha256": str, "base_path": str, "init_style": str}
+        state = load_resume_state(
+            state_path, "learn-style state", parts | {"init_scores": dict, "phase": str, "vector_iterations": int}
+        )
+        if state.get("version") != STATE_VERSION:
+            raise InputError(f"--resume: {str(state_path)!r} is not a learn-style state of this version")
+        diffs = setting_diffs(state["config"], c.to_dict(), RESUME_KEYS)
+        if state.get("painting_sha256") != self._painting_sha256():
+            diffs.append(f"painting {c.loss.style_image!r} is not the one the run started with")
+        if c.base is not None and state.get("base_name") not in (c.base, Path(c.base).stem):
+            diffs.append(f"base {state.get('base_name')!r} -> {c.base!r}")
+        if diffs:
+            raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
+        # Resume on the base the run started on, even if another network is installed since.
+        self._resume_base = str(state["base_path"])
+        return dict(state)
 
     def _painting_sha256(self) -> str:
-        # By content, not path: --resume must refuse a painting replaced under the same name.
         if self._painting_hash is None:
-            h = hashlib.sha256()
-            for f in self.files:
-                h.update(file_sha256(f).encode())
-            self._painting_hash = h.hexdigest()
+            self._painting_hash = painting_sha256(self.files)
         return self._painting_hash
-
-    def _warn_if_base_unreachable(self) -> None:
-        # A vector file names its base by stem, found beside the vector or in the styles folders.
-        out_dir = Path(self.config.run.output).resolve().parent
-        dirs = [out_dir, *(d.resolve() for d in search_dirs())]
-        if not any((d / self.base_path.name).is_file() for d in dirs) and not self.config.full_finetune:
-            log.warning(
-                "the base network %s is neither beside %s nor in a styles folder: copy it there to load the style",
-                self.base_path,
-                self.config.run.output,
-            )
-
-    def _nearest_style(self) -> tuple[str, dict[str, float]]:
-        """The base style (or the mean of all) whose output is nearest the painting in style loss."""
-        photos = self.photos.val[:_INIT_PHOTOS] or self.photos.train[:_INIT_PHOTOS]
-        images = load_fixed(photos, self.config.data.image_size).to(self.device)
-        candidates: dict[str, dict[str, torch.Tensor]] = {
-            name: self.base.get_style_vector(i) for i, name in enumerate(self.base_styles)
-        }
-        if self.base.num_styles > 1:
-            candidates["(mean)"] = _mean_vector(self.base)
-        scores: dict[str, float] = {}
-        for name, vector in candidates.items():
-            net = _view(self.base, vector).to(self.device).eval()
-            scores[name] = validation_losses(net, self.loss_fn, images)["style"]
-        best = min(scores, key=lambda k: scores[k])
-        log.info("starting from %s (style loss %.3g)", best, scores[best])
-        return best, scores
 
     def _build_phase(self, state: dict[str, Any] | None) -> None:
         """Freeze what this phase does not train; a fresh optimizer over what it does."""
@@ -482,17 +244,17 @@ class StyleLearner:
         self.train_step = TrainStep(
             self.model, self.loss_fn, self.optimizer, scaler, self.amp_dtype, temporal_weight=c.loss.temporal_weight
         )
-        batch = c.data.batch_size
         total = c.optim.iterations if self.phase == "vector" else c.full_finetune
         # The data order is a pure function of (seed, position): a resumed run sees the
         # same crops. The whole-network phase continues after the vector phase's crops.
         offset = 0 if self.phase == "vector" else self.vector_iterations
         self.total = total
-        self.loader = torch.utils.data.DataLoader(
-            PositionDataset(self.photos.train, c.data.image_size, c.data.seed),
-            batch_size=batch,
-            sampler=range((offset + self.done) * batch, (offset + total) * batch),  # type: ignore[arg-type]
-            num_workers=0,
+        self.loader = position_loader(
+            self.photos.train,
+            c.data.image_size,
+            c.data.seed,
+            c.data.batch_size,
+            range(offset + self.done, offset + total),
         )
 
     # ------------------------------------------------------------------- loop
@@ -649,29 +411,22 @@ class StyleLearner:
             metrics |= {f"vector_val_{k}": v for k, v in self.vector_val.items()}
         credit = c.credit
         model = self.model.eval().float().cpu()
+        info = StyleInfo(
+            name=c.name,
+            title=credit.title,
+            artist=credit.artist,
+            year=credit.year,
+            credit=credit.credit,
+            training=training,
+            metrics=metrics,
+        )
         if finetuned:
-            meta = CheckpointMeta(
-                name=c.name,
-                arch=model.config,
-                preset=self.base_preset,
-                title=credit.title,
-                artist=credit.artist,
-                year=credit.year,
-                credit=credit.credit,
-                training=training | {"init_from": {"name": self.base_name, "style": "learned vector"}},
-                metrics=metrics,
+            init_from = {"init_from": {"name": self.base_name, "style": "learned vector"}}
+            meta = CheckpointMeta.from_style(
+                info, arch=model.config, preset=self.base_preset, training=training | init_from
             )
             path = save_checkpoint(c.run.output, model, meta)
         else:
-            info = StyleInfo(
-                name=c.name,
-                title=credit.title,
-                artist=credit.artist,
-                year=credit.year,
-                credit=credit.credit,
-                training=training,
-                metrics=metrics,
-            )
             path = save_style_vector(c.run.output, TransformNet.from_single([model]), 0, info, base=self.base_name)
         return LearnStyleResult(
             output=path,

@@ -24,17 +24,19 @@ loss settings it was trained with and its validation losses; per-style distillat
 error on the held-out photos (and, with a VGG and the paintings, the perceptual
 losses next to the teacher's: :func:`compare_with_teachers`) go into each style's
 metrics.
+
+This module holds the loop (:class:`MultiStyleDistiller`) and its loss; the settings
+are in :mod:`.multistyle_config` and the teacher comparison in
+:mod:`.multistyle_report` (both re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +44,22 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import resolve_device, set_cpu_threads
-from ..errors import InputError, OutputError, StylizeError
+from ..errors import InputError, StylizeError
 from ..files import atomic_output, file_sha256
 from ..models.checkpoint import Checkpoint, CheckpointMeta, StyleInfo, load_checkpoint, save_checkpoint
 from ..models.transform_net import TransformNet
-from .config import STATE_SUFFIX
-from .data import PhotoSet, PositionDataset, load_fixed
-from .evaluate import FixedStyle
+from .data import PhotoSet, load_fixed, position_loader
+from .evaluate import FixedStyle, recorded_loss
 from .losses import PerceptualLoss
-from .state import RESUMABLE_PARTS, load_resume_state
-from .step import amp_dtype
+from .multistyle_config import RESUME_KEYS, STATE_VERSION, DistillConfig, DistillResult
+from .multistyle_report import StyleComparison, compare_with_teachers, comparison_markdown, record_comparison
+from .state import RESUMABLE_PARTS, check_fresh_start, load_resume_state, setting_diffs
+from .step import amp_dtype, autocast_for
 from .temporal import Motion, make_pair, motion_generator, temporal_loss, validation_temporal
 
 __all__ = [
+    "RESUME_KEYS",
+    "STATE_VERSION",
     "DistillConfig",
     "DistillResult",
     "MultiStyleDistiller",
@@ -67,22 +72,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-STATE_VERSION = 1
-
-#: Settings a ``resume`` must share with the saved run (anything else may change, e.g. the time limit).
-#: ``lr`` is not among them: a resume may continue at a lower rate (the saved optimizer's rate is replaced).
-RESUME_KEYS = (
-    "image_size",
-    "batch_size",
-    "blur_weight",
-    "temporal_weight",
-    "distill_weight",
-    "perceptual_weight",
-    "init",
-    "seed",
-    "val_fraction",
-)
 
 #: Teacher training settings each style keeps in its metadata: what ``evaluate-style``
 #: needs to score the style exactly as its teacher was scored.
@@ -98,112 +87,6 @@ _TEACHER_KEYS = (
     "temporal_weight",
     "vgg",
 )
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Settings of a distillation run (validated on construction).
-
-    Attributes:
-        teachers: single-style checkpoints (names or paths), same architecture; their
-            order is the order of the styles.
-        output: the multi-style ``.safetensors`` to write.
-        photos: photo folder or ``.tar`` (its fixed held-out split is used for validation).
-        image_size: training crop size.
-        batch_size: crops per step (styles mix within a batch).
-        iterations: steps to run at most (``time_limit`` usually ends the run first).
-        lr: Adam learning rate.
-        blur_weight: weight of the L1 term on 4x average-pooled images.
-        temporal_weight: weight of the temporal loss on the student (0: off).
-        distill_weight: weight of the distillation loss.
-        perceptual_weight: weight of each style's own perceptual loss (content + style
-            + TV against its painting, with the teacher's recorded loss weights; 0: off,
-            no VGG pass). Pixel losses average the teachers' textures away (a student
-            trained on L1 alone scored 1.6-2.1x its teachers' style loss), this puts
-            them back; it needs ``style_images`` and costs a VGG pass per crop.
-        style_images: folder holding the paintings the teachers recorded.
-        vgg_weights: VGG16 weights file for the perceptual loss.
-        init: a multi-style checkpoint holding the teachers' styles (same names, same
-            order) to start from instead of :meth:`TransformNet.from_single`: a second
-            phase (e.g. with the perceptual loss) after a cheap pixel-only one.
-        amp: autocast precision of the forward passes (``auto``, ``off``, ``bf16``, ``fp16``).
-        seed: data order and motions.
-        time_limit: seconds of training after which the run finishes as usual.
-        checkpoint_every: steps between saves of the resumable state.
-    """
-
-    teachers: tuple[str, ...]
-    output: str
-    photos: str
-    image_size: int = 128
-    batch_size: int = 8
-    iterations: int = 100_000
-    lr: float = 1e-3
-    blur_weight: float = 1.0
-    temporal_weight: float = 0.0
-    distill_weight: float = 1.0
-    perceptual_weight: float = 0.0
-    style_images: str | None = None
-    vgg_weights: str | None = None
-    init: str | None = None
-    amp: str = "auto"
-    seed: int = 0
-    val_fraction: float = 0.05
-    val_images: int = 64
-    time_limit: float | None = None
-    checkpoint_every: int = 100
-    device: str = "auto"
-    threads: int | None = None
-    resume: bool = False
-    overwrite: bool = False
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
-        if len(self.teachers) < 1:
-            raise StylizeError("distill-styles needs at least one teacher network")
-        for key in ("image_size", "batch_size", "iterations", "val_images", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise StylizeError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
-        if self.image_size < 16:
-            raise StylizeError(f"--image-size must be >= 16, got {self.image_size}")
-        if self.amp not in ("auto", "off", "bf16", "fp16"):
-            raise StylizeError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
-        if self.perceptual_weight > 0 and not self.style_images:
-            raise StylizeError("the perceptual loss needs --style-images (the folder holding the paintings)")
-        for key in ("lr", "blur_weight", "temporal_weight", "distill_weight", "perceptual_weight"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or value < 0 or (key == "lr" and value == 0):
-                raise StylizeError(f"--{key.replace('_', '-')} must be a finite number >= 0, got {value}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise StylizeError(f"--time-limit must be > 0, got {self.time_limit}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise StylizeError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
-        if not str(self.output).endswith(".safetensors"):
-            raise OutputError(f"output {self.output!r} must end in .safetensors")
-
-    @property
-    def state_path(self) -> Path:
-        """The resumable state beside the output."""
-        return Path(self.output).with_name(Path(self.output).name + STATE_SUFFIX)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat settings for the state file and the checkpoint's ``training`` metadata."""
-        d = dataclasses.asdict(self)
-        d["teachers"] = list(self.teachers)
-        return d
-
-
-@dataclass
-class DistillResult:
-    """What a run produced: the checkpoint, its steps and per-style validation error."""
-
-    path: Path
-    iterations: int
-    history: list[dict[str, float]]
-    val_distill: dict[str, float]
-    images_per_s: float
-    timed_out: bool = False
 
 
 def style_assignment(position: int, batch: int, num_styles: int) -> torch.Tensor:
@@ -302,11 +185,7 @@ class MultiStyleDistiller:
         self.student = self._initial_student(ckpts).to(self.device).float().train()
         self.student.requires_grad_(True)
         self.amp_dtype = amp_dtype(c.amp, self.device)
-        self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = (
-            contextlib.nullcontext
-            if self.amp_dtype is None
-            else (lambda: torch.autocast(self.device.type, dtype=self.amp_dtype))
-        )
+        self.autocast = autocast_for(self.amp_dtype, self.device.type)
         self.losses = self._perceptual_losses(ckpts) if c.perceptual_weight > 0 else []
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=c.lr)
         if state is not None:
@@ -322,11 +201,8 @@ class MultiStyleDistiller:
         self.photos = PhotoSet.scan(c.photos, c.val_fraction)
         if not self.photos.train:
             raise InputError(f"{c.photos!r} has no training photos")
-        self.loader = torch.utils.data.DataLoader(
-            PositionDataset(self.photos.train, c.image_size, c.seed),
-            batch_size=c.batch_size,
-            sampler=range(self.start * c.batch_size, c.iterations * c.batch_size),  # type: ignore[arg-type]
-            num_workers=0,
+        self.loader = position_loader(
+            self.photos.train, c.image_size, c.seed, c.batch_size, range(self.start, c.iterations)
         )
         self.motion = Motion()
 
@@ -346,8 +222,6 @@ class MultiStyleDistiller:
     def _perceptual_losses(self, ckpts: list[Checkpoint]) -> list[PerceptualLoss]:
         """Each style's loss against its own painting, with its teacher's recorded weights."""
         from ..models.vgg import VGGFeatures, load_vgg_state
-        from .data import load_style_image
-        from .losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
 
         c = self.config
         assert c.style_images is not None  # checked by DistillConfig
@@ -355,57 +229,33 @@ class MultiStyleDistiller:
         vgg = vgg.to(self.device)
         losses = []
         for ck in ckpts:
-            t = ck.meta.training
-            recorded = t.get("style_image")
+            recorded = ck.meta.training.get("style_image")
             path = Path(c.style_images) / str(recorded) if recorded else None
             if path is None or not path.is_file():
                 raise InputError(
                     f"teacher {ck.meta.name!r} was trained on {recorded or 'an unrecorded painting'!r}, "
                     f"not found in --style-images {c.style_images!r}"
                 )
-            losses.append(
-                PerceptualLoss(
-                    vgg,  # type: ignore[arg-type]
-                    load_style_image(path, t.get("style_size", 512)).to(self.device),
-                    content_weight=float(t.get("content_weight", DEFAULT_CONTENT_WEIGHT)),
-                    style_weight=float(t.get("style_weight", DEFAULT_STYLE_WEIGHT)),
-                    tv_weight=float(t.get("tv_weight", DEFAULT_TV_WEIGHT)),
-                    style_layer_weights=t.get("style_layer_weights"),
-                )
-            )
+            losses.append(recorded_loss(vgg, path, ck.meta.training, self.device))  # type: ignore[arg-type]
         return losses
 
     def _check_start(self) -> dict[str, Any] | None:
-        from ..io.paths import check_output
-
-        c, out, state_path = self.config, Path(self.config.output), self.config.state_path
-        if c.resume:
-            state = load_resume_state(state_path, "distillation state", {**RESUMABLE_PARTS, "teacher_sha256": list})
-            if state.get("version") != STATE_VERSION:
-                raise InputError(f"--resume: {str(state_path)!r} is not a distillation state")
-            saved = state["config"]
-            # States written before a setting existed lack its key: read those as its default.
-            defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
-            diffs = [
-                f"{k} {saved.get(k, defaults[k])!r} -> {getattr(c, k)!r}"
-                for k in RESUME_KEYS
-                if saved.get(k, defaults[k]) != getattr(c, k)
-            ]
-            if state["teacher_sha256"] != self.teacher_sha:
-                diffs.append("the teachers are not the networks the run started with")
-            if diffs:
-                raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
-            return dict(state)
-        check_output(out, [Path(ck.path) for ck in self.teacher_ckpts if ck.path], overwrite=c.overwrite)
-        if state_path.exists() and not c.overwrite:
-            raise OutputError(
-                f"distillation state {str(state_path)!r} exists: pass --resume to continue it or --overwrite to start over"
-            )
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create {str(out.parent)!r}: {exc.strerror or exc}") from None
-        return None
+        c, state_path = self.config, self.config.state_path
+        if not c.resume:
+            inputs = [Path(ck.path) for ck in self.teacher_ckpts if ck.path]
+            check_fresh_start(Path(c.output), state_path, inputs, overwrite=c.overwrite, what="distillation state")
+            return None
+        state = load_resume_state(state_path, "distillation state", {**RESUMABLE_PARTS, "teacher_sha256": list})
+        if state.get("version") != STATE_VERSION:
+            raise InputError(f"--resume: {str(state_path)!r} is not a distillation state")
+        # States written before a setting existed lack its key: read those as its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+        diffs = setting_diffs(state["config"], c.to_dict(), RESUME_KEYS, defaults)
+        if state["teacher_sha256"] != self.teacher_sha:
+            diffs.append("the teachers are not the networks the run started with")
+        if diffs:
+            raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
+        return dict(state)
 
     # ------------------------------------------------------------------- loop
     KEYS = ("total", "distill", "temporal", "content", "style")
@@ -581,6 +431,8 @@ class MultiStyleDistiller:
 
 
 def _style_info(ck: Checkpoint, sha: str, metrics: dict[str, float]) -> StyleInfo:
+    """A teacher as one style of the student: its name and credits, the training settings
+    ``evaluate-style`` needs, where it came from, and the student's ``metrics`` for it."""
     m = ck.meta
     training = {k: m.training[k] for k in _TEACHER_KEYS if k in m.training}
     training["distilled_from"] = {
@@ -590,114 +442,4 @@ def _style_info(ck: Checkpoint, sha: str, metrics: dict[str, float]) -> StyleInf
         "iterations": m.training.get("total_iterations", m.training.get("iterations_done")),
         "metrics": dict(m.metrics),
     }
-    return StyleInfo(
-        name=m.name,
-        title=m.title,
-        artist=m.artist,
-        year=m.year,
-        credit=m.credit,
-        training=training,
-        metrics=dict(metrics),
-    )
-
-
-# ------------------------------------------------------------- comparison
-@dataclass
-class StyleComparison:
-    """Validation losses of one style: its teacher vs the multi-style network."""
-
-    style: str
-    teacher: dict[str, float]
-    student: dict[str, float]
-    ratios: dict[str, float] = field(default_factory=dict)
-
-    def within(self, tolerance: float = 0.10, keys: Sequence[str] = ("content", "style")) -> bool:
-        """True when every ``keys`` loss is at most ``1 + tolerance`` times the teacher's."""
-        return all(self.ratios[k] <= 1.0 + tolerance for k in keys)
-
-
-def compare_with_teachers(
-    network: str | Path,
-    teachers: Sequence[str | Path],
-    data: str | Path,
-    style_images: str | Path,
-    *,
-    vgg: torch.nn.Module | None = None,
-    vgg_weights: str | Path | None = None,
-    max_images: int = 64,
-    device: str = "auto",
-) -> list[StyleComparison]:
-    """Score every style of a multi-style ``network`` and its teacher the same way.
-
-    Both go through :func:`~.evaluate.evaluate_checkpoint` with one loss network, the
-    painting found in ``style_images`` and the teacher's recorded loss settings, so
-    the ratios compare like with like. Teachers are matched to styles by name.
-
-    Raises:
-        InputError: a teacher whose name the network does not hold.
-    """
-    from ..models.vgg import VGGFeatures, load_vgg_state
-    from .evaluate import evaluate_checkpoint
-
-    net = load_checkpoint(network)
-    names = net.style_names
-    loss_net = vgg if vgg is not None else VGGFeatures(load_vgg_state(vgg_weights))
-    rows = []
-    for t in teachers:
-        ev_t = evaluate_checkpoint(
-            t, data, style_image=style_images, image_size=None, max_images=max_images, device=device, vgg=loss_net
-        )
-        name = load_checkpoint(t).meta.name
-        if name not in names:
-            raise InputError(f"{str(network)!r} holds no style named {name!r} (it holds {', '.join(names)})")
-        ev_s = evaluate_checkpoint(
-            network,
-            data,
-            style_image=style_images,
-            image_size=ev_t.image_size,
-            max_images=max_images,
-            device=device,
-            vgg=loss_net,
-            style=name,
-        )
-        ratios = {k: ev_s.losses[k] / ev_t.losses[k] if ev_t.losses[k] else float("nan") for k in ev_t.losses}
-        rows.append(StyleComparison(name, ev_t.losses, ev_s.losses, ratios))
-    return rows
-
-
-def record_comparison(network: str | Path, rows: Sequence[StyleComparison]) -> Path:
-    """Store each style's validation losses (and its teacher's, and the ratios) in the network's metadata.
-
-    The file is rewritten atomically with the same weights (fp16, as saved).
-    """
-    ck = load_checkpoint(network)
-    by_name = {r.style: r for r in rows}
-    styles = []
-    for info in ck.meta.styles:
-        r = by_name.get(info.name)
-        if r is not None:
-            metrics = dict(info.metrics)
-            metrics.update({f"val_{k}": v for k, v in r.student.items()})
-            metrics.update({f"teacher_val_{k}": v for k, v in r.teacher.items()})
-            metrics.update({f"ratio_val_{k}": v for k, v in r.ratios.items()})
-            info = dataclasses.replace(info, metrics=metrics)
-        styles.append(info)
-    assert ck.path is not None  # loaded from a file
-    return save_checkpoint(ck.path, ck.model, dataclasses.replace(ck.meta, styles=styles))
-
-
-def comparison_markdown(rows: Sequence[StyleComparison], tolerance: float = 0.10) -> str:
-    """The per-style table: teacher vs multi-style val content, style, temporal and their ratios."""
-    lines = [
-        "| style | teacher content | multi content | ratio | teacher style | multi style | ratio "
-        "| teacher temporal x10^3 | multi temporal x10^3 | within 10% |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        t, s, q = r.teacher, r.student, r.ratios
-        lines.append(
-            f"| `{r.style}` | {t['content']:.3f} | {s['content']:.3f} | {q['content']:.3f} "
-            f"| {t['style']:.3f} | {s['style']:.3f} | {q['style']:.3f} "
-            f"| {t['temporal'] * 1e3:.2f} | {s['temporal'] * 1e3:.2f} | {'yes' if r.within(tolerance) else 'no'} |"
-        )
-    return "\n".join(lines) + "\n"
+    return dataclasses.replace(StyleInfo.from_meta(m), training=training, metrics=dict(metrics))

@@ -4,12 +4,16 @@ The state file (``OUTPUT.train-state.pt``) holds the model, the optimizer (and A
 scaler), the iteration count, the loss history and the run's flat settings. A
 ``resume`` continues only the same run: the settings in :data:`RESUME_KEYS` and the
 painting (by content) must match.
+
+The checks every resumable command shares (:func:`load_resume_state`,
+:func:`setting_diffs`, :func:`check_fresh_start`) live here too: ``learn-style`` and
+``distill-styles`` save states of their own but start and resume by the same rules.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,17 @@ from ..files import atomic_output, file_sha256
 from ..models.checkpoint import resolve_checkpoint
 from .config import STATE_SUFFIX, TrainConfig
 
-__all__ = ["RESUME_KEYS", "STATE_SUFFIX", "STATE_VERSION", "check_start", "save_state"]
+__all__ = [
+    "RESUMABLE_PARTS",
+    "RESUME_KEYS",
+    "STATE_SUFFIX",
+    "STATE_VERSION",
+    "check_fresh_start",
+    "check_start",
+    "load_resume_state",
+    "save_state",
+    "setting_diffs",
+]
 
 STATE_VERSION = 1
 
@@ -121,6 +135,54 @@ def load_resume_state(path: Path, what: str, parts: Mapping[str, type] = RESUMAB
     return state
 
 
+def setting_diffs(
+    saved: Mapping[str, Any],
+    now: Mapping[str, Any],
+    keys: Iterable[str],
+    defaults: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """``key saved -> now`` for each of ``keys`` whose value differs from the saved run's.
+
+    A key the saved settings lack (a state written before the setting existed) reads
+    as its value in ``defaults`` (None without one).
+    """
+    defaults = defaults or {}
+    out = []
+    for key in keys:
+        before = saved.get(key, defaults.get(key))
+        if before != now[key]:
+            out.append(f"{key} {before!r} -> {now[key]!r}")
+    return out
+
+
+def check_fresh_start(output: Path, state_path: Path, inputs: Sequence[Path], *, overwrite: bool, what: str) -> None:
+    """Checks before a run that does not resume: the output may be written, its folder exists.
+
+    Args:
+        output: the file the run will write.
+        state_path: its resumable state; one left by an earlier run is not replaced silently.
+        inputs: files the output must not overwrite.
+        overwrite: replace an existing output and state.
+        what: how the message names the state (``training state``...).
+
+    Raises:
+        OutputError: the output (or a stale state) exists without ``overwrite``, an
+            input would be overwritten, or the folder cannot be created.
+    """
+    from ..io.paths import check_output
+
+    check_output(output, list(inputs), overwrite=overwrite)
+    try:
+        # Now, not at the first save: a missing folder must not cost the work done by then.
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {str(output.parent)!r}: {exc.strerror or exc}") from None
+    if state_path.exists() and not overwrite:
+        raise OutputError(
+            f"{what} {str(state_path)!r} exists: pass --resume to continue it or --overwrite to start over"
+        )
+
+
 def check_start(config: TrainConfig) -> dict[str, Any] | None:
     """Validate outputs for a fresh run (returns None), or load and check the state of a resumed one.
 
@@ -129,8 +191,6 @@ def check_start(config: TrainConfig) -> dict[str, Any] | None:
             unreadable or foreign state, or settings that differ from the saved run.
         OutputError: the output (or a stale state) exists without ``overwrite``.
     """
-    from ..io.paths import check_output
-
     out, state_path = Path(config.run.output), config.state_path
     style_image, init = config.loss.style_image, config.model.init
     if not Path(style_image).is_file():
@@ -144,28 +204,14 @@ def check_start(config: TrainConfig) -> dict[str, Any] | None:
         state = load_resume_state(state_path, "training state")
         if state.get("version") != STATE_VERSION:
             raise InputError(f"--resume: {str(state_path)!r} has state version {state.get('version')!r}")
-        saved = state["config"]
         # States written before a setting existed lack its key: read those as its default.
-        defaults = TrainConfig.defaults()
-        diffs = [
-            f"{k} {saved.get(k, defaults[k])!r} -> {config.option(k)!r}"
-            for k in RESUME_KEYS
-            if saved.get(k, defaults[k]) != config.option(k)
-        ]
+        now = {k: config.option(k) for k in RESUME_KEYS}
+        diffs = setting_diffs(state["config"], now, RESUME_KEYS, TrainConfig.defaults())
         saved_painting = state.get("style_sha256")
         if saved_painting is not None and saved_painting != _file_sha256(style_image):
             diffs.append(f"style image {style_image!r} is not the painting the run started with")
         if diffs:
             raise InputError(f"--resume: settings differ from the saved run: {'; '.join(diffs)}")
         return dict(state)
-    check_output(out, [Path(style_image)], overwrite=config.run.overwrite)
-    try:
-        # Now, not at the first save: a missing folder must not cost the work done by then.
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {str(out.parent)!r}: {exc.strerror or exc}") from None
-    if state_path.exists() and not config.run.overwrite:
-        raise OutputError(
-            f"training state {str(state_path)!r} exists: pass --resume to continue it or --overwrite to start over"
-        )
+    check_fresh_start(out, state_path, [Path(style_image)], overwrite=config.run.overwrite, what="training state")
     return None

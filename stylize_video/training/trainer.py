@@ -24,13 +24,13 @@ from ..files import atomic_output
 from ..interrupts import install_handler, restore
 from ..models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ..models.transform_net import PRESETS, NetConfig, TransformNet
-from ..models.vgg import VGGFeatures, describe_vgg_source, load_vgg_state
+from ..models.vgg import VGGFeatures
 from .config import TrainConfig, TrainResult
-from .data import PhotoSet, PositionDataset, load_fixed, load_style_image
+from .data import PhotoSet, load_fixed, load_style_image, position_loader
 from .evaluate import validation_losses
 from .losses import PerceptualLoss
 from .state import _file_sha256, check_start, save_state
-from .step import TrainStep, amp_dtype
+from .step import TrainStep, amp_dtype, loss_network, perceptual_loss
 from .temporal import Motion, make_pair, motion_generator, validation_temporal
 
 __all__ = ["Trainer"]
@@ -172,15 +172,14 @@ class Trainer:
 
         self.sample_images = load_fixed(photos.val[:4], min(c.data.image_size, 256)).to(device)
         workers = c.data.workers if c.data.workers is not None else (min(8, os.cpu_count() or 1) if on_cuda else 0)
-        batch = c.data.batch_size
-        self.loader = torch.utils.data.DataLoader(
-            PositionDataset(photos.train, c.data.image_size, c.data.seed),
-            batch_size=batch,
-            # The sampler *is* the data order: positions start*B .. iterations*B.
-            sampler=range(self.start * batch, c.optim.iterations * batch),  # type: ignore[arg-type]
-            num_workers=workers,
+        self.loader = position_loader(
+            photos.train,
+            c.data.image_size,
+            c.data.seed,
+            c.data.batch_size,
+            range(self.start, c.optim.iterations),
+            workers=workers,
             pin_memory=on_cuda,
-            prefetch_factor=4 if workers else None,
         )
         self.train_step = TrainStep(
             self.model,
@@ -197,21 +196,9 @@ class Trainer:
 
     def _build_loss(self) -> PerceptualLoss:
         loss = self.config.loss
-        if self._vgg is None:
-            vgg = VGGFeatures(load_vgg_state(loss.vgg_weights))
-            self.vgg_info: dict[str, Any] = describe_vgg_source(loss.vgg_weights)
-        else:
-            vgg, self.vgg_info = self._vgg, {"source": "provided"}
+        vgg, self.vgg_info = loss_network(self._vgg, loss.vgg_weights)
         vgg = vgg.to(self.device).to(memory_format=self.memory_format)
-        style = load_style_image(loss.style_image, loss.style_size).to(self.device)
-        return PerceptualLoss(
-            vgg,
-            style,
-            content_weight=loss.content_weight,
-            style_weight=loss.style_weight,
-            tv_weight=loss.tv_weight,
-            style_layer_weights=loss.style_layer_weights,
-        )
+        return perceptual_loss(vgg, load_style_image(loss.style_image, loss.style_size).to(self.device), loss)
 
     def _build_model(self, state: dict[str, Any] | None) -> tuple[TransformNet, dict[str, Any] | None]:
         c = self.config
