@@ -1,4 +1,4 @@
-"""``stylize-video batch``: convert a folder (or glob) of videos with one style, locally or on Ray."""
+"""``stylize-video batch``: convert a folder (or glob) of videos with one style or blend, locally or on Ray."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
             "  stylize-video batch footage/ -o styled/ -s starry-night\n"
             "  stylize-video batch 'footage/**/*.mov' -o styled/ -s great-wave --workers 2\n"
             "  stylize-video batch footage/ -o styled/ -s great-wave --segment-seconds 60\n"
+            "  stylize-video batch footage/ -o styled/ -s 'starry-night=0.7+great-wave=0.3'   # a blend\n"
+            "  stylize-video batch takes/ -o cutouts/ -s candy --region person --alpha   # .webm with alpha\n"
             "  stylize-video batch footage/ -o /shared/styled -s great-wave --ray=auto   # a running cluster\n"
             "exit status: 0 when no file failed, 1 otherwise (the report lists each failure and why)\n"
             "stopping: Ctrl-C or SIGTERM starts no further file and drops those in progress; every finished\n"
@@ -66,20 +68,21 @@ def register(sub: Any) -> None:
         help="with --smooth: frames before each piece that warm the smoother up (not written; default 8, "
         "0 restarts smoothing at every join)",
     )
-    p.add_argument("--ext", default=".mp4", help="output container (default: .mp4)")
+    p.add_argument(
+        "--ext", default=None, help="output container (default: .mp4; with --alpha .webm, or .mov for ProRes 4444)"
+    )
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     add_video_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(p)
-    add_region_options(p, alpha=False)
+    add_region_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import StylizeError
     from ..io.specs import EncoderOptions
-    from ..models.checkpoint import load_checkpoint
-    from ..runtime.batch import BatchInterrupted, BatchRunner, BatchSettings, executor_factory, plan_jobs
+    from ..runtime.batch import BatchInterrupted, BatchRunner, BatchSettings, BatchStyle, executor_factory, plan_jobs
     from .common import default_style
 
     if args.compile:
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         smooth=args.smooth,
         smooth_strength=args.smooth_strength,
         encoder=EncoderOptions.from_cli(args.codec, args.crf, args.bitrate, args.preset),
-        extension=args.ext,
+        extension=args.ext or (".webm" if args.alpha else ".mp4"),
         device=args.device,
         threads=args.threads,
         backend=args.backend,
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         person_style=args.person_style,
         person_strength=args.person_strength,
         person_model=args.person_model,
+        alpha=args.alpha,
     )
     # Style, device, precision and inputs are checked before any worker starts: a typo
     # costs no start-up, and a worker that cannot start would only say "worker died".
@@ -111,9 +115,10 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.stylizer import pick_dtype
 
     pick_dtype(resolve_device(settings.device), settings.precision)
-    checkpoint = load_checkpoint(settings.style)
+    # A spec as `run -s` takes it: one style or a blend, loaded once here and shipped to the workers.
+    checkpoint = BatchStyle.load(settings.style)
     if settings.person_style is not None:
-        load_checkpoint(settings.person_style)
+        BatchStyle.load(settings.person_style)
     if settings.region != "all" or settings.person_style is not None:
         from ..person import find_model
 

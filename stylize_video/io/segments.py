@@ -45,6 +45,10 @@ def join_segments(
                 template = first.streams.video[0]
                 extradata = template.codec_context.extradata
                 vout = out.add_stream_from_template(template)
+                # WebM's VP9 alpha rides in each packet's side data (copied with it), but
+                # players show it only when the track says so (Matroska's AlphaMode).
+                if template.metadata.get("alpha_mode") == "1":
+                    vout.metadata["alpha_mode"] = "1"
             audio = AudioCopier(out, audio_from) if audio_from is not None else None
             if audio is not None and not len(audio):
                 audio.close()

@@ -1,4 +1,4 @@
-"""Batch conversion: many video files, one style, on a local process pool or a Ray cluster.
+"""Batch conversion: many video files, one style (or blend), on a local process pool or a Ray cluster.
 
 Planning (which files, which outputs, which segments) and reporting happen in the
 calling process; workers only turn a :class:`Task` into a :class:`TaskResult`.
@@ -26,7 +26,8 @@ calling process; workers only turn a :class:`Task` into a :class:`TaskResult`.
   die with the batch process even when it is killed (:mod:`.stopping`), and a run
   removes the partial files that killed writers left behind.
 
-One concern per module: :mod:`.plan` (settings, files, tasks), :mod:`.worker`
+One concern per module: :mod:`.plan` (settings, files, tasks), :mod:`.style` (the
+style or blend, loaded once and shipped to workers), :mod:`.worker`
 (converting one task), :mod:`.executors` (where tasks run), :mod:`.manifest`
 (the record and the report) and :mod:`.runner` (the batch itself). Segments are
 joined by :func:`stylize_video.io.segments.join_segments`.
@@ -59,6 +60,7 @@ from .plan import (
 )
 from .runner import BatchInterrupted, BatchRunner
 from .stopping import StopRequest
+from .style import BatchStyle
 from .worker import BatchWorker
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "BatchReport",
     "BatchRunner",
     "BatchSettings",
+    "BatchStyle",
     "BatchWorker",
     "Executor",
     "FileJob",

@@ -33,6 +33,7 @@ from .stopping import (
     children_ignore_sigint,
     set_parent_death_signal,
 )
+from .style import BatchStyle
 from .worker import BatchWorker
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class InProcessExecutor:
 
     workers = 1
 
-    def __init__(self, checkpoint: Checkpoint, settings: BatchSettings) -> None:
+    def __init__(self, checkpoint: Checkpoint | BatchStyle, settings: BatchSettings) -> None:
         self._worker = BatchWorker(checkpoint, settings)
 
     def run(self, tasks: Sequence[Task], stop: StopRequest | None = None) -> Iterator[TaskResult]:
@@ -113,7 +114,7 @@ _POOL_STOP: Any = None  # the pool's shared stop event
 
 
 def _pool_init(
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | BatchStyle,
     settings: BatchSettings,
     devices: Any,
     worker_cls: type[BatchWorker],
@@ -181,7 +182,7 @@ class LocalPoolExecutor:
     one that does not within :data:`STOP_GRACE_S` (or on a second request) is killed.
 
     Args:
-        checkpoint: the style.
+        checkpoint: the style, or a blend as a :class:`BatchStyle`.
         settings: conversion settings.
         workers: processes.
         retries: extra tries for a task whose pool broke.
@@ -190,7 +191,7 @@ class LocalPoolExecutor:
 
     def __init__(
         self,
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | BatchStyle,
         settings: BatchSettings,
         workers: int,
         retries: int = 2,
@@ -349,7 +350,7 @@ class RayExecutor:
     that the task is reported failed with Ray's error and the batch goes on.
 
     Args:
-        checkpoint: the style (put into Ray's object store once, so nodes need no copy of the file).
+        checkpoint: the style or blend (put into Ray's object store once, so nodes need no copy of the files).
         settings: conversion settings.
         address: cluster to join (None: the one ``ray.init`` already joined, else a local one).
         workers: actors (None: GPUs in the cluster, else CPUs / threads per worker).
@@ -359,7 +360,7 @@ class RayExecutor:
 
     def __init__(
         self,
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | BatchStyle,
         settings: BatchSettings,
         *,
         address: str | None = None,
@@ -444,7 +445,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def executor_factory(
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | BatchStyle,
     settings: BatchSettings,
     *,
     workers: int | None = None,

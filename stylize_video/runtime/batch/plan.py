@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError, StylizeError
+from ...errors import InputError, OutputError, StylizeError
 from ...io.specs import EncoderOptions
 
 #: File extensions picked up when the input is a folder.
@@ -34,7 +34,8 @@ class BatchSettings:
     the manifest; ``device``, ``threads`` and ``backend`` only say where and how it runs.
 
     Args:
-        style: style name or checkpoint path.
+        style: style spec as ``run -s`` takes it: a name, a checkpoint path, or a blend
+            (``starry-night=0.7+great-wave=0.3``).
         strength, preserve_color, style_scale, precision: engine options (as for ``run``).
         smooth, smooth_strength: temporal smoothing (``none``, ``ema``, ``flow``).
         encoder: video encoder options (codec, crf, bitrate, preset); audio is always copied.
@@ -43,8 +44,10 @@ class BatchSettings:
         threads: CPU threads per worker (None: the cores divided among the workers).
         backend: inference backend (``auto``, ``torch``, ``openvino``, ...), as for ``run``.
         region: what is stylized (``all``, ``background``, ``person``), as for ``run``.
-        person_style, person_strength: the person's own style and its strength (None: ``strength``).
+        person_style, person_strength: the person's own style (a spec too) and its strength (None: ``strength``).
         person_model: the person model file (None: found as ``run`` finds it).
+        alpha: with ``region="person"``, the stylized person over transparency; ``extension``
+            must store alpha (``.webm``: VP9, ``.mov``: ProRes 4444).
     """
 
     style: str
@@ -63,6 +66,7 @@ class BatchSettings:
     person_style: str | None = None
     person_strength: float | None = None
     person_model: str | None = None
+    alpha: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
@@ -77,11 +81,19 @@ class BatchSettings:
             raise StylizeError(f"threads must be >= 1, got {self.threads}")
         from ..region import check_region
 
-        check_region(self.region, person_style=self.person_style is not None)
+        check_region(self.region, person_style=self.person_style is not None, alpha=self.alpha)
         if self.person_strength is not None and not 0.0 <= self.person_strength <= 1.0:
             raise StylizeError(f"person strength must be within 0..1, got {self.person_strength}")
         ext = self.extension if self.extension.startswith(".") else f".{self.extension}"
         object.__setattr__(self, "extension", ext.lower())
+        if self.alpha:
+            from ...io.media import ALPHA_VIDEO, alpha_video_encoder
+
+            # Refused here, before any file: a worker would fail on every one. A batch
+            # writes one video per input (no image sequences), so only these containers.
+            if self.extension.lstrip(".") not in ALPHA_VIDEO:
+                raise OutputError(f"--ext {self.extension} cannot store --alpha: use .webm (VP9) or .mov (ProRes 4444)")
+            alpha_video_encoder(self.extension, self.encoder.codec)
 
     def output_record(self) -> dict[str, Any]:
         """The settings that shape the output (what the manifest records)."""
@@ -89,8 +101,8 @@ class BatchSettings:
         # rounding), so a rerun on another machine or runtime reuses finished files.
         skip = {"style", "device", "threads", "backend", "encoder", "person_model"}
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
-        # The person options only when used: manifests written before them still match.
-        for name in ("region", "person_style", "person_strength"):
+        # The person options and alpha only when used: manifests written before them still match.
+        for name in ("region", "person_style", "person_strength", "alpha"):
             if record[name] == _DEFAULTS[name]:
                 del record[name]
         # Encoder settings stay flat keys: manifests written before EncoderOptions still match.

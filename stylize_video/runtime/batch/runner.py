@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import StylizeError
-from ...files import atomic_output, file_sha256, remove_stale_partials
+from ...files import atomic_output, remove_stale_partials
 from ...io.segments import join_segments
-from ...models.checkpoint import Checkpoint, load_checkpoint
+from ...models.checkpoint import Checkpoint
 from .executors import Executor
 from .manifest import MANIFEST_NAME, BatchReport, FileReport, Manifest
 from .plan import SEGMENTS_DIR, VIDEO_EXTENSIONS, BatchSettings, FileJob, Task, TaskResult, keyframe_splits
 from .stopping import StopRequest
+from .style import BatchStyle
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class BatchRunner:
         jobs: from :func:`plan_jobs`.
         settings: conversion settings.
         out_dir: the output folder (manifest and segment scratch space live there).
-        checkpoint: the loaded style (None: loaded from ``settings.style``).
+        checkpoint: the loaded style, or a blend as a :class:`BatchStyle` (None: loaded
+            from ``settings.style``, a spec as ``run -s`` takes it). Kept as the
+            :class:`BatchStyle` in :attr:`checkpoint`, what the executors take.
         segment_seconds: split files longer than about 1.5x this at keyframes (None: never).
         preroll_frames: with smoothing on, frames before each segment start that are
             stylized and smoothed but not written, so the smoother is warm at the join
@@ -78,7 +81,7 @@ class BatchRunner:
         settings: BatchSettings,
         out_dir: str | os.PathLike[str],
         *,
-        checkpoint: Checkpoint | None = None,
+        checkpoint: Checkpoint | BatchStyle | None = None,
         segment_seconds: float | None = None,
         preroll_frames: int = 8,
         overwrite: bool = False,
@@ -91,16 +94,18 @@ class BatchRunner:
         self.jobs = list(jobs)
         self.settings = settings
         self.out_dir = Path(out_dir)
-        self.checkpoint = checkpoint or load_checkpoint(settings.style)
-        style_path = self.checkpoint.path
-        self.style_sha256 = file_sha256(style_path) if style_path is not None else ""
+        self.checkpoint = BatchStyle.of(checkpoint) if checkpoint is not None else BatchStyle.load(settings.style)
+        shas = self._shas = self.checkpoint.sha256s()
+        self._style_key = self.checkpoint.key_record(shas)
+        self.style_sha256 = self.checkpoint.digest(shas)
         self.segment_seconds = segment_seconds
         # Without smoothing every frame is stylized alone: pre-roll would change nothing.
         self.preroll = preroll_frames if settings.smooth != "none" else 0
         self.overwrite = overwrite
         self.progress = progress
         self.manifest = Manifest(self.out_dir / MANIFEST_NAME)
-        record = {"style_sha256": self.style_sha256, **settings.output_record()}
+        # One style: {"style_sha256": ...} as before blends, so older manifests still match.
+        record = {**self._style_key, **settings.output_record()}
         self.settings_key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
 
     def run(self, make_executor: Callable[[], Executor]) -> BatchReport:
@@ -281,17 +286,24 @@ class BatchRunner:
 
     def _record(self, report: FileReport) -> None:
         record = dataclasses.asdict(report)
+        style = self.checkpoint
+        first = style.checkpoints[0]
         record.update(
             input_path=str(Path(report.input).resolve()),
             segment_preroll=self.preroll if report.segments > 1 else None,
             style=self.settings.style,
-            style_path=str(self.checkpoint.path.resolve()) if self.checkpoint.path is not None else None,
-            style_name=self.checkpoint.meta.name,
+            style_path=None if style.blended or first.path is None else str(first.path.resolve()),
+            style_name=style.text if style.blended else first.meta.name,
             style_sha256=self.style_sha256,
             settings=self.settings.output_record(),
             settings_key=self.settings_key,
             finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )
+        if style.blended:
+            record["style_blend"] = [
+                {"name": name, "weight": weight, "sha256": sha, "path": str(ck.path.resolve()) if ck.path else None}
+                for (name, weight), ck, sha in zip(style.spec, style.checkpoints, self._shas, strict=True)
+            ]
         self.manifest.append(record)
 
 

@@ -23,6 +23,7 @@ from ...files import atomic_output, partial_owner
 from ...io.base import Frame
 from ...models.checkpoint import Checkpoint
 from .plan import BatchSettings, Task, TaskResult
+from .style import BatchStyle
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class _Stopped(Exception):
 
 
 class BatchWorker:
-    """Holds one loaded style on one device and converts tasks, one at a time.
+    """Holds one loaded style (or blend) on one device and converts tasks, one at a time.
 
     Used in-process, in each pool process, and as the Ray actor class. Failures come
     back as results (``ok=False`` with the reason) so one bad file costs one result.
@@ -113,17 +114,17 @@ class BatchWorker:
     within a frame and no further task starts: both come back with ``stopped``.
 
     Args:
-        checkpoint: the style (loaded once by the caller and shipped to workers).
+        checkpoint: the style, or a blend as a :class:`BatchStyle` (loaded once by the
+            caller and shipped to workers).
         settings: conversion settings.
         device: overrides ``settings.device`` (a pool gives each worker its GPU).
     """
 
-    def __init__(self, checkpoint: Checkpoint, settings: BatchSettings, device: str | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint | BatchStyle, settings: BatchSettings, device: str | None = None) -> None:
         from ..stylizer import Stylizer
 
         self.settings = settings
-        self.stylizer = Stylizer(
-            checkpoint,
+        self.stylizer = BatchStyle.of(checkpoint).stylizer(
             device=device or settings.device,
             precision=settings.precision,
             strength=settings.strength,
@@ -229,13 +230,16 @@ class BatchWorker:
                     inputs=[task.source],
                     overwrite=True,
                     share_cpu=self.stylizer.device.type == "cpu",
+                    alpha=s.alpha,
                 )
                 smoother = None if s.smooth == "none" else make_smoother(s.smooth, s.smooth_strength)
                 gate = _StartGate(sink, task.start_pts)
                 region = None
                 if s.region != "all" or self.person_stylizer is not None:
                     # A fresh stage per file: the mask's temporal history is one video's.
-                    region = RegionStage(masker_factory(s.person_model), s.region, person_stylizer=self.person_stylizer)
+                    region = RegionStage(
+                        masker_factory(s.person_model), s.region, person_stylizer=self.person_stylizer, alpha=s.alpha
+                    )
                     region.load()
                 pipeline = Pipeline(
                     frames_in, self.stylizer, [gate], smoother=smoother, on_frame=self._check_stop, region=region
