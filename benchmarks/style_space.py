@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         mixed = Stylizer(multi, device="cpu", backend=backend, threads=args.threads)
         mixed.set_style(blend)
         stylizers[(backend, "multi, 3-way blend")] = mixed
-        assert len(mixed._nets) == 1, "a blend of one network must run one network"
+        assert len(mixed._styles.nets) == 1, "a blend of one network must run one network"
 
     def run_frames(st: Stylizer, round_index: int) -> Timing:
         counter = iter(range(10**9))

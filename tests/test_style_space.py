@@ -435,7 +435,7 @@ def test_learned_vector_blends_with_its_gallery_for_free(styles_dir: Path, galle
     save_style_vector(styles_dir / "mine.safetensors", learned, i, StyleInfo(name="mine"), base="gallery")
     st = Stylizer("style-1", device="cpu", precision="fp32", backend="torch")
     st.set_style("mine=0.5+style-1=0.5", morph=0)
-    assert len(st._nets) == 1  # one network: the vector joined the gallery's rows
+    assert len(st._styles.nets) == 1  # one network: the vector joined the gallery's rows
     st(make_image())
 
 

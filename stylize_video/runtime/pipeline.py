@@ -20,84 +20,27 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..controls import Blend, ControlChanges, LiveControls, format_blend
+from ..controls import Blend, LiveControls
 from ..errors import DeviceError, InputError, StylizeError
 from ..interrupts import install_handler, restore
 from ..io.base import Frame, FrameSink, FrameSource, as_sink, as_source
 from .adaptive import AdaptiveScale
 from .flow_smoother import FlowSmoother
+from .pipeline_controls import PipelineControls
 from .region import RegionStage
 from .smoothing import NoSmoother, Smoother, as_smoother
+from .stats import PipelineStats
 from .stylizer import Stylizer
+
+__all__ = ["Pipeline", "PipelineStats"]
 
 log = logging.getLogger(__name__)
 
 _END = object()
 _POLL_S = 0.1  # queue waits wake up this often to notice a stop request
-
-
-@dataclass
-class PipelineStats:
-    """What happened in a run. ``latencies`` are capture -> written, in seconds;
-    ``busy`` is the main thread's time in upload + model + download (``busy / wall``
-    near 1 means decoding and encoding are fully hidden behind the model).
-    ``scale`` is the network's final scale when adaptive resolution ran (else None);
-    ``scale_changes`` are its ``(frame, new scale)`` decisions.
-
-    ``truncated``: the input ended clearly before its header said (a file cut short);
-    what decoded was converted (``batch`` records such a file as truncated, not done).
-    ``skipped``: frames every output already held (``--resume``), not stylized again."""
-
-    frames: int = 0
-    dropped: int = 0
-    corrupt: int = 0
-    truncated: bool = False
-    wall: float = 0.0
-    busy: float = 0.0
-    latencies: list[float] = field(default_factory=list, repr=False)
-    interrupted: bool = False
-    stopped: bool = False
-    error: StylizeError | None = None
-    scale: float | None = None
-    scale_changes: list[tuple[int, float]] = field(default_factory=list)
-    skipped: int = 0
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.wall if self.wall > 0 else 0.0
-
-    def latency_percentile(self, q: float) -> float:
-        """Latency percentile ``q`` (0..100) in seconds; 0 without frames."""
-        return float(np.percentile(self.latencies, q)) if self.latencies else 0.0
-
-    def summary(self) -> str:
-        """One line for the end of a run."""
-        text = (
-            f"{self.frames} frames in {self.wall:.1f}s ({self.fps:.1f} fps), "
-            f"latency p50 {self.latency_percentile(50) * 1000:.0f} ms / p95 {self.latency_percentile(95) * 1000:.0f} ms, "
-            f"{self.dropped} dropped"
-        )
-        if self.scale is not None:
-            n = len(self.scale_changes)
-            text += f", scale {self.scale:.2f}"
-            if n:
-                low = min(s for _, s in self.scale_changes)
-                text += f" ({n} change{'s' if n != 1 else ''}, min {low:.2f})"
-        if self.skipped:
-            text += f", {self.skipped} already written"
-        if self.corrupt:
-            text += f", {self.corrupt} corrupt packets skipped"
-        if self.truncated:
-            text += ", input truncated"
-        if self.interrupted:
-            text += " (interrupted)"
-        return text
 
 
 @contextlib.contextmanager
@@ -134,7 +77,7 @@ class _Failure:
         self.exc = exc
 
 
-class Pipeline:
+class Pipeline(PipelineControls):
     """Run ``source -> stylizer -> smoother -> sinks`` with a decoder and an encoder thread.
 
     Args:
@@ -298,109 +241,6 @@ class Pipeline:
             self.progress.update(1)
 
     # --------------------------------------------------------------- main loop
-    def _status(self) -> str:
-        smooth = "on" if self._smoothing_on else "off"
-        text = f"{self.stylizer.style_name}  strength {self.stylizer.strength:.1f}  smoothing {smooth}"
-        if self.adaptive is not None or self.stylizer.scale != 1.0:
-            text += f"  scale {self.stylizer.scale:.2f}"
-        if self.region is not None and self.region.region != "all":
-            text += f"  region {self.region.region}"
-        return text
-
-    def _controls(self) -> None:
-        """Apply what the user asked for since the last frame (window keys and live controls alike)."""
-        controls = self.controls
-        for sink in self._inline:
-            for action in sink.poll_actions():
-                # The window reports command names of the same vocabulary stdin and HTTP use.
-                if not controls.apply_command(action):
-                    log.warning("%s: unknown control %r", type(sink).__name__, action)
-        self._apply(controls.poll())
-        status = self._status()
-        for sink in self._inline:
-            sink.set_status(status)
-
-    def _apply(self, changes: ControlChanges) -> None:
-        """Apply one poll's changes, then report the state back to the controls' producers."""
-        st = self.stylizer
-        if changes:
-            if changes.morph is not None:
-                st.morph_seconds = changes.morph
-            styles_changed = changes.style is not None or changes.style_step or changes.blend is not None
-            if styles_changed or changes.partner_step or changes.blend_steps:
-                self._switch(changes)
-            if changes.strength is not None:
-                st.strength = changes.strength
-            for delta in changes.strength_steps:
-                st.strength = min(1.0, max(0.0, round(st.strength + delta, 2)))
-            if changes.smoothing is not None and changes.smoothing != self._smoothing_on:
-                self._smoothing_on = changes.smoothing
-                self.smoother.reset()
-            if changes.region is not None and self.region is not None:
-                try:
-                    self.region.set_region(changes.region)
-                except ValueError as exc:
-                    log.warning("region %s: %s", changes.region, exc)
-            elif changes.region is not None:
-                log.warning("region %s: this run has no person region (start it with --region)", changes.region)
-            self._snapshot_pending |= changes.snapshot
-            if changes.quit:
-                self.stats.stopped = True
-                self._stop.set()
-        if self._snapshot_pending and self._last_out is not None:
-            self._snapshot(self._last_out)
-        self.controls.report(
-            style=st.style_name,
-            blend=self._blend,
-            morph=st.morph_seconds,
-            styles=self.styles,
-            strength=st.strength,
-            smoothing=self._smoothing_on,
-            scale=st.scale,
-        )
-        if self.region is not None:
-            self.controls.report(region=self.region.region)
-
-    def _switch(self, changes: ControlChanges) -> None:
-        """Move to the style or blend the changes ask for (morphing; loaded styles only)."""
-        st = self.stylizer
-        try:
-            blend = changes.pick_blend(self.styles or [st.style_name], self._blend)
-        except ValueError as exc:
-            log.warning("%s", exc)
-            return
-        loaded = set(st.styles)
-        missing = [name for name, _ in blend if name not in loaded]
-        if missing:
-            # Loading a file here would stall the frames: only preloaded styles switch live.
-            log.warning("style %s is not loaded (loaded: %s)", missing[0], ", ".join(self.styles or st.styles))
-            return
-        self._blend = blend
-        spec = format_blend(blend)
-        if spec != st.style_name:
-            st.set_style(spec)  # morphs over st.morph_seconds of frame time
-            if st.morph_seconds <= 0:
-                self.smoother.reset()  # a cut: don't smear the old style into the new one
-
-    def _adapt(self, adaptive: AdaptiveScale, seconds: float, index: int) -> None:
-        scale = adaptive.update(seconds)
-        if scale is None:
-            return
-        log.info("adaptive resolution: scale %.2f -> %.2f", self.stylizer.scale, scale)
-        self.stylizer.scale = scale
-        self.stats.scale = scale
-        self.stats.scale_changes.append((index, scale))
-
-    def _snapshot(self, frame: Frame) -> None:
-        self._snapshot_pending = False
-        from ..io.sinks import save_snapshot
-
-        path = save_snapshot(Path.cwd(), frame.image)
-        if path is None:
-            return
-        self.snapshots.append(path)
-        self.controls.report(snapshots=len(self.snapshots))
-
     def process(self, frame: Frame) -> Frame:
         """Stylize (and smooth) one frame; no threads involved."""
         transfer = self.stylizer.transfer

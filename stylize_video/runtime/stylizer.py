@@ -4,20 +4,17 @@
 :mod:`stylize_video.runtime.backends`) so the pipeline can put smoothing between the
 model and the download; ``Stylizer.__call__`` is the convenience path for a single
 numpy frame. The engine pads each frame to the network's stride and crops the result,
-so every backend runs a pure convolutional graph.
+so every backend runs a pure convolutional graph. Which networks are loaded, under
+which style names, and how the current style or blend morphs is the style set's
+business (:mod:`stylize_video.runtime.style_set`); the engine owns the backends.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import logging
-import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,18 +23,16 @@ import torch.nn.functional as F
 
 from ..devices import cpu_has_fast_bf16, resolve_device, set_cpu_threads
 from ..errors import DeviceError
-from ..models.checkpoint import Checkpoint, base_fingerprint, load_checkpoint
-from ..models.transform_net import TransformNet, pad_to_size, padded_size
-from .backends import Backend, BackendOptions, ExportedGraph, create_backend
-from .style_spec import StyleSpec, format_style_spec, parse_style_spec
+from ..models.transform_net import pad_to_size, padded_size
+from .backends import Backend, BackendOptions, create_backend
+from .style_set import Parts, StyleLike, StyleSet
+from .style_spec import StyleSpec, format_style_spec
 from .transfer import FrameTransfer
 
-log = logging.getLogger(__name__)
+__all__ = ["Precision", "StyleLike", "Stylizer", "pick_dtype", "resize"]
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-StyleLike = Checkpoint | TransformNet | str | os.PathLike[str]
 
 
 def pick_dtype(device: torch.device, precision: str) -> torch.dtype:
@@ -57,24 +52,6 @@ def pick_dtype(device: torch.device, precision: str) -> torch.dtype:
     if dtype == torch.float16 and device.type == "cpu":
         raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
     return dtype
-
-
-@dataclass
-class _Net:
-    """One network the engine holds, and the style name of each of its rows."""
-
-    key: str
-    network: TransformNet | ExportedGraph
-    names: list[str]
-
-    @property
-    def rows(self) -> int:
-        return len(self.names)
-
-    @property
-    def conditional(self) -> bool:
-        """Takes style weights (a multi-style network or graph)."""
-        return bool(getattr(self.network, "num_styles", 0))
 
 
 class Stylizer:
@@ -153,23 +130,11 @@ class Stylizer:
         self._options = BackendOptions(
             device=self.device, precision=str(precision), threads=threads, channels_last=channels_last, compile=compile
         )
-        self._nets: dict[str, _Net] = {}  # network key -> network and its row names
-        self._names: dict[str, tuple[str, int]] = {}  # style name -> (network key, row)
-        self._backends: dict[str, Backend] = {}
-        self._origins: dict[str, str] = {}  # checkpoint name -> the file it came from
+        self._styles = StyleSet(on_change=self._drop_backend)  # loaded networks and the mixture
+        self._backends: dict[str, Backend] = {}  # network key -> its prepared backend
         self._warned_fallback = False
-        self._warned_multi = False
         self.morph_seconds = 0.0
         self.clock: Callable[[], float] | None = time.monotonic
-        # The weights per network: where a morph started, where it goes, and when.
-        self._start: dict[str, torch.Tensor] = {}
-        self._target: dict[str, torch.Tensor] = {}
-        self._target_parts: list[tuple[str, float, torch.Tensor]] = []
-        self._morph_t0 = 0.0
-        self._morph_seconds = 0.0
-        self._spec: StyleSpec = ()
-        self._main_key = ""
-        self.style_name = ""
         self.set_style(style)
         self.transfer = FrameTransfer(self.device, self.dtype, self.channels_last, bgr=bgr)
 
@@ -220,12 +185,13 @@ class Stylizer:
     @property
     def backend(self) -> Backend:
         """The backend of the network carrying most of the current style (built on first use)."""
-        return self._backend_for(self._main_key)
+        return self._backend_for(self._styles.main_key)
 
     def _backend_for(self, key: str) -> Backend:
         backend = self._backends.get(key)
         if backend is None:
-            backend = self._backends[key] = create_backend(self.backend_name, self._nets[key].network, self._options)
+            network = self._styles.nets[key].network
+            backend = self._backends[key] = create_backend(self.backend_name, network, self._options)
         return backend
 
     def preload(self, *styles: StyleLike) -> list[str]:
@@ -235,8 +201,8 @@ class Stylizer:
         """
         names = []
         for style in styles:
-            spec = self._resolve(style)
-            for key in {self._names[name][0] for name, _ in spec}:
+            spec = self._styles.resolve(style)
+            for key in self._styles.keys(spec):
                 self._backend_for(key)
             names.append(format_style_spec(spec))
         return names
@@ -259,200 +225,46 @@ class Stylizer:
         seconds = self.morph_seconds if morph is None else float(morph)
         if not seconds >= 0:
             raise ValueError(f"morph must be >= 0 seconds, got {morph}")
-        spec = self._resolve(style)
-        target = self._weights_of(spec)
-        for key in target:
+        spec = self._styles.resolve(style)
+        for key in self._styles.keys(spec):
             self._backend_for(key)  # prepared now, not on the frame that needs it
-        first = not self._target
-        if first or seconds == 0 or self.clock is None:
-            self._start, self._morph_t0, self._morph_seconds = target, 0.0, 0.0
-        else:
-            now = self.clock()
-            self._start = self._mixture(now)
-            self._morph_t0, self._morph_seconds = now, seconds
-        self._target = target
-        self._target_parts = _split(target)
-        self._spec = spec
-        self.style_name = format_style_spec(spec)
-        self._main_key = max(target, key=lambda k: float(target[k].sum()))
-        if len(target) > 1 and not self._warned_multi:
-            self._warned_multi = True
-            log.info(
-                "blending styles of %d different networks runs each of them per frame (%.0fx the cost); "
-                "styles of one multi-style network blend for free",
-                len(target),
-                len(target),
-            )
+        self._styles.morph_to(spec, seconds, self.clock)
+
+    @property
+    def style_name(self) -> str:
+        """The current style as a normalised spec (``a=0.7+b=0.3``)."""
+        return self._styles.style_name
 
     @property
     def spec(self) -> StyleSpec:
         """The current target style as parsed (name, weight) pairs."""
-        return self._spec
+        return self._styles.spec
 
     @property
     def morphing(self) -> bool:
         """True while a morph is still under way (at :attr:`clock` time)."""
-        return (
-            self._morph_seconds > 0 and self.clock is not None and self.clock() < self._morph_t0 + self._morph_seconds
-        )
+        return self._styles.morphing(self._now(None))
 
     def blend(self, now: float | None = None) -> dict[str, float]:
         """The mixture of style names the next frame would use (weights summing to 1)."""
-        mixture = self._mixture(now)
-        out: dict[str, float] = {}
-        for key, weights in mixture.items():
-            names = self._nets[key].names
-            for name, w in zip(names, weights.tolist(), strict=True):
-                if w > 0:
-                    out[name] = out.get(name, 0.0) + w
-        return out
+        return self._styles.blend(self._now(now))
 
-    def _mixture(self, now: float | None = None) -> dict[str, torch.Tensor]:
-        """Weights per network key at time ``now`` (mass across networks sums to 1)."""
-        if self._morph_seconds <= 0:
-            return self._target
-        if now is None:
-            now = self.clock() if self.clock is not None else self._morph_t0 + self._morph_seconds
-        t = (now - self._morph_t0) / self._morph_seconds
-        if t >= 1.0:
-            return self._target
-        t = max(0.0, t)
-        s = t * t * (3.0 - 2.0 * t)  # smoothstep: monotone, eases in and out
-        out: dict[str, torch.Tensor] = {}
-        for key in self._start.keys() | self._target.keys():
-            n = self._nets[key].rows
-            a = self._start.get(key, torch.zeros(n))
-            b = self._target.get(key, torch.zeros(n))
-            w = torch.lerp(a, b, s)
-            if float(w.sum()) > 0:
-                out[key] = w
-        return out
+    def _now(self, now: float | None) -> float | None:
+        """``now``, else the clock's time; None without a clock (a morph then counts as done)."""
+        if now is None and self.clock is not None:
+            return self.clock()
+        return now
 
-    def _weights_of(self, spec: StyleSpec) -> dict[str, torch.Tensor]:
-        weights: dict[str, torch.Tensor] = {}
-        for name, w in spec:
-            key, row = self._names[name]
-            vec = weights.setdefault(key, torch.zeros(self._nets[key].rows))
-            vec[row] += w
-        return weights
-
-    def _resolve(self, style: StyleLike) -> StyleSpec:
-        """Load whatever ``style`` names and return it as a spec of registered names."""
-        if isinstance(style, TransformNet):
-            return ((self._register(style, None, None, 0), 1.0),)
-        if isinstance(style, Checkpoint):
-            return ((self._register_checkpoint(style), 1.0),)
-        text = os.fspath(style)
-        if text in self._names:
-            return ((text, 1.0),)
-        spec = parse_style_spec(text)
-        resolved = []
-        for name, weight in spec:
-            if name not in self._names:
-                if Path(name).suffix.lower() == ".onnx":
-                    from .backends.onnx_export import read_exported
-
-                    graph = read_exported(name)
-                    self._register(graph, name, graph.style_names, 0)
-                else:
-                    ck = load_checkpoint(name)
-                    got = self._register_checkpoint(ck, as_name=name)
-                    if got != name:
-                        self._names[name] = self._names[got]
-            resolved.append((name, weight))
-        return tuple(resolved)
-
-    def _register_checkpoint(self, ck: Checkpoint, as_name: str | None = None) -> str:
-        """Register a checkpoint's network; return the name of its chosen style.
-
-        A single-style network goes by ``as_name`` (what the user typed) when given,
-        else by its metadata's name.
-        """
-        names = ck.style_names
-        origin = str(ck.path.resolve()) if ck.path is not None else f"id-{id(ck)}"
-        if not ck.meta.styles:
-            if as_name is not None:
-                return self._register(ck.model, as_name, [as_name], 0)
-            name = ck.meta.name or str(ck.path)
-            if self._origins.setdefault(name, origin) != origin:
-                # Another network already goes by this name (names default to the file
-                # stem: v1/my-style vs v2/my-style): tell them apart by their path.
-                name = str(ck.path) if ck.path is not None else f"{name}#{id(ck)}"
-                self._origins.setdefault(name, origin)
-            return self._register(ck.model, name, [name], 0)
-        return self._register(ck.model, None, names, ck.style_index)
-
-    def _register(
-        self, network: TransformNet | ExportedGraph, key: str | None, names: list[str] | None, index: int
-    ) -> str:
-        """Register a network under ``key`` with row ``names``; return the name of row ``index``.
-
-        A multi-style network whose shared weights equal an already registered one's
-        (the same gallery file reached through two names, or a learned style vector
-        attached to it) is merged into it: new rows are appended, so every style of
-        that network keeps blending for free.
-        """
-        if isinstance(network, TransformNet) and network.num_styles:
-            fingerprint = "net-" + base_fingerprint(network)
-            names = names or [f"{fingerprint[:12]}-{i}" for i in range(network.num_styles)]
-            existing = self._nets.get(fingerprint)
-            if existing is None:
-                self._nets[fingerprint] = _Net(fingerprint, network, list(names))
-            else:
-                self._merge(existing, network, names)
-            net = self._nets[fingerprint]
-            chosen = names[index]
-            for name in names:
-                row = (fingerprint, net.names.index(name))
-                if self._names.setdefault(name, row) != row:
-                    # Another network already has a style of this name: this one's row goes
-                    # by a qualified name, never silently by the other network's style.
-                    qualified = f"{name}#{fingerprint[4:12]}"
-                    self._names[qualified] = row
-                    net.names[row[1]] = qualified
-                    chosen = qualified if name == names[index] else chosen
-            return chosen
-        if isinstance(network, ExportedGraph) and network.num_styles:
-            key = key or str(network.path)
-            graph_names = names or [f"{key}#{i}" for i in range(network.num_styles)]
-            if key not in self._nets:
-                self._nets[key] = _Net(key, network, list(graph_names))
-                for i, name in enumerate(graph_names):
-                    self._names.setdefault(name, (key, i))
-                self._names.setdefault(key, (key, 0))
-            return key
-        key = key or f"model-{id(network)}"
-        if key not in self._nets:
-            self._nets[key] = _Net(key, network, [key])
-            self._names[key] = (key, 0)
-        return key
-
-    def _merge(self, net: _Net, other: TransformNet, names: list[str]) -> None:
-        """Append the rows of ``other`` that ``net`` lacks (by name)."""
-        assert isinstance(net.network, TransformNet)
-        new = [(i, n) for i, n in enumerate(names) if n not in net.names]
-        if not new:
-            return
-        grown = copy.deepcopy(net.network)  # the caller's module is never changed in place
-        for i, name in new:
-            row = grown.add_style()
-            grown.set_style_vector(row, other.get_style_vector(i))
-            net.names.append(name)
-        net.network = grown.eval().requires_grad_(False)
-        # The tables changed shape: the weights now and to come need the new rows.
-        pad = len(net.names)
-        for table in (self._start, self._target):
-            if net.key in table:
-                table[net.key] = F.pad(table[net.key], (0, pad - table[net.key].numel()))
-        self._target_parts = _split(self._target)
-        old = self._backends.pop(net.key, None)
+    def _drop_backend(self, key: str) -> None:
+        """The network under ``key`` changed (rows merged in): its prepared backend is stale."""
+        old = self._backends.pop(key, None)
         if old is not None:
             old.close()
 
     @property
     def styles(self) -> list[str]:
         """Names of the styles loaded (every style of a loaded multi-style network)."""
-        return list(self._names)
+        return list(self._styles.names)
 
     def close(self) -> None:
         """Release every backend's resources."""
@@ -508,23 +320,16 @@ class Stylizer:
             y = torch.lerp(x, y, self._strength)
         return y
 
-    def _parts(self, now: float | None = None) -> list[tuple[str, float, torch.Tensor]]:
+    def _parts(self, now: float | None = None) -> Parts:
         """(network key, its share of the output, its own weights summing to 1) for one frame."""
-        if self._morph_seconds > 0:
-            if now is None:
-                now = self.clock() if self.clock is not None else self._morph_t0 + self._morph_seconds
-            if now < self._morph_t0 + self._morph_seconds:
-                return _split(self._mixture(now))
-            self._morph_seconds = 0.0  # done: later frames take the fast path
-            self._start = self._target
-        return self._target_parts  # the same tensors every frame: backends cache on them
+        return self._styles.parts(self._now(now))
 
-    def _run_padded(self, x: torch.Tensor, parts: list[tuple[str, float, torch.Tensor]]) -> torch.Tensor:
+    def _run_padded(self, x: torch.Tensor, parts: Parts) -> torch.Tensor:
         """The networks on ``x`` padded to their stride, cropped back and mixed."""
         out: torch.Tensor | None = None
         h, w = x.shape[-2:]
         for key, mass, weights in parts:
-            net = self._nets[key]
+            net = self._styles.nets[key]
             backend = self._backend_for(key)
             th, tw = padded_size(h, w, backend.stride, backend.min_size)
             xp = pad_to_size(x, th, tw)
@@ -538,7 +343,7 @@ class Stylizer:
         assert out is not None, "a mixture always has weight somewhere"
         return out
 
-    def _run_model(self, x: torch.Tensor, parts: list[tuple[str, float, torch.Tensor]]) -> torch.Tensor:
+    def _run_model(self, x: torch.Tensor, parts: Parts) -> torch.Tensor:
         if self._scale == 1.0:
             return self._run_padded(x, parts)
         h, w = x.shape[-2:]
@@ -568,17 +373,6 @@ class Stylizer:
                 f"out of {self.device.type} memory stylizing a {w}x{h} image with {self.style_name}: "
                 "make it smaller (--max-size 2048), use --style-scale 0.5 or a -lite style"
             ) from exc
-
-
-def _split(mixture: dict[str, torch.Tensor]) -> list[tuple[str, float, torch.Tensor]]:
-    """Per network: its share of the output and its weights normalised to sum to 1."""
-    parts = []
-    for key, weights in mixture.items():
-        mass = float(weights.sum())
-        if mass > 1e-6:
-            parts.append((key, mass, weights / mass))
-    total = sum(m for _, m, _ in parts)
-    return [(k, m / total, w) for k, m, w in parts]
 
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of JPEG's YCbCr
