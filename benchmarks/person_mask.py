@@ -29,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -44,6 +45,9 @@ from stylize_video.person import (
     guide_gray,
     guided_upsample,
 )
+
+if TYPE_CHECKING:
+    from stylize_video.metrics.temporal import WarpField
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "videos" / "moviepy_chaplin.mp4"
 SIZES = ((480, 640), (720, 1280))
@@ -133,6 +137,42 @@ def _read(clip: Path, frames: int, max_side: int) -> list[np.ndarray]:
     return out
 
 
+def edge_band(mask: np.ndarray, half_width: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The border's pixels and the background's interior, as float32 HxW weights in {0, 1}.
+
+    The band: within ``half_width`` px of the mask's 0.5 contour (where the border can
+    flicker); the interior: farther than ``3 * half_width`` px outside it.
+    """
+    kernel = np.ones((2 * half_width + 1, 2 * half_width + 1), np.uint8)
+    hard = (mask > 0.5).astype(np.uint8)
+    band = (cv2.dilate(hard, kernel) - cv2.erode(hard, kernel)).astype(np.float32)
+    interior = 1.0 - cv2.dilate(hard, kernel, iterations=3).astype(np.float32)
+    return band, interior
+
+
+def band_warping_error(
+    out: np.ndarray, before: np.ndarray, field: WarpField, weight: np.ndarray, min_weight: float = 50.0
+) -> float | None:
+    """The warping error (Lai et al. 2018) of one pair inside ``weight`` (HxW, 0..1).
+
+    ``out``/``before``: uint8 HxWx3 frames, or float HxW masks in 0..1 (one channel).
+    None when fewer than ``min_weight`` pixels count (no person, or no consistent flow).
+    """
+    from stylize_video.metrics.temporal import as_float
+    from stylize_video.runtime.flow import warp_normalized
+
+    total = float(weight.sum())
+    if total < min_weight:
+        return None
+    if out.ndim == 2:
+        a = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))[None, None]
+        b = torch.from_numpy(np.ascontiguousarray(before, dtype=np.float32))[None, None]
+    else:
+        a, b = as_float(out), as_float(before)
+    sq = (a - warp_normalized(b, field.nflow)).square().sum(1)[0] * torch.from_numpy(weight)
+    return float(sq.sum()) / (a.shape[1] * total)
+
+
 def _flow_smoothed(
     seg: PersonSegmenter, video: list[np.ndarray], styled: list[np.ndarray], smoothing: float
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
@@ -168,8 +208,7 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
     frames and the fully stylized frames there say how much error the band has
     without any compositing (motion boundaries are where flow fails first).
     """
-    from stylize_video.metrics.temporal import InputMotion, as_float
-    from stylize_video.runtime.flow import warp_normalized
+    from stylize_video.metrics.temporal import InputMotion
     from stylize_video.runtime.stylizer import Stylizer
 
     video = _read(clip, frames, 640)
@@ -201,7 +240,6 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
         "mask itself, edge band: EMA history": ema_masks,
         "mask itself, edge band: history warped along the flow": flow_masks,
     }
-    kernel = np.ones((9, 9), np.uint8)
     motion = InputMotion()
     errors: dict[str, list[float]] = {k: [] for k in outputs}
     for i, frame in enumerate(video):
@@ -209,22 +247,12 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
         if field is None:
             continue
         valid = field.mask(frame.shape[:2])[0, 0].numpy()
-        hard = (refined_masks[i] > 0.5).astype(np.uint8)
-        band = (cv2.dilate(hard, kernel) - cv2.erode(hard, kernel)).astype(np.float32)
-        interior = 1.0 - cv2.dilate(hard, kernel, iterations=3).astype(np.float32)
+        band, interior = edge_band(refined_masks[i])
         for key, seq in outputs.items():
             weight = valid * (interior if "background interior" in key else band)
-            if float(weight.sum()) < 50:  # no person (or no consistent flow) in this pair
-                continue
-            if key.startswith("mask itself"):
-                # The float mask in 0..1, one channel (as_float reads uint8 frames).
-                out = torch.from_numpy(np.ascontiguousarray(seq[i]))[None, None]
-                before = torch.from_numpy(np.ascontiguousarray(seq[i - 1]))[None, None]
-                channels = 1
-            else:
-                out, before, channels = as_float(seq[i]), as_float(seq[i - 1]), 3
-            sq = (out - warp_normalized(before, field.nflow)).square().sum(1)[0] * torch.from_numpy(weight)
-            errors[key].append(float(sq.sum()) / (channels * float(weight.sum())))
+            err = band_warping_error(seq[i], seq[i - 1], field, weight)
+            if err is not None:
+                errors[key].append(err)
     result: dict[str, float | int] = {"frames": len(video), "pairs scored": len(errors[next(iter(errors))])}
     result.update({k: round(float(np.mean(v)), 5) for k, v in errors.items() if v})
     return result

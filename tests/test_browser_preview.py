@@ -1,7 +1,7 @@
 """The preview page in a real browser: headless Chromium driven by Playwright.
 
 The page loads, frames arrive, and the controls (style list, blend slider, strength,
-smoothing, snapshot) change what the running pipeline does. Needs the ``playwright``
+region, smoothing, snapshot) change what the running pipeline does. Needs the ``playwright``
 Python package and a Chromium binary (the Debian ``chromium`` package, or
 ``STYLIZE_VIDEO_CHROMIUM=/path/to/chrome``); the tests skip without them. Playwright's
 own browser download (``playwright install``) is never needed.
@@ -27,7 +27,9 @@ import torch
 from stylize_video.controls import LiveControls
 from stylize_video.io.base import Frame, Source
 from stylize_video.io.mjpeg import MjpegSink
+from stylize_video.person import REGIONS
 from stylize_video.runtime.pipeline import Pipeline
+from stylize_video.runtime.region import RegionStage
 from tests.conftest import make_image
 from tests.test_controls import STYLES, gallery_stylizer
 
@@ -82,17 +84,17 @@ def preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
     torch.set_num_threads(1)
     running: list[tuple[Pipeline, threading.Thread, MovingScene]] = []
 
-    def start(token: str | None = None) -> dict[str, Any]:
+    def start(token: str | None = None, region: RegionStage | None = None) -> dict[str, Any]:
         stylizer = gallery_stylizer(3)
         stylizer.morph_seconds = 0.2
         controls = LiveControls()
         sink = MjpegSink(port=0, controls=controls, token=token)
         source = MovingScene()
-        pipeline = Pipeline(source, stylizer, [sink], styles=STYLES, controls=controls, smoother=None)
+        pipeline = Pipeline(source, stylizer, [sink], styles=STYLES, controls=controls, smoother=None, region=region)
         thread = threading.Thread(target=pipeline.run, name="test-pipeline", daemon=True)
         thread.start()
         running.append((pipeline, thread, source))
-        return {"sink": sink, "controls": controls, "pipeline": pipeline}
+        return {"sink": sink, "controls": controls, "pipeline": pipeline, "source": source}
 
     yield start
     for pipeline, thread, source in running:
@@ -100,6 +102,8 @@ def preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
         source.close()
         thread.join(10)
         assert not thread.is_alive()
+        if pipeline.region is not None:
+            pipeline.region.close()
 
 
 @pytest.fixture
@@ -230,3 +234,38 @@ def test_page_with_a_token_threads_it_through(preview: Any, browser: Any) -> Non
     context.clear_cookies()
     page.locator("#strength").fill("0.6")
     _wait("strength 0.6 without the cookie", lambda: _state(sink)["strength"] == 0.6)
+
+
+def test_region_buttons_switch_the_region(preview: Any, browser: Any) -> None:
+    # The "person" is the left half of the frame (a fixed mask instead of the model).
+    person = np.zeros((H, W), np.float32)
+    person[:, : W // 2] = 1.0
+    run = preview(region=RegionStage(lambda: lambda frame, motion=None: person))
+    sink: MjpegSink = run["sink"]
+    base = run["source"].base.astype(np.float32)
+    page = browser.new_page(viewport={"width": 900, "height": 420}, device_scale_factor=1)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(sink.url)
+    page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=10_000)
+    assert page.locator("#regions button").all_inner_texts() == list(REGIONS)
+    _wait("the marked region", lambda: page.locator("#regions button.on").inner_text() == "all")
+
+    def unchanged(columns: slice) -> float:
+        """How far the shown stream is from the source picture there (below the moving block)."""
+        return float(np.abs(_shot(page)[H // 3 :, columns] - base[H // 3 :, columns]).mean())
+
+    styled = unchanged(slice(0, W // 2))
+    assert styled > 12.0  # the tiny network changes the picture, so "unchanged" can tell
+    for region, kept in (("background", slice(0, W // 2)), ("person", slice(W // 2, W))):
+        page.locator(f'#regions button[data-region="{region}"]').click()
+        _wait(f"region {region} in /state", lambda r=region: _state(sink)["region"] == r)  # type: ignore[misc]
+        _wait(f"the marked {region}", lambda r=region: page.locator("#regions button.on").inner_text() == r)  # type: ignore[misc]
+        time.sleep(0.4)  # a couple of frames
+        # The kept half shows the source (JPEG-compressed), the other half stays stylized.
+        assert unchanged(kept) < min(6.0, styled / 3), (region, unchanged(kept), styled)
+    page.locator('#regions button[data-region="all"]').click()
+    _wait("region all in /state", lambda: _state(sink)["region"] == "all")
+    time.sleep(0.4)
+    _wait("the left half stylized again", lambda: unchanged(slice(0, W // 2)) > styled / 2)
+    assert errors == []

@@ -6,8 +6,9 @@ Kept apart from the server: it is one HTML/CSS/JS document, served as it is.
 from __future__ import annotations
 
 #: The preview page: the stream and a control panel (blend slider between two styles,
-#: strength, smoothing, snapshot, then the style list, which grows with the styles
-#: installed; the current blend and scale on top). Plain inline JS and
+#: strength, the stylized region (all / background / person, issue 18), smoothing,
+#: snapshot, then the style list, which grows with the styles installed; the current
+#: blend and scale on top). Plain inline JS and
 #: CSS, nothing fetched from elsewhere. ``@AUTH@``/``@AUTH_AND@`` carry the token for
 #: clients without cookies (it is URL-safe by construction); ``@HIDDEN@`` hides the panel
 #: when the server has no controls. The page posts to ``control`` and polls ``state``.
@@ -37,6 +38,8 @@ output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:
 #info span{color:#e6e6e6}
 #err{color:#ff8080;font-size:12px;min-height:1.4em;margin-top:6px}
 #styles button{font-size:13px;padding:2px 7px}
+#regions{display:flex;gap:4px}
+#regions button{flex:1}
 @media (max-width:720px){body{flex-direction:column}#panel{width:auto;border-left:0;border-top:1px solid #2b2b2b;max-height:none}}
 </style></head>
 <body>
@@ -50,6 +53,8 @@ output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:
 <div class="ends"><span id="bal"></span><span id="bbl"></span></div>
 <h2>Strength</h2>
 <div class="row"><input id="strength" type="range" min="0" max="1" step="0.05" value="1" aria-label="strength"><output id="sv">100%</output></div>
+<h2>Region</h2>
+<div class="row" id="regions" role="group" aria-label="stylized region"><button data-region="all" title="stylize the whole frame">all</button><button data-region="background" title="paint the room, keep the person">background</button><button data-region="person" title="paint the person, keep the room">person</button></div>
 <h2>Output</h2>
 <div class="row"><label><input id="smooth" type="checkbox"> temporal smoothing</label></div>
 <div class="row"><button id="snap">snapshot</button><span id="snaps"></span></div>
@@ -61,7 +66,7 @@ output{min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums;color:
 "use strict";
 const CONTROL = "control?@AUTH_AND@", STATE = "state@AUTH@", STREAM = "stream.mjpg@AUTH@";
 const $ = (id) => document.getElementById(id);
-const hold = {blend: 0, strength: 0, smooth: 0};  // a control the user just moved is not reset by polls meanwhile
+const hold = {blend: 0, strength: 0, smooth: 0, region: 0};  // a control the user just moved is not reset by polls meanwhile
 const pct = (w) => Math.round(w * 100) + "%";
 let sent = 0, failedAt = 0;  // a reply may only clear an error shown before its request left
 function show(text) { $("err").textContent = text || ""; }
@@ -116,10 +121,14 @@ function render(s) {
   if (Date.now() > hold.strength) $("strength").value = s.strength;
   $("sv").textContent = pct($("strength").value);
   if (Date.now() > hold.smooth) $("smooth").checked = !!s.smoothing;
+  if (Date.now() > hold.region) markRegion(s.region || "all");
   $("snaps").textContent = s.snapshots ? s.snapshots + " saved" : "";
   $("now").textContent = pair.filter((p) => p[1] > 0).map((p) => p[0] + (p[1] < 1 ? " " + pct(p[1]) : "")).join(" + ");
   $("scale").textContent = typeof s.scale === "number" ? s.scale.toFixed(2) : "1.00";
   $("morph").textContent = typeof s.morph === "number" ? (s.morph > 0 ? s.morph + " s" : "cut") : "\\u2013";
+}
+function markRegion(region) {
+  for (const b of $("regions").children) b.classList.toggle("on", b.dataset.region === region);
 }
 function labels() {
   $("bwv").textContent = pct($("bw").value);
@@ -149,6 +158,13 @@ $("smooth").addEventListener("change", () => {
   post({smooth: $("smooth").checked ? "on" : "off"});
 });
 $("snap").addEventListener("click", () => post({snapshot: "1"}));
+for (const b of $("regions").children) {
+  b.addEventListener("click", () => {
+    hold.region = Date.now() + 1500;  // applied on the next frame (the mask model may load first); polls wait
+    markRegion(b.dataset.region);
+    post({region: b.dataset.region});
+  });
+}
 function poll() {
   fetch(STATE).then((r) => (r.ok ? r.json() : null)).then(render).catch(() => {});
 }
