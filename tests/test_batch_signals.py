@@ -392,7 +392,7 @@ def test_ctrl_c_while_workers_start_is_quiet(tmp_path: Path, tiny_checkpoint: Pa
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "stopped with 1 file(s) not converted" in stdout
     assert not (out / "a.mp4").exists() and _partials(out) == [] if out.exists() else True
