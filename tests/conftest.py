@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,12 @@ import pytest
 import torch
 
 from stylize_video.models.transform_net import NetConfig, TransformNet
+
+# A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and an ignored
+# signal stays ignored in every child: the Ctrl-C tests' subprocesses would never see
+# theirs and run to the end. A handler here is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TINY = NetConfig(channels=(4, 8), res_blocks=1, head_kernel=3, tail_kernel=3)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
