@@ -15,11 +15,14 @@ import torch
 
 from stylize_video.models.transform_net import NetConfig, TransformNet
 
-# A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and an ignored
-# signal stays ignored in every child: the Ctrl-C tests' subprocesses would never see
-# theirs and run to the end. A handler here is reset to the default in each child.
+# A shell starts background jobs (`pytest ... &`) with SIGINT ignored, `nohup` ignores
+# SIGHUP, and an ignored signal stays ignored in every child: the stop-signal tests'
+# subprocesses would never see theirs and run to the end. Restored here, each child
+# starts with the default (the tests of an ignored SIGHUP set it up themselves).
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 TINY = NetConfig(channels=(4, 8), res_blocks=1, head_kernel=3, tail_kernel=3)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
