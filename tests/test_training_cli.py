@@ -146,3 +146,12 @@ def test_distill_styles_options_reach_their_fields(monkeypatch: pytest.MonkeyPat
             name="N",
         )
     ]
+
+
+def test_every_training_command_takes_no_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    # run, batch and distill-styles had it; a log or a batch job wants no bar from any of them.
+    for command in ("train", "learn-style", "distill-styles"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert "--no-progress" in capsys.readouterr().out, command

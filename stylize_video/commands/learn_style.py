@@ -75,6 +75,7 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT.learn-state.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and batch jobs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"], help="mixed precision (auto)")
     g = p.add_argument_group("painting credit (stored in the style file)")
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_lr=args.finetune_lr,
         credit=StyleCredit(title=args.title, artist=args.artist, year=args.year, credit=args.credit),
     )
-    result = learn_style(config)
+    result = learn_style(config, progress=not args.no_progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.val_losses.items())
     what = (
         f"a standalone network ({result.finetune_iterations} whole-network steps after the vector)"

@@ -74,6 +74,7 @@ def register(sub: Any) -> None:
         "checkpoint as usual (loading and validation come on top); --resume can continue it later",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and batch jobs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument(
         "--amp",
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         optim=OptimConfig(**optim_options(args)),
         credit=StyleCredit(name=args.name, title=args.title, artist=args.artist, year=args.year, credit=args.credit),
     )
-    result = train(config)
+    result = train(config, progress=not args.no_progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.val_losses.items())
     skipped = f", {len(result.skipped)} unreadable image(s) skipped" if result.skipped else ""
     print(f"wrote {result.checkpoint} ({result.iterations} iterations, {result.images_per_s:.2f} img/s{skipped})")
