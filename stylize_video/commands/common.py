@@ -10,7 +10,7 @@ from ..units import parse_duration as parse_duration  # re-exported: commands im
 
 if TYPE_CHECKING:
     from ..runtime.stylizer import Stylizer
-    from ..training.config import LossConfig
+    from ..training.config import LossConfig, StyleCredit
 
 
 def add_backend_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -111,17 +111,15 @@ def check_region_args(args: argparse.Namespace) -> None:
         raise StylizeError("--person-strength is the strength of --person-style: give that too")
 
 
-def make_person_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer | None:
-    """The second engine for ``--person-style`` (same device and settings, its own strength), or None."""
-    if args.person_style is None:
-        return None
+def _engine(args: argparse.Namespace, style: Any, strength: float, bgr: bool) -> Stylizer:
+    """A Stylizer with the shared engine options (device, precision, colour, scale...)."""
     from ..runtime.stylizer import Stylizer
 
     return Stylizer(
-        args.person_style,
+        style,
         device=args.device,
         precision=args.precision,
-        strength=args.strength if args.person_strength is None else args.person_strength,
+        strength=strength,
         preserve_color=args.preserve_color,
         scale=args.style_scale,
         threads=args.threads,
@@ -129,35 +127,59 @@ def make_person_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer
         bgr=bgr,
         backend=getattr(args, "backend", "auto"),
     )
+
+
+def make_person_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer | None:
+    """The second engine for ``--person-style`` (same device and settings, its own strength), or None."""
+    if args.person_style is None:
+        return None
+    strength = args.strength if args.person_strength is None else args.person_strength
+    return _engine(args, args.person_style, strength, bgr)
 
 
 def make_stylizer(args: argparse.Namespace, bgr: bool = True) -> Stylizer:
     """Build the engine from the shared options."""
     from ..errors import StylizeError
-    from ..runtime.stylizer import Stylizer
 
     if not 0.0 <= args.strength <= 1.0:
         raise StylizeError(f"--strength must be within 0..1, got {args.strength}")
     if not 0.0 < args.style_scale <= 2.0:
         raise StylizeError(f"--style-scale must be within (0, 2], got {args.style_scale}")
-    return Stylizer(
-        args.style or default_style(args.device),
-        device=args.device,
-        precision=args.precision,
-        strength=args.strength,
-        preserve_color=args.preserve_color,
-        scale=args.style_scale,
-        threads=args.threads,
-        compile=args.compile,
-        bgr=bgr,
-        backend=getattr(args, "backend", "auto"),
-    )
+    return _engine(args, args.style or default_style(args.device), args.strength, bgr)
 
 
 # ---------------------------------------------------------------- training
 # ``train``, ``learn-style`` and ``distill-styles`` share these options (same names,
 # their own defaults). The helpers return keyword dicts, not config objects:
 # ``distill-styles`` has one flat config where the others have groups.
+
+
+def add_job_options(p: argparse.ArgumentParser) -> None:
+    """``--overwrite --device --threads --no-progress``, alike in every training command."""
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and batch jobs)")
+
+
+def add_credit_options(p: argparse.ArgumentParser, stored_in: str, *, name: bool = False) -> None:
+    """The painting credit stored in the written file (``--name`` too where the command names a style)."""
+    g = p.add_argument_group(f"painting credit (stored in the {stored_in})")
+    if name:
+        g.add_argument("--name", default=None, help="style name (default: output file stem)")
+    g.add_argument("--title", default=None)
+    g.add_argument("--artist", default=None)
+    g.add_argument("--year", default=None)
+    g.add_argument("--credit", default=None, help="source / license line")
+
+
+def credit_from_args(args: argparse.Namespace) -> StyleCredit:
+    """The credit options as a :class:`~stylize_video.training.config.StyleCredit`."""
+    from ..training.config import StyleCredit
+
+    return StyleCredit(
+        title=args.title, artist=args.artist, year=args.year, credit=args.credit, **_present(args, "name")
+    )
 
 
 def _present(args: argparse.Namespace, *names: str) -> dict[str, Any]:

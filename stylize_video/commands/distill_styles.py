@@ -8,6 +8,7 @@ from typing import Any
 
 def register(sub: Any) -> None:
     from ..units import parse_duration
+    from .common import add_job_options
 
     p = sub.add_parser(
         "distill-styles",
@@ -58,10 +59,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-images", type=int, default=64, help="held-out photos for that scoring (default: 64)")
     p.add_argument("--report", default=None, help="write the teacher-vs-network Markdown table here")
     p.add_argument("--resume", action="store_true", help="continue the run saved beside the output")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_job_options(p)
     p.set_defaults(func=run)
 
 

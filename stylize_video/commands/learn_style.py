@@ -9,6 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     from ..training.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
     from ..units import parse_duration
+    from .common import add_credit_options, add_job_options
 
     p = sub.add_parser(
         "learn-style",
@@ -73,23 +74,16 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="fixes the data order (default: 0)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="save resumable state every N steps (50)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT.learn-state.pt")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and batch jobs)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"], help="mixed precision (auto)")
-    g = p.add_argument_group("painting credit (stored in the style file)")
-    g.add_argument("--title", default=None)
-    g.add_argument("--artist", default=None)
-    g.add_argument("--year", default=None)
-    g.add_argument("--credit", default=None, help="source / license line")
+    add_job_options(p)
+    add_credit_options(p, "style file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.config import DataConfig, OptimConfig, RunConfig, StyleCredit
+    from ..training.config import DataConfig, OptimConfig, RunConfig
     from ..training.learn_style import LearnStyleConfig, learn_style
-    from .common import data_options, loss_config_from_args, optim_options, run_options
+    from .common import credit_from_args, data_options, loss_config_from_args, optim_options, run_options
 
     config = LearnStyleConfig(
         data=DataConfig(**data_options(args)),
@@ -99,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.base,
         full_finetune=args.full_finetune,
         finetune_lr=args.finetune_lr,
-        credit=StyleCredit(title=args.title, artist=args.artist, year=args.year, credit=args.credit),
+        credit=credit_from_args(args),
     )
     result = learn_style(config, progress=not args.no_progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.val_losses.items())

@@ -10,6 +10,7 @@ def register(sub: Any) -> None:
     from ..training.losses import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT
     from ..training.temporal import DEFAULT_TEMPORAL_WEIGHT
     from ..units import parse_duration
+    from .common import add_credit_options, add_job_options
 
     p = sub.add_parser(
         "train",
@@ -54,7 +55,6 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500, help="save resumable state every N its (500)")
     p.add_argument("--sample-every", type=int, default=500, help="save sample stylizations every N its, 0: never")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT.train-state.pt")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output and state")
     p.add_argument("--teacher", default=None, help="distil from this checkpoint (e.g. a trained full model)")
     p.add_argument("--distill-weight", type=float, default=50.0, help="weight of the teacher MSE (default: 50)")
     p.add_argument(
@@ -73,9 +73,6 @@ def register(sub: Any) -> None:
         help="end the training loop after this long (e.g. 90s, 3m, 1.5h), then validate and write the "
         "checkpoint as usual (loading and validation come on top); --resume can continue it later",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and batch jobs)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument(
         "--amp",
         default="auto",
@@ -83,19 +80,15 @@ def register(sub: Any) -> None:
         help="mixed precision (auto: bf16 on CUDA (fp16 where unsupported) and on CPUs with native bf16)",
     )
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, up to 8 on CUDA)")
-    g = p.add_argument_group("painting credit (stored in the checkpoint)")
-    g.add_argument("--name", default=None, help="style name (default: output file stem)")
-    g.add_argument("--title", default=None)
-    g.add_argument("--artist", default=None)
-    g.add_argument("--year", default=None)
-    g.add_argument("--credit", default=None, help="source / license line")
+    add_job_options(p)
+    add_credit_options(p, "checkpoint", name=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.config import DataConfig, ModelConfig, OptimConfig, RunConfig, StyleCredit, TrainConfig
+    from ..training.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
     from ..training.train import train
-    from .common import data_options, loss_config_from_args, optim_options, run_options
+    from .common import credit_from_args, data_options, loss_config_from_args, optim_options, run_options
 
     config = TrainConfig(
         data=DataConfig(**data_options(args)),
@@ -103,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         run=RunConfig(**run_options(args), sample_every=args.sample_every),
         model=ModelConfig(preset=args.preset, init=args.init),
         optim=OptimConfig(**optim_options(args)),
-        credit=StyleCredit(name=args.name, title=args.title, artist=args.artist, year=args.year, credit=args.credit),
+        credit=credit_from_args(args),
     )
     result = train(config, progress=not args.no_progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.val_losses.items())

@@ -124,27 +124,20 @@ class BatchWorker:
         from ..stylizer import Stylizer
 
         self.settings = settings
-        self.stylizer = BatchStyle.of(checkpoint).stylizer(
-            device=device or settings.device,
-            precision=settings.precision,
-            strength=settings.strength,
-            preserve_color=settings.preserve_color,
-            scale=settings.style_scale,
-            threads=settings.threads,
-            backend=settings.backend,
-        )
+        # One set of engine settings for the main style and --person-style (its own strength).
+        engine: dict[str, Any] = {
+            "device": device or settings.device,
+            "precision": settings.precision,
+            "preserve_color": settings.preserve_color,
+            "scale": settings.style_scale,
+            "threads": settings.threads,
+            "backend": settings.backend,
+        }
+        self.stylizer = BatchStyle.of(checkpoint).stylizer(strength=settings.strength, **engine)
         self.person_stylizer: Stylizer | None = None
         if settings.person_style is not None:
-            self.person_stylizer = Stylizer(
-                settings.person_style,
-                device=device or settings.device,
-                precision=settings.precision,
-                strength=settings.strength if settings.person_strength is None else settings.person_strength,
-                preserve_color=settings.preserve_color,
-                scale=settings.style_scale,
-                threads=settings.threads,
-                backend=settings.backend,
-            )
+            strength = settings.strength if settings.person_strength is None else settings.person_strength
+            self.person_stylizer = Stylizer(settings.person_style, strength=strength, **engine)
         self.name = f"{os.uname().nodename}:{os.getpid()}:{self.stylizer.device}"
         self._stop = threading.Event()
         self._current: Task | None = None
