@@ -70,8 +70,8 @@ class TorchBackend(Backend):
     def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         with torch.inference_mode():
             if self.centre:
-                x32 = x.float()
-                x = (x32 - x32.mean(dim=(2, 3), keepdim=True)).to(self.dtype)
+                x32 = x.to(torch.float32, copy=True)  # never the caller's tensor: centred in place
+                x = x32.sub_(x32.mean(dim=(2, 3), keepdim=True)).to(self.dtype)
             if style is None:
                 return self._forward(x)  # type: ignore[no-any-return]
             if style is not self._style_key:
