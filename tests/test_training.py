@@ -207,10 +207,10 @@ def test_sigterm_during_training_is_a_flag_not_a_kill() -> None:
     import os
     import signal
 
-    from stylize_video.training.trainer import _InterruptFlag
+    from stylize_video.training.trainer import InterruptFlag
 
     before = signal.getsignal(signal.SIGTERM)
-    with _InterruptFlag() as flag:
+    with InterruptFlag() as flag:
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next bytecode
         assert flag.set  # the loop saves whole state at the next step boundary
     assert signal.getsignal(signal.SIGTERM) is before
@@ -221,11 +221,11 @@ def test_stop_signals_leave_an_ignored_sighup_alone() -> None:
     import signal
 
     from stylize_video.interrupts import stop_signals_as_interrupt
-    from stylize_video.training.trainer import _InterruptFlag
+    from stylize_video.training.trainer import InterruptFlag
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with stop_signals_as_interrupt(), _InterruptFlag():
+        with stop_signals_as_interrupt(), InterruptFlag():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # still taken over
     finally:

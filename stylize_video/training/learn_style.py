@@ -76,7 +76,7 @@ from .learn_style_config import LEARN_STATE_SUFFIX, RESUME_KEYS, STATE_VERSION, 
 from .state import RESUMABLE_PARTS, check_fresh_start, load_resume_state, setting_diffs
 from .step import TrainStep, amp_dtype, loss_network
 from .temporal import Motion, make_pair, motion_generator, validation_temporal
-from .trainer import _InterruptFlag
+from .trainer import InterruptFlag
 
 __all__ = [
     "DEFAULT_SINGLE_BASE",
@@ -291,7 +291,7 @@ class StyleLearner:
         with atomic_output(c.state_path) as tmp:
             torch.save(state, tmp)
 
-    def _loop(self, bar: Any, interrupt: _InterruptFlag) -> None:
+    def _loop(self, bar: Any, interrupt: InterruptFlag) -> None:
         c = self.config
         t0 = time.perf_counter()
         for batch in self.loader:
@@ -341,7 +341,7 @@ class StyleLearner:
                 total=self.total, initial=self.done, disable=not self.progress, unit="it", dynamic_ncols=True, desc=desc
             )
             try:
-                with _InterruptFlag() as interrupt:
+                with InterruptFlag() as interrupt:
                     self._loop(bar, interrupt)
             except KeyboardInterrupt:
                 bar.close()

@@ -330,14 +330,14 @@ class MultiStyleDistiller:
         """
         from tqdm.auto import tqdm
 
-        from .trainer import _InterruptFlag
+        from .trainer import InterruptFlag
 
         c = self.config
         self.setup()
         bar = tqdm(total=c.iterations, initial=self.start, disable=not self.progress, unit="it", dynamic_ncols=True)
         self._t_start = time.perf_counter()
         try:
-            with _InterruptFlag() as interrupt:
+            with InterruptFlag() as interrupt:
                 for batch in self.loader:
                     losses = self.step(batch)
                     bar.update(1)

@@ -38,7 +38,7 @@ __all__ = ["Trainer"]
 log = logging.getLogger(__name__)
 
 
-class _InterruptFlag:
+class InterruptFlag:
     """Turns the first Ctrl-C (or SIGTERM/SIGHUP) into a flag checked between steps, so
     state is saved whole.
 
@@ -51,7 +51,7 @@ class _InterruptFlag:
         self.set = False
         self._previous: list[tuple[int, Any]] | None = None
 
-    def __enter__(self) -> _InterruptFlag:
+    def __enter__(self) -> InterruptFlag:
         if threading.current_thread() is threading.main_thread():
             self._previous = install_handler(self._handle)
         return self
@@ -300,7 +300,7 @@ class Trainer:
         )
         self._t_start = time.perf_counter()
         try:
-            with _InterruptFlag() as interrupt:
+            with InterruptFlag() as interrupt:
                 for batch in self.loader:
                     self.step(batch)
                     self._bar.update(1)
