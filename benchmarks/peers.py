@@ -259,11 +259,17 @@ def _round_done(res: str, rounds: int, r: int) -> None:
     print(f"{res}: round {r + 1}/{rounds} done", flush=True)
 
 
-def _peer_round(contender: Callable[..., Timing], threads: int, iters: int) -> Callable[[int], Timing]:
-    """One contender of the interleaved run: warm-up call in round 0 only."""
+def _peer_round(contender: Callable[..., Timing], threads: int, iters: int, warmup: int) -> Callable[[int], Timing]:
+    """One contender of the interleaved run.
+
+    Every call starts with ``warmup`` untimed frames (round 0 with at least one: first
+    calls build engines and caches). The pause between contenders lets thread pools go
+    to sleep; a video conversion never pauses, so timing the first frame after a pause
+    measured how fast a runtime wakes up rather than its steady frame rate.
+    """
 
     def run(r: int) -> Timing:
-        return contender(threads, 1 if r == 0 else 0, iters)
+        return contender(threads, max(warmup, 1) if r == 0 else warmup, iters)
 
     return run
 
@@ -275,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=3, help="samples per contender per round")
+    p.add_argument(
+        "--warmup", type=int, default=1, help="untimed frames at the start of every call (steady-state throughput)"
+    )
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--compiled", action="store_true", help="also time torch.compile'd engines (compile on first call)")
     p.add_argument("--out", default=None)
@@ -350,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[label] = peer
         # A 0.3 s pause before each call lets the previous contender's spinning worker threads go idle.
         rounds = interleaved(
-            {(name, t): _peer_round(fn, t, args.iters) for name, fn in contenders.items() for t in args.threads},
+            {
+                (name, t): _peer_round(fn, t, args.iters, args.warmup)
+                for name, fn in contenders.items()
+                for t in args.threads
+            },
             args.rounds,
             pause_s=0.3,
             after_round=functools.partial(_round_done, res, args.rounds),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,46 @@ def test_backends_pad_to_the_stride_and_never_see_odd_sizes(tiny_net: TransformN
         backends._REGISTRY.pop("recording")
     assert seen == [(1, 3, 6, 8)]  # stride 2, min size 4
     assert _mean_abs(out, _reference(tiny_net, frame)) <= 1.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
+def test_a_non_finite_half_precision_output_falls_back_to_fp32(tiny_net: TransformNet, bad: float | None) -> None:
+    """One bad value anywhere in a bf16 output switches the session to fp32, with one warning."""
+    precisions: list[str] = []
+
+    class Flaky(Backend):
+        name = "flaky"
+
+        def __init__(self, network: TransformNet, options: BackendOptions) -> None:
+            self.device, self.stride, self.min_size = options.device, network.stride, network.min_size
+            self.precision = "fp32" if options.precision == "fp32" else "bf16"
+            self.net = network
+
+        def run(self, x: torch.Tensor) -> torch.Tensor:
+            precisions.append(self.precision)
+            with torch.inference_mode():
+                y = self.net.forward_padded(x.float()).clone()
+            if self.precision != "fp32" and bad is not None:
+                y[0, 2, 3, 5] = bad  # one value inside the frame (the engine crops the padding)
+            return y
+
+    register_backend("flaky", Flaky)
+    try:
+        frame = make_image(9, 12)
+        st = Stylizer(tiny_net, device="cpu", backend="flaky", precision="bf16")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first, second = st(frame), st(frame)
+    finally:
+        backends._REGISTRY.pop("flaky")
+    fell_back = [w for w in caught if "falling back to fp32" in str(w.message)]
+    if bad is None:
+        assert precisions == ["bf16", "bf16"] and not fell_back
+    else:
+        assert precisions == ["bf16", "fp32", "fp32"] and len(fell_back) == 1
+        assert st.precision == "fp32"
+    for out in (first, second):
+        assert _mean_abs(out, _reference(tiny_net, frame)) <= 1.0
 
 
 def test_auto_picks_by_device_network_and_what_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:

