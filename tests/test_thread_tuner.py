@@ -110,3 +110,20 @@ def test_openvino_backend_tunes_threads_unless_given(
     for _ in range(120):
         fixed.run(x)
         assert fixed.threads == 1
+
+
+def test_probes_alone_never_make_adaptive_resolution_shrink() -> None:
+    """A network at 85% of the frame budget on two threads, 150% on one: the probes'
+    slow frames must not push adaptive resolution's median over its limit."""
+    from stylize_video.runtime.adaptive import AdaptiveScale
+
+    interval = 1 / 30
+    tuner = ThreadTuner([2, 1])
+    adaptive = AdaptiveScale(target_fps=30)
+    for _ in range(600):
+        n = tuner.threads()
+        seconds = {2: 0.85, 1: 1.5}[n] * interval
+        tuner.record(n, seconds)
+        adaptive.update(seconds)
+    assert tuner.current == 2
+    assert adaptive.scale == 1.0

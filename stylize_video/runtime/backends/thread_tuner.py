@@ -21,7 +21,11 @@ from collections import deque
 from collections.abc import Sequence
 
 #: Frames between probes, frames per probe, and how much faster a candidate must be.
-PERIOD, PROBE, MARGIN = 90, 6, 0.9
+#: A probe stays under half of adaptive resolution's 9-frame median window, so a
+#: probe's slower frames alone never make a live run shrink its frames.
+PERIOD, PROBE, MARGIN = 90, 4, 0.9
+#: The current count's latest scored frames that a probe is compared with.
+BASELINE = 8
 #: Frames before the first probe: a run that starts on a busy machine moves within a second.
 FIRST = 12
 
@@ -66,7 +70,7 @@ class ThreadTuner:
         self.current = self.candidates[0]
         self.period, self.probe, self.margin = period, probe, margin
         self.switches = 0  # how often the current count changed (for reports and tests)
-        self._recent: deque[float] = deque(maxlen=probe - 1)  # the current count's latest scored times
+        self._recent: deque[float] = deque(maxlen=max(BASELINE, probe - 1))  # the current count's latest times
         self._since_probe = period - min(max(first, probe), period)
         self._queue: list[int] = []  # candidates still to probe in this round
         self._probing: int | None = None
