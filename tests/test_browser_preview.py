@@ -269,3 +269,21 @@ def test_region_buttons_switch_the_region(preview: Any, browser: Any) -> None:
     time.sleep(0.4)
     _wait("the left half stylized again", lambda: unchanged(slice(0, W // 2)) > styled / 2)
     assert errors == []
+
+
+def test_a_refused_control_is_explained_on_the_page(preview: Any, browser: Any) -> None:
+    """A run without a person region: the region button goes back to "all" and the page says why."""
+    run = preview()
+    sink: MjpegSink = run["sink"]
+    page = browser.new_page(viewport={"width": 900, "height": 420}, device_scale_factor=1)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(sink.url)
+    page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=10_000)
+    _wait("the first state", lambda: page.locator("#regions button.on").inner_text() == "all")
+    assert page.locator("#err").inner_text() == ""
+    page.locator('#regions button[data-region="background"]').click()
+    _wait("the notice", lambda: "no person region" in page.locator("#err").inner_text())
+    _wait("the marked region back to all", lambda: page.locator("#regions button.on").inner_text() == "all")
+    assert _state(sink)["region"] == "all"
+    assert errors == []

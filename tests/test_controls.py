@@ -167,6 +167,8 @@ def test_pipeline_applies_live_controls(tmp_path, monkeypatch: pytest.MonkeyPatc
         "snapshots": 1,
         "scale": 1.0,
         "region": "all",  # no person stage in this run: reported as the whole frame
+        "notice": "",
+        "notices": 0,
     }
 
 
@@ -245,6 +247,29 @@ def test_typed_quit_and_strength_steps_reach_the_pipeline() -> None:
     stats = Pipeline(_Frames(50), stylizer, [sink], controls=controls).run()
     assert stats.stopped and stats.frames < 50
     assert stylizer.strength == 0.9  # 0.95 -> 1.0 (clamped) -> 0.9: steps apply in order, as keys did
+
+
+def test_controls_the_pipeline_cannot_apply_become_notices_for_the_clients(caplog: pytest.LogCaptureFixture) -> None:
+    """A region in a run without a person region, a style that is not loaded: the log and
+    the controls' state (what the preview page polls) both say why."""
+    from stylize_video.models.transform_net import TransformNet
+    from stylize_video.runtime.pipeline import Pipeline
+    from stylize_video.runtime.stylizer import Stylizer
+    from tests.conftest import TINY
+
+    controls = LiveControls()
+    assert controls.state()["notices"] == 0 and controls.state()["notice"] == ""
+    controls.set_region("background")
+    controls.set_style("nowhere")
+    assert controls.apply_command("quit")
+    stylizer = Stylizer(TransformNet(TINY).eval(), device="cpu")
+    with caplog.at_level("WARNING", logger="stylize_video"):
+        Pipeline(_Frames(5), stylizer, [_Keep()], controls=controls).run()
+    state = controls.state()
+    assert state["notices"] == 2
+    assert "region background: this run has no person region" in state["notice"]  # the latest one
+    assert any("this run has no person region" in r.getMessage() for r in caplog.records)
+    assert any("unknown style 'nowhere'" in r.getMessage() for r in caplog.records)
 
 
 # ------------------------------------------------------------------ blends and morphs

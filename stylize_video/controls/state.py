@@ -141,6 +141,8 @@ class ControlState:
     snapshots: int = 0
     scale: float = 1.0  # the network's current scale (adaptive resolution changes it)
     region: str = "all"  # what is stylized: all, background or person (issue 18)
+    notice: str = ""  # why the last control that could not be applied was refused (for the clients)
+    notices: int = 0  # how many notices so far: a client shows ``notice`` when this changes
 
 
 class LiveControls:
@@ -300,6 +302,12 @@ class LiveControls:
                 elif key == "blend":
                     value = [(str(name), float(w)) for name, w in value]
                 setattr(self._state, key, value)
+
+    def notify(self, text: str) -> None:
+        """Tell the clients why a control was not applied (the preview page shows it)."""
+        with self._lock:
+            self._state.notice = text
+            self._state.notices += 1
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready copy of the last reported state."""

@@ -69,6 +69,7 @@ const $ = (id) => document.getElementById(id);
 const hold = {blend: 0, strength: 0, smooth: 0, region: 0};  // a control the user just moved is not reset by polls meanwhile
 const pct = (w) => Math.round(w * 100) + "%";
 let sent = 0, failedAt = 0;  // a reply may only clear an error shown before its request left
+let notices = null;  // the pipeline's notice count when last seen (null: not yet; older notices are not shown)
 function show(text) { $("err").textContent = text || ""; }
 function fail(text) { failedAt = ++sent; show(text); }
 function post(params) {
@@ -89,6 +90,10 @@ function fill(select, names) {
 }
 function render(s) {
   if (!s || !Array.isArray(s.styles)) return;
+  if (typeof s.notices === "number" && s.notices !== notices) {
+    if (notices !== null && s.notice) fail(s.notice);  // a control the pipeline could not apply, and why
+    notices = s.notices;
+  }
   const box = $("styles"), key = s.styles.join("\\n");
   if (box.dataset.key !== key) {
     box.textContent = "";

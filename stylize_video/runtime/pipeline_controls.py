@@ -91,9 +91,12 @@ class PipelineControls:
                 try:
                     self.region.set_region(changes.region)
                 except ValueError as exc:
-                    log.warning("region %s: %s", changes.region, exc)
+                    self._notice(f"region {changes.region}: {exc}")
+                else:
+                    if self.region.region != changes.region:  # the stage warned why (a missing model)
+                        self._notice(f"region {changes.region}: the person model is not available (see the log)")
             elif changes.region is not None:
-                log.warning("region %s: this run has no person region (start it with --region)", changes.region)
+                self._notice(f"region {changes.region}: this run has no person region (start it with --region)")
             self._snapshot_pending |= changes.snapshot
             if changes.quit:
                 self.stats.stopped = True
@@ -112,19 +115,24 @@ class PipelineControls:
         if self.region is not None:
             self.controls.report(region=self.region.region)
 
+    def _notice(self, text: str) -> None:
+        """A control that could not be applied: the log and the controls' clients say why."""
+        log.warning("%s", text)
+        self.controls.notify(text)
+
     def _switch(self, changes: ControlChanges) -> None:
         """Move to the style or blend the changes ask for (morphing; loaded styles only)."""
         st = self.stylizer
         try:
             blend = changes.pick_blend(self.styles or [st.style_name], self._blend)
         except ValueError as exc:
-            log.warning("%s", exc)
+            self._notice(str(exc))
             return
         loaded = set(st.styles)
         missing = [name for name, _ in blend if name not in loaded]
         if missing:
             # Loading a file here would stall the frames: only preloaded styles switch live.
-            log.warning("style %s is not loaded (loaded: %s)", missing[0], ", ".join(self.styles or st.styles))
+            self._notice(f"style {missing[0]} is not loaded (loaded: {', '.join(self.styles or st.styles)})")
             return
         self._blend = blend
         spec = format_blend(blend)
