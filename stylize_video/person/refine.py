@@ -41,8 +41,8 @@ def area_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     OpenCV's ``INTER_AREA`` has a fast path for whole-number factors only: 640x480 to
     256x144 (factors 2.5 and 3.3) took 1.1 ms on this project's CPU, halving to 320x240
     first and then area-resizing the rest 0.3 ms. So this halves while both sides stay
-    at least twice the target, then finishes with one ``INTER_AREA`` (an average over
-    the same footprint, to within a grey level on average).
+    at least twice the target, then finishes with one ``INTER_AREA``: an area average
+    too, under a grey level (mean) from a single ``INTER_AREA`` on smooth content.
     """
     import cv2
 
@@ -145,13 +145,14 @@ def refine_mask(
 
     What ``feather(guided_upsample(small, guide_gray(frame)), feather_sigma)`` gives
     (the same fit at ``work_side``, the same settings), snapped to exact 0 and 1
-    within half a grey level, for under half its cost: with a feather of
+    within half a grey level, for about half its cost: with a feather of
     ``feather_sigma >= 1`` px the border is a ramp several pixels wide anyway, so the
     model is applied to the guide at half the frame's size, feathered there, and one
     bilinear resize brings it to the frame (the resize itself is a 2-px triangle
     blur, so the half-size Gaussian makes up only the rest of ``feather_sigma``).
     Only that resize and the snap touch every full-size pixel. On a real 640x360
-    frame it stayed within 0.003 (mean) of the full-size chain in the border's ramp.
+    frame it stayed within 0.003 (mean) of the full-size chain in the border's ramp;
+    ``benchmarks/person_mask.py`` times both.
 
     Args:
         small: float32 hxw in [0, 1], the (smoothed) model output.

@@ -1,9 +1,10 @@
 """The whole mask for one frame, and a thread that computes it beside the style network.
 
 :class:`PersonMasker` chains the stages (model at its small size -> EMA -> guided
-upsampling to the frame -> feathering), running the model on every ``model_every``-th
-frame only and carrying the mask along the flow (or holding it) in between. :class:`MaskWorker` runs a masker on its
-own thread: submit a frame *before* stylizing it, collect the mask after. OpenCV
+upsampling to the frame -> feathering), running the model on every
+``model_every``-th frame only and carrying the mask along the flow (or holding it)
+in between. :class:`MaskWorker` runs a masker on its own thread: submit a frame
+*before* stylizing it, collect the mask after. OpenCV
 releases the GIL in its DNN, resize and filter calls, and torch releases it in the
 network, so the two overlap on a 2-core CPU.
 """
