@@ -5,11 +5,15 @@ The model file is found as the library finds it (``STYLIZE_VIDEO_PERSON_MODEL``,
 mediapipe wheel, the cache; ``--model`` wins); nothing is downloaded.
 
 1. **Cost** per 640x480 and 1280x720 frame: the model (resize + net), the
-   refinement (EMA + guided upsampling + feathering) and the whole masker; medians
-   over interleaved rounds, so load drifting on a shared machine hits every row alike.
-   Against ``starry-night-lite`` on one 640x480 frame, alone and with the mask
-   computed beside it on :class:`~stylize_video.person.MaskWorker`'s thread: the
-   extra wall time is what issue 18's goal (<= 15% of a lite frame) is about.
+   refinement (EMA + guided upsampling + feathering: :func:`~stylize_video.person.refine_mask`
+   and, for comparison, the full-size chain it replaced) and the whole masker per
+   frame with the model on every frame, every 2nd and every 3rd (the others carry
+   the mask); medians over interleaved rounds, so load drifting on a shared machine
+   hits every row alike. Against ``starry-night-lite`` on a 640x480 frame on the
+   default backend, alone and with the mask computed beside it on
+   :class:`~stylize_video.person.MaskWorker`'s thread: the mask's share of a lite
+   frame serially, and the extra wall time overlapped, which is what issue 18's goal
+   (<= 15% of a lite frame) is about.
 2. **Steadiness** on a clip with people: the warping error (Lai et al. 2018, as in
    :mod:`stylize_video.metrics.temporal`) of ``--region background`` output inside
    the mask's edge band, against the same error over the fully stylized background;
@@ -17,7 +21,10 @@ mediapipe wheel, the cache; ``--model`` wins); nothing is downloaded.
    ``--smooth flow`` (the pipeline's flow smoother on the stylized frames), the mask's
    history either as an EMA or warped along the flow smoother's own flow (what the
    pipeline does then); and the warping error of the mask itself in its edge band
-   (0..1 scale squared), the border's flicker with no style in the way.
+   (0..1 scale squared), the border's flicker with no style in the way. The refined
+   masks run the model on every ``--model-every``-th frame (the library's default);
+   how far they depart from masks with the model on every frame, in the edge band,
+   is the accuracy that carrying costs.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 import torch
 
 from stylize_video.person import (
+    MODEL_EVERY,
     MaskWorker,
     PersonMasker,
     PersonSegmenter,
@@ -44,6 +52,7 @@ from stylize_video.person import (
     feather,
     guide_gray,
     guided_upsample,
+    refine_mask,
 )
 
 if TYPE_CHECKING:
@@ -65,18 +74,24 @@ def _median_ms(samples: list[float]) -> float:
     return round(1000 * statistics.median(samples), 2)
 
 
-def cost(seg: PersonSegmenter, rounds: int, reps: int) -> dict[str, float]:
-    """Median ms per call of each stage, over interleaved rounds."""
+def cost(seg: PersonSegmenter, rounds: int, reps: int, everies: tuple[int, ...] = (1, 2, 3)) -> dict[str, object]:
+    """Median ms per frame of each stage, and the mask against a lite frame, over interleaved rounds.
+
+    A masker that runs the model on every n-th frame is timed over whole cycles of n
+    frames (the model frame and the carried ones) and divided by n: its mean cost
+    per frame, which is what throughput pays. The lite frame runs on the default
+    backend (``auto``), alone and with the mask on :class:`MaskWorker`'s thread, both
+    per cycle too; the ratios pair the rows within each round.
+    """
     from stylize_video.runtime.stylizer import Stylizer
 
     stylizer = Stylizer("starry-night-lite", device="cpu")
     frames = {f"{w}x{h}": _frame(h, w) for h, w in SIZES}
-    maskers = {name: PersonMasker(seg) for name in frames}
     vga = frames["640x480"]
 
-    def refine(name: str) -> Callable[[], object]:
-        # The masker's stages after the model, on a fixed model output.
-        small, frame, m = seg(frames[name]), frames[name], maskers[name]
+    def refine_old(name: str) -> Callable[[], object]:
+        # The full-size chain the masker ran before refine_mask (and the EMA), on a fixed model output.
+        small, frame, m = seg(frames[name]), frames[name], PersonMasker(seg)
         return lambda: feather(
             guided_upsample(
                 m.smoother(small, frame), guide_gray(frame), radius=m.radius, eps=m.eps, work_side=m.work_side
@@ -84,41 +99,75 @@ def cost(seg: PersonSegmenter, rounds: int, reps: int) -> dict[str, float]:
             m.feather_sigma,
         )
 
-    jobs: dict[str, Callable[[], object]] = {}
-    for name, frame in frames.items():
-        jobs[f"model {name}"] = functools.partial(seg, frame)
-        jobs[f"refine {name}"] = refine(name)
-        jobs[f"mask total {name}"] = functools.partial(maskers[name], frame)
-    jobs["lite style 640x480"] = lambda: stylizer(vga)
-    worker = MaskWorker(PersonMasker(seg))
+    def refine_new(name: str) -> Callable[[], object]:
+        small, frame, m = seg(frames[name]), frames[name], PersonMasker(seg)
+        return lambda: refine_mask(
+            m.smoother(small, frame),
+            frame,
+            radius=m.radius,
+            eps=m.eps,
+            work_side=m.work_side,
+            feather_sigma=m.feather_sigma,
+        )
 
-    def overlapped() -> object:
+    def cycle(fn: Callable[[], object], n: int) -> Callable[[], object]:
+        def run() -> None:
+            for _ in range(n):
+                fn()
+
+        return run
+
+    # (job, frames per call): a sample is the call's time over its frames.
+    jobs: dict[str, tuple[Callable[[], object], int]] = {}
+    for name, frame in frames.items():
+        jobs[f"model {name}"] = (functools.partial(seg, frame), 1)
+        jobs[f"refine, full-size chain (before) {name}"] = (refine_old(name), 1)
+        jobs[f"refine, refine_mask {name}"] = (refine_new(name), 1)
+        for n in everies:
+            masker = PersonMasker(seg, model_every=n)
+            jobs[f"mask per frame, model every {n} {name}"] = (cycle(functools.partial(masker, frame), n), n)
+    workers = {n: MaskWorker(PersonMasker(seg, model_every=n)) for n in everies}
+
+    def overlapped(worker: MaskWorker) -> object:
         worker.submit(vga)
         out = stylizer(vga)
         return worker.result(), out
 
-    jobs["lite style + mask on its thread 640x480"] = overlapped
+    n_max = max(everies)
+    jobs["lite 640x480"] = (cycle(lambda: stylizer(vga), n_max), n_max)
+    for n, worker in workers.items():
+        jobs[f"lite + mask on its thread, model every {n} 640x480"] = (
+            cycle(functools.partial(overlapped, worker), n_max),
+            n_max,
+        )
     samples: dict[str, list[float]] = {k: [] for k in jobs}
     try:
-        for job in jobs.values():  # warm-up: OpenCV's and torch's lazy set-up
+        for job, _ in jobs.values():  # warm-up: OpenCV's and torch's lazy set-up
             job()
         for _ in range(rounds):
-            for name, job in jobs.items():
+            for name, (job, per) in jobs.items():
                 for _ in range(reps if not name.startswith("lite") else 1):
                     t0 = time.perf_counter()
                     job()
-                    samples[name].append(time.perf_counter() - t0)
+                    samples[name].append((time.perf_counter() - t0) / per)
     finally:
-        worker.close()
-    out = {k: _median_ms(v) for k, v in samples.items()}
-    # Paired per round (the two lite rows run back to back), so load that drifts
-    # between rounds on a shared machine cancels out of the ratios.
-    alone, both = samples["lite style 640x480"], samples["lite style + mask on its thread 640x480"]
-    vga_mask = [statistics.median(samples["mask total 640x480"][i * reps : (i + 1) * reps]) for i in range(rounds)]
-    out["mask / lite frame, serial"] = round(statistics.median(m / a for m, a in zip(vga_mask, alone, strict=True)), 3)
-    out["mask / lite frame, overlapped (extra wall time)"] = round(
-        statistics.median((b - a) / a for a, b in zip(alone, both, strict=True)), 3
-    )
+        for worker in workers.values():
+            worker.close()
+    out: dict[str, object] = {"backend": stylizer.backend.name}
+    out.update({k: _median_ms(v) for k, v in samples.items()})
+    # Paired per round (the lite rows run back to back), so load that drifts between
+    # rounds on a shared machine cancels out of the ratios.
+    alone = samples["lite 640x480"]
+    for n in everies:
+        mask = samples[f"mask per frame, model every {n} 640x480"]
+        per_round = [statistics.median(mask[i * reps : (i + 1) * reps]) for i in range(rounds)]
+        both = samples[f"lite + mask on its thread, model every {n} 640x480"]
+        out[f"mask / lite frame, model every {n}, serial"] = round(
+            statistics.median(m / a for m, a in zip(per_round, alone, strict=True)), 3
+        )
+        out[f"mask / lite frame, model every {n}, overlapped (extra wall time)"] = round(
+            statistics.median((b - a) / a for a, b in zip(alone, both, strict=True)), 3
+        )
     return out
 
 
@@ -174,17 +223,21 @@ def band_warping_error(
 
 
 def _flow_smoothed(
-    seg: PersonSegmenter, video: list[np.ndarray], styled: list[np.ndarray], smoothing: float
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    seg: PersonSegmenter, video: list[np.ndarray], styled: list[np.ndarray], smoothing: float, model_every: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """``--smooth flow`` as the pipeline runs it: the stylized frames smoothed by a
     FlowSmoother, and the masks with an EMA history and with the history warped along
-    that smoother's flow (shared through ``pending_flow``, no second flow)."""
+    that smoother's flow (shared through ``pending_flow``, no second flow); the last
+    also with the model on every frame (the reference the carried masks are held to)."""
     from stylize_video.runtime.flow_smoother import FlowSmoother
     from stylize_video.runtime.transfer import FrameTransfer
 
     transfer = FrameTransfer(torch.device("cpu"))
     smoother = FlowSmoother()
-    ema, warped = PersonMasker(seg, smoothing=smoothing), PersonMasker(seg, smoothing=smoothing)
+    ema = PersonMasker(seg, smoothing=smoothing, model_every=model_every)
+    warped = PersonMasker(seg, smoothing=smoothing, model_every=model_every)
+    fresh = PersonMasker(seg, smoothing=smoothing, model_every=1)
+    fresh_masks: list[np.ndarray] = []
     out: list[np.ndarray] = []
     ema_masks: list[np.ndarray] = []
     flow_masks: list[np.ndarray] = []
@@ -192,15 +245,18 @@ def _flow_smoothed(
         for frame, s in zip(video, styled, strict=True):
             smoother.prepare(frame)
             flow_masks.append(warped(frame, smoother.pending_flow()))
+            fresh_masks.append(fresh(frame, smoother.pending_flow()))
             ema_masks.append(ema(frame))
             x, y = transfer.upload(frame), transfer.upload(s)
             out.append(transfer.download(smoother(y, x, frame)))
     finally:
         smoother.close()
-    return out, ema_masks, flow_masks
+    return out, ema_masks, flow_masks, fresh_masks
 
 
-def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) -> dict[str, float | int]:
+def steadiness(
+    seg: PersonSegmenter, clip: Path, frames: int, smoothing: float, model_every: int = MODEL_EVERY
+) -> dict[str, float | int]:
     """Warping error of ``--region background`` output in the mask's edge band, with references.
 
     Every edge-band row scores the same pixels (within 4 px of the refined mask's
@@ -213,11 +269,13 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
 
     video = _read(clip, frames, 640)
     stylizer = Stylizer("starry-night-lite", device="cpu")
-    refined = PersonMasker(seg, smoothing=smoothing)
+    refined = PersonMasker(seg, smoothing=smoothing, model_every=model_every)
     refined_masks = [refined(f) for f in video]
+    every_frame = PersonMasker(seg, smoothing=smoothing, model_every=1)
+    every_frame_masks = [every_frame(f) for f in video]
     raw_masks = [bilinear_upsample(seg(f), f.shape[:2]) for f in video]
     styled = [stylizer(f) for f in video]
-    smoothed, ema_masks, flow_masks = _flow_smoothed(seg, video, styled, smoothing)
+    smoothed, ema_masks, flow_masks, fresh_flow_masks = _flow_smoothed(seg, video, styled, smoothing, model_every)
     outputs: dict[str, list[np.ndarray]] = {
         "edge band: region=background, refined mask": [
             composite(f, s, m, "background") for f, s, m in zip(video, styled, refined_masks, strict=True)
@@ -253,8 +311,26 @@ def steadiness(seg: PersonSegmenter, clip: Path, frames: int, smoothing: float) 
             err = band_warping_error(seq[i], seq[i - 1], field, weight)
             if err is not None:
                 errors[key].append(err)
-    result: dict[str, float | int] = {"frames": len(video), "pairs scored": len(errors[next(iter(errors))])}
+    result: dict[str, float | int] = {
+        "frames": len(video),
+        "model every": model_every,
+        "pairs scored": len(errors[next(iter(errors))]),
+    }
     result.update({k: round(float(np.mean(v)), 5) for k, v in errors.items() if v})
+    # What carrying costs in accuracy: how far the masks depart, in the edge band, from
+    # masks with the model run on every frame (0 when --model-every is 1).
+    for key, carried, fresh_seq in (
+        ("mask vs model on every frame, edge band mean |diff|: EMA", refined_masks, every_frame_masks),
+        ("mask vs model on every frame, edge band mean |diff|: along the flow", flow_masks, fresh_flow_masks),
+    ):
+        bands = [edge_band(f)[0] > 0 for f in fresh_seq]
+        diffs = [
+            float(np.abs(c - f)[band].mean())
+            for c, f, band in zip(carried, fresh_seq, bands, strict=True)
+            if band.sum() >= 50  # a frame with nobody in it has no border to compare
+        ]
+        if diffs:
+            result[key] = round(float(np.mean(diffs)), 5)
     return result
 
 
@@ -264,19 +340,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with people for the steadiness part")
     parser.add_argument("--frames", type=int, default=60, help="frames of the clip to score (0: skip the part)")
     parser.add_argument("--smoothing", type=float, default=0.5, help="the mask EMA's strength for the steadiness part")
+    parser.add_argument(
+        "--model-every", type=int, default=MODEL_EVERY, help="the masker's model_every for the steadiness part"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="cost rounds (0: skip the part)")
-    parser.add_argument("--reps", type=int, default=5, help="mask calls per round (the style frame runs once)")
+    parser.add_argument("--reps", type=int, default=5, help="mask cycles per round (the style rows run once)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     seg = PersonSegmenter(path=args.model, download=False)
     figures: dict[str, object] = {"model": str(seg.model_path), "cv2 threads": cv2.getNumThreads()}
     if args.rounds:
         figures["cost ms"] = costs = cost(seg, args.rounds, args.reps)
-        print("| stage | ms (ratios: of a lite frame) |\n|---|---|")
+        print("| stage | ms per frame (ratios: of a lite frame) |\n|---|---|")
         for k, v in costs.items():
             print(f"| {k} | {v} |")
     if args.frames and args.clip.is_file():
-        figures["steadiness"] = steady = steadiness(seg, args.clip, args.frames, args.smoothing)
+        figures["steadiness"] = steady = steadiness(seg, args.clip, args.frames, args.smoothing, args.model_every)
         print(f"\nwarping error on {args.clip.name} (lower is steadier):")
         for k, v in steady.items():
             print(f"  {k}: {v}")

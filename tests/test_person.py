@@ -25,6 +25,7 @@ from stylize_video.person import (
     PersonMasker,
     PersonSegmenter,
     SegmentationModel,
+    area_shrink,
     bilinear_upsample,
     composite,
     composite_styles,
@@ -32,6 +33,7 @@ from stylize_video.person import (
     find_model,
     guide_gray,
     guided_upsample,
+    refine_mask,
     to_rgba,
 )
 from stylize_video.person import model as model_mod
@@ -152,6 +154,111 @@ def test_masker_gives_a_frame_sized_mask() -> None:
     assert mask.shape == (H, W) and mask.dtype == np.float32
     assert mask.min() >= 0.0 and mask.max() <= 1.0
     assert float(np.abs(mask - truth)[~edge_band(truth, 12)].max()) < 0.1
+
+
+class CountingSegmenter:
+    """A real (tiny) segmenter: the bright figure of :func:`scene` by a threshold, at the
+    model's coarse size; it counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return coarse((frame[..., 0] > 130).astype(np.float32))
+
+
+def test_the_model_runs_on_every_nth_frame_only() -> None:
+    for every, expected in ((1, [1, 2, 3, 4, 5, 6, 7]), (3, [1, 1, 1, 2, 2, 2, 3])):
+        segment = CountingSegmenter()
+        masker = PersonMasker(segment, model_every=every)
+        calls = []
+        for i in range(7):
+            frame, truth = scene(dx=float(i))
+            mask = masker(frame)
+            calls.append(segment.calls)
+            # Carried or not, every frame gets a full, decided mask.
+            assert mask.shape == (H, W) and float(np.abs(mask - truth)[~edge_band(truth, 16)].max()) < 0.1
+        assert calls == expected, every
+        assert masker.model_runs == expected[-1]
+    with pytest.raises(ValueError, match="model_every"):
+        PersonMasker(CountingSegmenter(), model_every=0)
+
+
+def test_a_cut_a_reset_or_a_lost_flow_runs_the_model() -> None:
+    segment = CountingSegmenter()
+    masker = PersonMasker(segment, model_every=5)
+    frame, _ = scene()
+    masker(frame)
+    masker(frame)
+    assert segment.calls == 1  # the second frame carried the first's mask
+    dark = np.full_like(frame, 5)  # a new shot, with nobody in it
+    assert masker(dark).max() == 0.0  # the old figure does not linger over it
+    assert segment.calls == 2 and masker.smoother.cuts == 1
+    masker(dark)
+    assert segment.calls == 2
+    masker.reset()
+    masker(frame)
+    assert segment.calls == 3
+    masker(frame, lambda: None)  # the flow smoother found no flow (its own cut test)
+    assert segment.calls == 4
+
+
+def test_the_carried_mask_follows_a_moving_figure_along_the_flow() -> None:
+    step = 4.0  # px per frame at the frame's size, to the right
+    flow = np.zeros((*SMALL, 2), np.float32)
+    flow[..., 0] = -step * SMALL[1] / W  # backward, in pixels of the flow's own (small) size
+    valid = np.ones(SMALL, np.float32)
+    errors: dict[str, list[float]] = {"flow": [], "held": []}
+    for name in errors:
+        masker = PersonMasker(CountingSegmenter(), model_every=4)
+        for i in range(4):  # the model runs on frame 0 only
+            frame, truth = scene(dx=step * i)
+            mask = masker(frame, (lambda: (flow, valid)) if name == "flow" and i else None)
+            errors[name].append(float(np.abs(mask - truth).mean()))
+    # Held, the mask lags 4, 8, 12 px behind; along the flow it stays on the figure
+    # (what is left is the coarse model's own edge error, as on the model's frame).
+    assert errors["held"][3] > 2 * errors["held"][1] > 0
+    assert max(errors["flow"][1:]) < 1.5 * errors["flow"][0]
+    assert errors["flow"][3] < 0.5 * errors["held"][3], errors
+
+
+def test_refine_mask_stays_close_to_the_full_size_chain() -> None:
+    frame, truth = scene()
+    small = coarse(truth)
+    full = feather(guided_upsample(small, guide_gray(frame)), 1.5)  # the chain refine_mask replaced
+    fast = refine_mask(small, frame)
+    assert fast.shape == (H, W) and fast.dtype == np.float32
+    ramp = (full > 0.01) & (full < 0.99)
+    assert ramp.sum() > 500
+    assert float(np.abs(fast - full)[ramp].mean()) < 0.01
+    assert float(np.abs(fast - full).max()) < 0.1
+    # Still edge-following: as close to the true edge as the full-size chain, closer than bilinear.
+    band = edge_band(truth)
+    err_fast, err_full = np.abs(fast - truth)[band].mean(), np.abs(full - truth)[band].mean()
+    assert err_fast < 1.05 * err_full < np.abs(feather(bilinear_upsample(small, (H, W)), 1.5) - truth)[band].mean()
+    # Snapped: within half a grey level of 0 or 1 is exactly that, so the unstyled region stays bit-exact.
+    snap = 0.5 / 255
+    assert not np.any((fast > 0) & (fast < snap)) and not np.any((fast < 1) & (fast > 1 - snap))
+    far = ~edge_band(truth, 12)
+    assert float(np.mean(fast[far] == truth[far])) > 0.9
+    # A frame too small to halve (the fit would be coarser than half of it) is refined at full size.
+    tiny_frame = cv2.resize(frame, (96, 72), interpolation=cv2.INTER_AREA)
+    tiny_full = feather(guided_upsample(small, guide_gray(tiny_frame)), 1.5)
+    assert float(np.abs(refine_mask(small, tiny_frame) - tiny_full).max()) < 0.01
+
+
+def test_area_shrink_averages_like_inter_area() -> None:
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    smooth = np.stack([xx / W * 200, yy / H * 200, (xx + yy) / (H + W) * 200], axis=2).astype(np.uint8)
+    textured, _ = scene()
+    for size in ((64, 36), (32, 18), (100, 80), (W, H)):
+        fast = area_shrink(smooth, size).astype(np.float32)
+        ref = cv2.resize(smooth, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        assert fast.shape == ref.shape
+        assert float(np.abs(fast - ref).mean()) < 1.0  # under a grey level on average
+        # On texture the footprints differ a little, but it is still an average (no aliasing bias).
+        assert abs(float(area_shrink(textured, size).mean()) - float(textured.mean())) < 1.0
 
 
 # --- compositing ---------------------------------------------------------------------

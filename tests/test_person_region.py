@@ -323,6 +323,42 @@ def test_a_missing_model_at_a_live_switch_is_a_warning_and_the_region_stays_all(
 # --- the mask's border over time ---------------------------------------------------
 
 
+def test_video_runs_the_model_on_every_other_frame_and_images_on_each(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylize_video.person import MODEL_EVERY
+    from stylize_video.runtime.pipeline import Pipeline
+    from stylize_video.runtime.region import RegionStage, masker_factory
+    from stylize_video.runtime.stylizer import Stylizer
+
+    calls: list[int] = []
+
+    def counting(frame: np.ndarray) -> np.ndarray:
+        calls.append(int(frame[0, 0, 0]))
+        return fake_segment(frame)
+
+    monkeypatch.setattr(region_mod, "make_segmenter", lambda path=None: counting)
+    frames = [Frame(scene(i), i) for i in range(6)]
+    stylizer = Stylizer(str(tiny_checkpoint), device="cpu", threads=1)
+    outputs: list[Frame] = []
+    stage = RegionStage(masker_factory(), "background")
+    try:
+        Pipeline(frames, stylizer, [], region=stage, on_frame=outputs.append).run()
+    finally:
+        stage.close()
+    assert MODEL_EVERY == 2 and len(calls) == 3  # frames 0, 2 and 4; the others carry the mask
+    for frame, out in zip(frames, outputs, strict=True):  # ... and still keep the person
+        person = core(truth(frame.image))
+        assert np.array_equal(out.image[person], frame.image[person])
+    # Still images are each their own scene: the image command runs the model on every one.
+    calls.clear()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), scene(i))
+    args = ["image", *(str(tmp_path / f"p{i}.png") for i in range(3)), "-o", str(tmp_path / "out")]
+    assert main([*args, "-s", str(tiny_checkpoint), "--threads", "1", "--region", "background"]) == 0
+    assert len(calls) == 3
+
+
 def test_flow_warped_history_follows_motion_where_the_ema_lags() -> None:
     h, w = 36, 64
     xx = np.arange(w, dtype=np.float32)[None, :].repeat(h, 0)

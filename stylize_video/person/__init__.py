@@ -19,13 +19,24 @@ from __future__ import annotations
 
 from .composite import REGIONS, Region, blend, composite, composite_styles, to_rgba
 from .model import DEFAULT_MODEL, MODEL_ENV, MODELS, PersonSegmenter, SegmentationModel, cache_dir, find_model
-from .refine import MaskSmoother, Motion, bilinear_upsample, feather, guide_gray, guided_upsample, warp_mask
-from .worker import MaskWorker, PersonMasker
+from .refine import (
+    MaskSmoother,
+    Motion,
+    area_shrink,
+    bilinear_upsample,
+    feather,
+    guide_gray,
+    guided_upsample,
+    refine_mask,
+    warp_mask,
+)
+from .worker import MODEL_EVERY, MaskWorker, PersonMasker
 
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
     "MODEL_ENV",
+    "MODEL_EVERY",
     "REGIONS",
     "MaskSmoother",
     "MaskWorker",
@@ -34,6 +45,7 @@ __all__ = [
     "PersonSegmenter",
     "Region",
     "SegmentationModel",
+    "area_shrink",
     "bilinear_upsample",
     "blend",
     "cache_dir",
@@ -43,6 +55,7 @@ __all__ = [
     "find_model",
     "guide_gray",
     "guided_upsample",
+    "refine_mask",
     "to_rgba",
     "warp_mask",
 ]

@@ -220,9 +220,11 @@ class PersonSegmenter:
 
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected a uint8 HxWx3 BGR frame, got {frame.dtype} {frame.shape}")
+        from .refine import area_shrink
+
         h, w = self.input_size
-        # INTER_AREA: a 1280 px frame shrinks 5x, where bilinear would alias.
-        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        # Area averaging: a 1280 px frame shrinks 5x, where bilinear would alias.
+        small = area_shrink(frame, (w, h))
         return cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1 / 255)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:

@@ -10,10 +10,15 @@ the person's edges and holds still over time.
   ``ximgproc.guidedFilter`` is only in the contrib build, hence this version.
 * :func:`feather`: a small Gaussian on the result, so the cut between styled and
   unstyled pixels is a ramp of a few pixels, not a hard cut-out line.
+* :func:`refine_mask`: both, as the masker runs them per frame, for a quarter of the
+  full-size work (see its docstring): the fitted model is applied, and feathered, at
+  half the frame's size, and one bilinear resize brings it to the frame.
 * :class:`MaskSmoother`: an exponential moving average of the small map, reset on
   scene cuts, so a border pixel the model is unsure about does not flicker; given the
   optical flow the pipeline's flow smoother computes anyway, the previous map is
   first warped along it (:func:`warp_mask`), so a moving border is not dragged behind.
+  On frames the model skips, :meth:`MaskSmoother.carry` moves the history to the new
+  frame along that flow (or holds it).
 """
 
 from __future__ import annotations
@@ -30,11 +35,41 @@ def _box(x: np.ndarray, radius: int) -> np.ndarray:
     return np.asarray(cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT), np.float32)
 
 
+def area_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``image`` down to ``size`` (W, H) by area averaging, quickly.
+
+    OpenCV's ``INTER_AREA`` has a fast path for whole-number factors only: 640x480 to
+    256x144 (factors 2.5 and 3.3) took 1.1 ms on this project's CPU, halving to 320x240
+    first and then area-resizing the rest 0.3 ms. So this halves while both sides stay
+    at least twice the target, then finishes with one ``INTER_AREA``: an area average
+    too, under a grey level (mean) from a single ``INTER_AREA`` on smooth content.
+    """
+    import cv2
+
+    w, h = size
+    while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if image.shape[:2] != (h, w):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def guide_gray(frame: np.ndarray) -> np.ndarray:
     """The guide: a uint8 HxWx3 BGR frame as float32 HxW grey levels in [0, 1]."""
     import cv2
 
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32) * np.float32(1 / 255)
+
+
+def _fit(g: np.ndarray, p: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The guided filter's smoothed local linear model ``q = a * g + b`` (a and b at g's size)."""
+    mean_g = _box(g, radius)
+    mean_p = _box(p, radius)
+    cov_gp = _box(g * p, radius) - mean_g * mean_p
+    var_g = _box(g * g, radius) - mean_g * mean_g
+    a = cov_gp / (var_g + np.float32(eps))
+    b = mean_p - a * mean_g
+    return _box(a, radius), _box(b, radius)
 
 
 def guided_upsample(
@@ -70,14 +105,7 @@ def guided_upsample(
     h, w = max(1, round(H * scale)), max(1, round(W * scale))
     g = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != (H, W) else guide
     p = cv2.resize(mask.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)
-    mean_g = _box(g, radius)
-    mean_p = _box(p, radius)
-    cov_gp = _box(g * p, radius) - mean_g * mean_p
-    var_g = _box(g * g, radius) - mean_g * mean_g
-    a = cov_gp / (var_g + np.float32(eps))
-    b = mean_p - a * mean_g
-    mean_a = _box(a, radius)
-    mean_b = _box(b, radius)
+    mean_a, mean_b = _fit(g, p, radius, eps)
     if (h, w) != (H, W):
         mean_a = cv2.resize(mean_a, (W, H), interpolation=cv2.INTER_LINEAR)
         mean_b = cv2.resize(mean_b, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -96,6 +124,78 @@ def feather(mask: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     if sigma <= 0:
         return mask
     return np.asarray(cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT), np.float32)
+
+
+#: Snap what is within half a grey level of 0 or 1 (a 255-level difference moves less
+#: than 0.5 there): the unstyled region then keeps its pixels bit for bit, instead of
+#: the guided filter's 1e-4 residue flipping the rounding of a few.
+_SNAP = 0.5 / 255
+
+
+def refine_mask(
+    small: np.ndarray,
+    frame: np.ndarray,
+    *,
+    radius: int = 4,
+    eps: float = 1e-3,
+    work_side: int = 160,
+    feather_sigma: float = 1.5,
+) -> np.ndarray:
+    """The model's small map as a frame-sized, edge-following, feathered mask.
+
+    What ``feather(guided_upsample(small, guide_gray(frame)), feather_sigma)`` gives
+    (the same fit at ``work_side``, the same settings), snapped to exact 0 and 1
+    within half a grey level, for about half its cost: with a feather of
+    ``feather_sigma >= 1`` px the border is a ramp several pixels wide anyway, so the
+    model is applied to the guide at half the frame's size, feathered there, and one
+    bilinear resize brings it to the frame (the resize itself is a 2-px triangle
+    blur, so the half-size Gaussian makes up only the rest of ``feather_sigma``).
+    Only that resize and the snap touch every full-size pixel. On a real 640x360
+    frame it stayed within 0.003 (mean) of the full-size chain in the border's ramp;
+    ``benchmarks/person_mask.py`` times both.
+
+    Args:
+        small: float32 hxw in [0, 1], the (smoothed) model output.
+        frame: uint8 HxWx3 BGR, the guide and the output size.
+        radius, eps, work_side: :func:`guided_upsample`'s settings.
+        feather_sigma: the feather's Gaussian sigma in frame pixels (0: none, and the
+            mask is made at the full size).
+
+    Returns:
+        float32 HxW in [0, 1].
+    """
+    import cv2
+
+    H, W = frame.shape[:2]
+    scale = min(1.0, work_side / max(H, W))
+    h, w = max(1, round(H * scale)), max(1, round(W * scale))
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    # Half size only where the fit is at most that coarse (a small frame keeps its full-size fit).
+    half = feather_sigma >= 1.0 and 2 * h <= H and 2 * w <= W
+    if half:
+        gray = area_shrink(gray, (W // 2, H // 2))
+    guide = gray.astype(np.float32) * np.float32(1 / 255)
+    gh, gw = guide.shape
+    g = area_shrink(guide, (w, h))
+    p = cv2.resize(small.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)
+    a, b = _fit(g, p, radius, eps)
+    if (h, w) != (gh, gw):
+        a = cv2.resize(a, (gw, gh), interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(b, (gw, gh), interpolation=cv2.INTER_LINEAR)
+    q = a * guide
+    q += b
+    np.clip(q, 0.0, 1.0, out=q)
+    # A bilinear 2x resize is a triangle of half-width 2 output px, variance 2/3 px^2.
+    sigma = (max(feather_sigma**2 - 2 / 3, 0.0) ** 0.5) / 2 if half else feather_sigma
+    if sigma > 0:
+        q = np.asarray(cv2.GaussianBlur(q, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT), np.float32)
+    if half:
+        q = cv2.resize(q, (W, H), interpolation=cv2.INTER_LINEAR)
+    # In place (our own array): an OpenCV threshold for the zeros was the cheapest pass;
+    # for the ones, boolean indexing beat OpenCV's threshold-and-max (which allocate).
+    cv2.threshold(q, _SNAP, 0.0, cv2.THRESH_TOZERO, dst=q)
+    q[q > 1.0 - _SNAP] = 1.0
+    return q
 
 
 def bilinear_upsample(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -175,13 +275,55 @@ class MaskSmoother:
         self._mask = None
         self._gray = None
 
+    def observe(self, frame: np.ndarray) -> bool:
+        """Run the cut test on the next frame; True on a cut (the history is then dropped).
+
+        Args:
+            frame: uint8 BGR, or float in [0, 1], at any size.
+        """
+        # 32x18 is enough to see a cut; area_shrink's halving keeps it ~0.1 ms from 1280x720.
+        tiny = np.asarray(area_shrink(frame, (32, 18)), np.float32)
+        gray = (tiny.mean(axis=2) if tiny.ndim == 3 else tiny) / np.float32(255 if frame.dtype == np.uint8 else 1)
+        prev_gray, self._gray = self._gray, gray
+        cut = prev_gray is not None and float(np.abs(gray - prev_gray).mean()) > self.cut_threshold
+        if cut:
+            self.cuts += 1
+            self._mask = None
+        return cut
+
+    def carry(self, motion: Motion | None = None) -> np.ndarray | None:
+        """The history moved on to a frame the model skipped, or None when there is none.
+
+        Given a motion, the history is warped along its flow where the flow is valid
+        (held where not); without one it is held as it is. None also when the motion
+        says there is nothing to warp (a cut by the flow's own test): the caller must
+        run the model then. Call :meth:`observe` on the frame first.
+
+        Returns:
+            a new float32 hxw array, which also becomes the history.
+        """
+        import cv2
+
+        prev = self._mask
+        flow = motion() if motion is not None else None
+        if prev is None or (motion is not None and flow is None):
+            return None
+        if flow is None:
+            return prev.copy()
+        weight = flow[1]
+        if weight.shape != prev.shape:
+            weight = cv2.resize(weight, (prev.shape[1], prev.shape[0]), interpolation=cv2.INTER_LINEAR)
+        out = (prev + (warp_mask(prev, flow[0]) - prev) * weight).astype(np.float32)
+        self._mask = out
+        return out.copy()
+
     def __call__(self, mask: np.ndarray, frame: np.ndarray | None = None, motion: Motion | None = None) -> np.ndarray:
         """Smooth one small mask.
 
         Args:
             mask: float32 hxw in [0, 1].
-            frame: the frame the mask is for, for the cut test (uint8 BGR, or float in
-                [0, 1], at any size); None skips the test.
+            frame: the frame the mask is for, for the cut test (:meth:`observe`); None
+                skips the test (a caller that ran :meth:`observe` itself).
             motion: the frame's optical flow (warps the history; see the class docstring);
                 None: the plain EMA.
 
@@ -190,18 +332,11 @@ class MaskSmoother:
         """
         import cv2
 
-        gray = None
         if frame is not None:
-            # 32x18 is enough to see a cut and costs ~0.1 ms even from 1280x720.
-            tiny = np.asarray(cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA), np.float32)
-            gray = (tiny.mean(axis=2) if tiny.ndim == 3 else tiny) / np.float32(255 if frame.dtype == np.uint8 else 1)
-        prev, prev_gray = self._mask, self._gray
-        self._gray = gray
-        cut = gray is not None and prev_gray is not None and float(np.abs(gray - prev_gray).mean()) > self.cut_threshold
-        if cut:
-            self.cuts += 1
+            self.observe(frame)
+        prev = self._mask
         flow = motion() if motion is not None else None
-        if motion is not None and (flow is None or prev is None or prev.shape != mask.shape or cut):
+        if motion is not None and (flow is None or prev is None or prev.shape != mask.shape):
             out = mask.astype(np.float32, copy=True)
         elif flow is not None and prev is not None:
             weight = flow[1]
@@ -214,7 +349,7 @@ class MaskSmoother:
             history = prev + (warped - prev) * weight
             strength = np.float32(self.strength) + weight * np.float32(self.flow_strength - self.strength)
             out = (mask + (history - mask) * strength).astype(np.float32)
-        elif prev is None or prev.shape != mask.shape or cut or self.strength == 0.0:
+        elif prev is None or prev.shape != mask.shape or self.strength == 0.0:
             out = mask.astype(np.float32, copy=True)
         else:
             out = (prev * np.float32(self.strength) + mask * np.float32(1.0 - self.strength)).astype(np.float32)

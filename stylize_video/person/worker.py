@@ -1,8 +1,10 @@
 """The whole mask for one frame, and a thread that computes it beside the style network.
 
 :class:`PersonMasker` chains the stages (model at its small size -> EMA -> guided
-upsampling to the frame -> feathering). :class:`MaskWorker` runs a masker on its
-own thread: submit a frame *before* stylizing it, collect the mask after. OpenCV
+upsampling to the frame -> feathering), running the model on every
+``model_every``-th frame only and carrying the mask along the flow (or holding it)
+in between. :class:`MaskWorker` runs a masker on its own thread: submit a frame
+*before* stylizing it, collect the mask after. OpenCV
 releases the GIL in its DNN, resize and filter calls, and torch releases it in the
 network, so the two overlap on a 2-core CPU.
 """
@@ -16,9 +18,10 @@ from types import TracebackType
 
 import numpy as np
 
-from .refine import MaskSmoother, Motion, feather, guide_gray, guided_upsample
+from .refine import MaskSmoother, Motion, refine_mask
 
-_SNAP = 0.5 / 255
+#: The model runs on every ``MODEL_EVERY``-th frame by default (see :class:`PersonMasker`).
+MODEL_EVERY = 2
 
 #: A frame (uint8 HxWx3 BGR) -> person probability (float32 hxw in [0, 1]) at any small size.
 SmallSegment = Callable[[np.ndarray], np.ndarray]
@@ -29,6 +32,14 @@ class PersonMasker:
 
     Keeps the EMA's history: one instance per video stream, frames in order.
 
+    The model is most of the mask's cost, and a person moves little from one frame
+    to the next, so it runs on every ``model_every``-th frame only; on the frames in
+    between the smoothed small map is carried over (warped along the frame's optical
+    flow when a motion is given, held otherwise) and refined against the new frame,
+    whose edges the guided upsampling still follows. The first frame, a cut (the
+    smoother's own test, or :meth:`reset`) and a motion that reports no flow always
+    run the model.
+
     Args:
         segment: the small-mask model (a :class:`~stylize_video.person.model.PersonSegmenter`,
             or any callable with its signature).
@@ -36,6 +47,10 @@ class PersonMasker:
         flow_strength: its weight of the flow-warped history, when a motion is given.
         radius, eps, work_side: :func:`~stylize_video.person.refine.guided_upsample`'s settings.
         feather_sigma: Gaussian sigma in output pixels (0: no feathering).
+        model_every: run the model on every n-th frame (1: every frame).
+
+    Attributes:
+        model_runs: frames the model ran on since construction.
     """
 
     def __init__(
@@ -48,32 +63,52 @@ class PersonMasker:
         eps: float = 1e-3,
         work_side: int = 160,
         feather_sigma: float = 1.5,
+        model_every: int = MODEL_EVERY,
     ) -> None:
+        if model_every < 1:
+            raise ValueError(f"model_every must be >= 1, got {model_every}")
         self.segment = segment
         self.smoother = MaskSmoother(smoothing, flow_strength=flow_strength)
         self.radius = radius
         self.eps = eps
         self.work_side = work_side
         self.feather_sigma = feather_sigma
+        self.model_every = model_every
+        self.model_runs = 0
+        self._since_model = 0  # frames carried since the model last ran
 
     def reset(self) -> None:
-        """Forget the temporal history (a new stream, a seek)."""
+        """Forget the temporal history (a new stream, a seek): the next frame runs the model."""
         self.smoother.reset()
 
+    def small(self, frame: np.ndarray, motion: Motion | None = None) -> np.ndarray:
+        """The smoothed small map for ``frame`` (float32 hxw), from the model or carried over."""
+        cut = self.smoother.observe(frame)
+        if motion is not None:
+            flow = motion()  # once: the carry and the EMA below may both want it
+            motion = lambda: flow  # noqa: E731
+        if not cut and self._since_model + 1 < self.model_every:
+            carried = self.smoother.carry(motion)
+            if carried is not None:
+                self._since_model += 1
+                return carried
+        self.model_runs += 1
+        self._since_model = 0
+        return self.smoother(self.segment(frame), None, motion)
+
     def __call__(self, frame: np.ndarray, motion: Motion | None = None) -> np.ndarray:
-        """Shape: uint8 HxWx3 BGR -> float32 HxW in [0, 1].
+        """Shape: uint8 HxWx3 BGR -> float32 HxW in [0, 1] (exactly 0 or 1 within half a grey level).
 
         ``motion``: the frame's optical flow (the history is warped along it); None: the EMA.
         """
-        small = self.smoother(self.segment(frame), frame, motion)
-        mask = guided_upsample(small, guide_gray(frame), radius=self.radius, eps=self.eps, work_side=self.work_side)
-        mask = feather(mask, self.feather_sigma)
-        # Snap what is within half a grey level of 0 or 1 (a 255-level difference moves
-        # less than 0.5 there): the unstyled region then keeps its pixels bit for bit,
-        # instead of the guided filter's 1e-4 residue flipping the rounding of a few.
-        mask[mask < _SNAP] = 0.0
-        mask[mask > 1.0 - _SNAP] = 1.0
-        return mask
+        return refine_mask(
+            self.small(frame, motion),
+            frame,
+            radius=self.radius,
+            eps=self.eps,
+            work_side=self.work_side,
+            feather_sigma=self.feather_sigma,
+        )
 
 
 class MaskWorker:

@@ -51,17 +51,25 @@ def make_segmenter(model_path: str | None = None) -> Callable[[np.ndarray], np.n
     return PersonSegmenter(path=model_path)
 
 
-def masker_factory(model_path: str | None = None, *, smoothing: float = 0.5) -> MaskerFactory:
+def masker_factory(
+    model_path: str | None = None, *, smoothing: float = 0.5, model_every: int | None = None
+) -> MaskerFactory:
     """A :data:`MaskerFactory` for the person model at ``model_path`` (see :func:`make_segmenter`).
 
-    ``smoothing``: the mask's EMA strength (0 for still images).
+    ``smoothing``: the mask's EMA strength (0 for still images). ``model_every``: run
+    the model on every n-th frame and carry the mask in between (see
+    :class:`~stylize_video.person.PersonMasker`); None: :data:`~stylize_video.person.MODEL_EVERY`
+    for video, 1 with ``smoothing=0`` (still images: each is its own scene, nothing to carry).
     """
+    from ..person import MODEL_EVERY
+
+    every = model_every if model_every is not None else (MODEL_EVERY if smoothing > 0 else 1)
 
     def make() -> Callable[..., np.ndarray]:
         from ..person import PersonMasker
 
         # Looked up at call time, so a replaced make_segmenter is the one used.
-        return PersonMasker(make_segmenter(model_path), smoothing=smoothing)
+        return PersonMasker(make_segmenter(model_path), smoothing=smoothing, model_every=every)
 
     return make
 
