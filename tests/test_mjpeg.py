@@ -102,6 +102,8 @@ def test_control_endpoint_records_requests(sink: MjpegSink, controls: LiveContro
         "snapshots": 0,
         "scale": 1.0,
         "region": "all",
+        "notice": "",
+        "notices": 0,
     }
 
 
