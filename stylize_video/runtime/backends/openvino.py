@@ -15,17 +15,12 @@ uncentred; eager torch bf16 with explicit fp32 statistics: 21/255). Finite throu
 One model is compiled per input size (a static shape: OpenVINO plans its memory and
 kernels for it) and compiled blobs are cached on disk in ``cache_dir()/openvino``,
 so the next run with the same style and size skips the compilation.
-
-Without ``--threads`` the thread count follows the machine's load: one model per
-candidate count (all cores, half of them) and a :class:`.thread_tuner.ThreadTuner`
-per input size that runs each frame on whichever measured faster lately.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +29,8 @@ import torch
 
 from ...devices import cpu_has_fast_bf16
 from ...errors import DeviceError
-from . import Backend, BackendOptions, cache_dir, default_threads, network_geometry, require
+from . import Backend, BackendOptions, cache_dir, network_geometry, require
 from .onnx_export import graph_bytes
-from .thread_tuner import ThreadTuner, thread_candidates
 
 log = logging.getLogger(__name__)
 
@@ -93,55 +87,31 @@ class OpenVINOBackend(Backend):
         if options.threads is not None:
             if options.threads < 1:
                 raise DeviceError(f"--threads must be >= 1, got {options.threads}")
-            self._candidates = [options.threads]
-        else:
-            self._candidates = thread_candidates(default_threads())
-        self._requests: dict[tuple[int, int, int], Any] = {}
-        self._tuners: dict[tuple[int, int], ThreadTuner] = {}
+            self._config["INFERENCE_NUM_THREADS"] = options.threads
+        self._requests: dict[tuple[int, int], Any] = {}
         self._num_styles = int(getattr(network, "num_styles", 0))
         self._style_key: torch.Tensor | None = None
         self._style_np: np.ndarray | None = None
-        self._last_threads: int | None = None
 
-    def describe(self) -> str:
-        counts = "/".join(str(n) for n in self._candidates)
-        return super().describe() + (
-            f", threads auto ({counts})" if len(self._candidates) > 1 else f", {counts} threads"
-        )
-
-    @property
-    def threads(self) -> int | None:
-        """The thread count the last frame ran with (None before the first frame)."""
-        return self._last_threads
-
-    def _tuner(self, h: int, w: int) -> ThreadTuner:
-        tuner = self._tuners.get((h, w))
-        if tuner is None:
-            # Every candidate compiled up front: a first probe mid-stream would stall a frame.
+    def _request(self, h: int, w: int) -> Any:
+        request = self._requests.get((h, w))
+        if request is None:
             model = self._model.clone()
             shapes: dict[str, list[int]] = {model.inputs[0].any_name: [1, 3, h, w]}
             if self._num_styles:
                 shapes[model.inputs[1].any_name] = [self._num_styles]
             model.reshape(shapes)
-            for threads in self._candidates:
-                config = {**self._config, "INFERENCE_NUM_THREADS": threads}
-                compiled = self._core.compile_model(model, "CPU", config)
-                self._requests[(h, w, threads)] = compiled.create_infer_request()
-            tuner = self._tuners[(h, w)] = ThreadTuner(self._candidates)
-        return tuner
+            compiled = self._core.compile_model(model, "CPU", self._config)
+            request = self._requests[(h, w)] = compiled.create_infer_request()
+        return request
 
     def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        tuner = self._tuner(h, w)
-        threads = tuner.threads()
-        request = self._requests[(h, w, threads)]
+        h, w = x.shape[-2:]
+        request = self._request(int(h), int(w))
         inputs: dict[int, np.ndarray] = {0: np.ascontiguousarray(x.detach().float().numpy())}
         if self._num_styles:
             inputs[1] = self._style_array(style)
-        start = time.perf_counter()
         request.infer(inputs, share_inputs=True)
-        tuner.record(threads, time.perf_counter() - start)
-        self._last_threads = threads
         # The request reuses its output buffer on the next call: copy out.
         return torch.from_numpy(np.array(request.get_output_tensor(0).data, copy=True))
 
@@ -157,4 +127,3 @@ class OpenVINOBackend(Backend):
 
     def close(self) -> None:
         self._requests.clear()
-        self._tuners.clear()
