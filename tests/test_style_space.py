@@ -465,7 +465,7 @@ def test_export_of_a_multi_style_network_takes_the_weights(styles_dir: Path, tmp
     from stylize_video.runtime.backends.onnx_export import export_onnx, read_exported
 
     out = tmp_path / "gallery.onnx"
-    export_onnx("style-1", out)
+    export_onnx(styles_dir / "gallery.safetensors", out)  # the network's file: every style
     graph = read_exported(out)
     assert graph.num_styles == 3 and graph.style_names == ["style-0", "style-1", "style-2"]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -474,6 +474,42 @@ def test_export_of_a_multi_style_network_takes_the_weights(styles_dir: Path, tmp
     assert "style-2" in st.styles
     st.set_style("style-2=0.5+style-0=0.5", morph=0)
     st(make_image(32, 32))
+    export_onnx("gallery", tmp_path / "by-name.onnx")  # the network's name: the same
+    assert read_exported(tmp_path / "by-name.onnx").num_styles == 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_export_of_one_named_style_is_a_one_input_graph(
+    styles_dir: Path, gallery: TransformNet, tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    from stylize_video.runtime.backends.onnx_export import export_onnx, read_exported
+
+    out = tmp_path / "style-1.onnx"
+    result = export_onnx("style-1", out)
+    assert result.mean_abs_diff * 255 <= 1.0 and not result.styles
+    graph = read_exported(out)
+    assert graph.num_styles == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    props = session.get_modelmeta().custom_metadata_map
+    assert props["style"] == "style-1" and props["title"] == "Painting 1" and props["credit"] == "credit 1"
+    x = torch.rand(1, 3, 24, 32)
+    (y,) = session.run(None, {"image": x.numpy()})
+    with torch.no_grad():
+        want = gallery(x, _one_hot(1, 3)).numpy()
+    assert float(np.abs(y - want).mean()) * 255 <= 1.0
+
+
+def test_one_style_of_a_gallery_is_the_same_network_for_that_style(styles_dir: Path, gallery: TransformNet) -> None:
+    ck = load_checkpoint("style-2")
+    one = ck.one_style()
+    assert one.model.num_styles == 0 and one.meta.name == "style-2" and one.meta.title == "Painting 2"
+    assert one.one_style() is one
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(one.model(x), ck.model(x, _one_hot(2, 3)), atol=1e-5, rtol=0)
 
 
 # ------------------------------------------------------------------ commands
@@ -504,9 +540,12 @@ def test_styles_command_lists_each_style_of_a_network(
 def test_export_command_names_the_styles(styles_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from stylize_video.cli import main
 
-    assert main(["export", "style-2", "-o", str(tmp_path / "g.onnx")]) == 0
+    assert main(["export", "gallery", "-o", str(tmp_path / "g.onnx")]) == 0
     out = capsys.readouterr().out
     assert "3 styles, style-0, style-1, style-2" in out and "'style'" in out
+    assert main(["export", "style-2", "-o", str(tmp_path / "s.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "style-2" in out and "styles" not in out and "'style'" not in out
 
 
 def test_inference_mixture_cache_follows_edits(gallery: TransformNet) -> None:

@@ -14,9 +14,10 @@ def register(sub: Any) -> None:
             "Export a style network to an ONNX file (opset >= 17, dynamic height/width, credits and settings "
             "in the model metadata), verified against PyTorch on an odd-sized frame. The graph takes float32 "
             "(1, 3, H, W) RGB in [0, 1] with H and W multiples of the network's stride (8 for -lite styles, "
-            "4 for full ones; pad other sizes and crop the output) and returns the same. A style of a "
-            "multi-style network exports the whole network: the graph then takes a second input, 'style', "
-            "float32 (num_styles,) mixing weights, and its metadata names the styles (nothing is baked in)."
+            "4 for full ones; pad other sizes and crop the output) and returns the same. A style named inside a "
+            "multi-style network exports that style alone, like a single-style file; the network's file (or "
+            "its name) exports the whole network: the graph then takes a second input, 'style', float32 "
+            "(num_styles,) mixing weights, and its metadata names the styles (nothing is baked in)."
         ),
         epilog="example: stylize-video export starry-night-lite -o starry-night-lite.onnx",
     )

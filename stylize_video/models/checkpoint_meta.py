@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..text import printable
+from .layers import InstanceNorm
 from .transform_net import MAX_STYLES, NetConfig, TransformNet
 
 log = logging.getLogger("stylize_video.models.checkpoint")
@@ -225,6 +226,30 @@ class Checkpoint:
     def style(self) -> str:
         """The name of the style asked for."""
         return self.style_names[self.style_index]
+
+    def one_style(self) -> Checkpoint:
+        """The style asked for as a single-style network (itself when it is one already).
+
+        The conditional norms' rows of :attr:`style_index` become plain scale and shift
+        parameters; the convolutions are shared, so the output is the multi-style
+        network's for that style. Named and credited as the style.
+        """
+        if not self.model.num_styles:
+            return self
+        index = self.style_index
+        single = TransformNet(self.model.config.single())
+        tables = {
+            f"{name}.{param}"
+            for name, module in self.model.named_modules()
+            if isinstance(module, InstanceNorm)
+            for param in ("weight", "bias")
+        }
+        # The norms' (num_styles, C) tables give their row; everything else is shared as is.
+        state = {k: v[index].clone() if k in tables else v for k, v in self.model.state_dict().items()}
+        single.load_state_dict(state, strict=True)
+        single.eval().requires_grad_(False)
+        meta = dataclasses.replace(self.meta.for_style(index), arch=single.config)
+        return Checkpoint(model=single, meta=meta, path=self.path, style_index=0)
 
 
 @dataclass(frozen=True)
