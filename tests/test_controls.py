@@ -272,6 +272,42 @@ def test_controls_the_pipeline_cannot_apply_become_notices_for_the_clients(caplo
     assert any("unknown style 'nowhere'" in r.getMessage() for r in caplog.records)
 
 
+def test_a_refused_key_shows_its_reason_in_the_window_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window's r key in a run without a person region: the status line says why."""
+    from stylize_video.io.base import Sink
+    from stylize_video.models.transform_net import TransformNet
+    from stylize_video.runtime.pipeline import Pipeline
+    from stylize_video.runtime.stylizer import Stylizer
+    from tests.conftest import TINY
+
+    class Window(Sink):
+        threaded = False  # drawn on the main thread, like the OpenCV window
+
+        def __init__(self) -> None:
+            self.statuses: list[str] = []
+            self.keys = ["region background"]
+
+        def write(self, frame: object) -> None:
+            pass
+
+        def poll_actions(self) -> list[str]:
+            keys, self.keys = self.keys, []
+            return keys
+
+        def set_status(self, text: str) -> None:
+            self.statuses.append(text)
+
+    window = Window()
+    stylizer = Stylizer(TransformNet(TINY).eval(), device="cpu")
+    Pipeline(_Frames(4), stylizer, [window], controls=LiveControls()).run()
+    assert window.statuses and all("region background: this run has no person region" in s for s in window.statuses)
+    # ... for NOTICE_SECONDS only
+    monkeypatch.setattr("stylize_video.runtime.pipeline_controls.NOTICE_SECONDS", 0.0)
+    window = Window()
+    Pipeline(_Frames(4), stylizer, [window], controls=LiveControls()).run()
+    assert window.statuses and not any("person region" in s for s in window.statuses)
+
+
 # ------------------------------------------------------------------ blends and morphs
 STYLES = ["alpha", "beta", "gamma"]
 

@@ -141,6 +141,8 @@ class Pipeline(PipelineControls):
         self._last_time: float | None = None
         self._frame_step = 1.0 / (self.source.fps or 30.0)
         self._snapshot_pending = False  # requested before the first frame: taken once one exists
+        self._notice_until = 0.0  # the window's status line shows the last notice until then (monotonic s)
+        self._notice_text = ""
         self.snapshots: list[Path] = []
         self.stats = PipelineStats()
         self.adaptive = adaptive

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from .stylizer import Stylizer
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds the window's status line shows why a control was refused.
+NOTICE_SECONDS = 4.0
 
 
 class PipelineControls:
@@ -46,6 +51,8 @@ class PipelineControls:
     _blend: Blend
     _last_out: Frame | None
     _snapshot_pending: bool
+    _notice_text: str
+    _notice_until: float
     _stop: threading.Event
 
     def _status(self) -> str:
@@ -56,6 +63,8 @@ class PipelineControls:
             text += f"  scale {self.stylizer.scale:.2f}"
         if self.region is not None and self.region.region != "all":
             text += f"  region {self.region.region}"
+        if self._notice_text and time.monotonic() < self._notice_until:
+            text += f"  | {self._notice_text}"
         return text
 
     def _controls(self) -> None:
@@ -119,6 +128,8 @@ class PipelineControls:
         """A control that could not be applied: the log and the controls' clients say why."""
         log.warning("%s", text)
         self.controls.notify(text)
+        # The window shows it too: a key press (r without --region) must not fail silently.
+        self._notice_text, self._notice_until = text, time.monotonic() + NOTICE_SECONDS
 
     def _switch(self, changes: ControlChanges) -> None:
         """Move to the style or blend the changes ask for (morphing; loaded styles only)."""
