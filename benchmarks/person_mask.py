@@ -52,7 +52,6 @@ from stylize_video.person import (
     feather,
     guide_gray,
     guided_upsample,
-    refine_mask,
 )
 
 if TYPE_CHECKING:
@@ -101,14 +100,7 @@ def cost(seg: PersonSegmenter, rounds: int, reps: int, everies: tuple[int, ...] 
 
     def refine_new(name: str) -> Callable[[], object]:
         small, frame, m = seg(frames[name]), frames[name], PersonMasker(seg)
-        return lambda: refine_mask(
-            m.smoother(small, frame),
-            frame,
-            radius=m.radius,
-            eps=m.eps,
-            work_side=m.work_side,
-            feather_sigma=m.feather_sigma,
-        )
+        return lambda: m.refine(m.smoother(small, frame), frame)
 
     def cycle(fn: Callable[[], object], n: int) -> Callable[[], object]:
         def run() -> None:

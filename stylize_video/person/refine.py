@@ -98,19 +98,30 @@ def guided_upsample(
     Returns:
         float32 HxW in [0, 1].
     """
+    return _guided(mask, guide, _work_size(guide.shape, work_side), radius, eps)
+
+
+def _work_size(shape: tuple[int, ...], work_side: int) -> tuple[int, int]:
+    """(h, w) of the resolution the guided filter fits at, for a frame of ``shape``."""
+    H, W = shape[:2]
+    scale = min(1.0, work_side / max(H, W))
+    return max(1, round(H * scale)), max(1, round(W * scale))
+
+
+def _guided(mask: np.ndarray, guide: np.ndarray, work: tuple[int, int], radius: int, eps: float) -> np.ndarray:
+    """The guided filter fit at ``work`` (h, w) and applied to ``guide``: float32 in [0, 1], guide-sized."""
     import cv2
 
-    H, W = guide.shape
-    scale = min(1.0, work_side / max(H, W))
-    h, w = max(1, round(H * scale)), max(1, round(W * scale))
-    g = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != (H, W) else guide
+    h, w = work
+    gh, gw = guide.shape
+    g = area_shrink(guide, (w, h)) if (h, w) != (gh, gw) else guide
     p = cv2.resize(mask.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)
-    mean_a, mean_b = _fit(g, p, radius, eps)
-    if (h, w) != (H, W):
-        mean_a = cv2.resize(mean_a, (W, H), interpolation=cv2.INTER_LINEAR)
-        mean_b = cv2.resize(mean_b, (W, H), interpolation=cv2.INTER_LINEAR)
-    q = mean_a * guide
-    q += mean_b
+    a, b = _fit(g, p, radius, eps)
+    if (h, w) != (gh, gw):
+        a = cv2.resize(a, (gw, gh), interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(b, (gw, gh), interpolation=cv2.INTER_LINEAR)
+    q = a * guide
+    q += b
     return np.clip(q, 0.0, 1.0, out=q)
 
 
@@ -167,28 +178,16 @@ def refine_mask(
     import cv2
 
     H, W = frame.shape[:2]
-    scale = min(1.0, work_side / max(H, W))
-    h, w = max(1, round(H * scale)), max(1, round(W * scale))
+    h, w = work = _work_size(frame.shape, work_side)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     # Half size only where the fit is at most that coarse (a small frame keeps its full-size fit).
     half = feather_sigma >= 1.0 and 2 * h <= H and 2 * w <= W
     if half:
         gray = area_shrink(gray, (W // 2, H // 2))
-    guide = gray.astype(np.float32) * np.float32(1 / 255)
-    gh, gw = guide.shape
-    g = area_shrink(guide, (w, h))
-    p = cv2.resize(small.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)
-    a, b = _fit(g, p, radius, eps)
-    if (h, w) != (gh, gw):
-        a = cv2.resize(a, (gw, gh), interpolation=cv2.INTER_LINEAR)
-        b = cv2.resize(b, (gw, gh), interpolation=cv2.INTER_LINEAR)
-    q = a * guide
-    q += b
-    np.clip(q, 0.0, 1.0, out=q)
+    q = _guided(small, gray.astype(np.float32) * np.float32(1 / 255), work, radius, eps)
     # A bilinear 2x resize is a triangle of half-width 2 output px, variance 2/3 px^2.
     sigma = (max(feather_sigma**2 - 2 / 3, 0.0) ** 0.5) / 2 if half else feather_sigma
-    if sigma > 0:
-        q = np.asarray(cv2.GaussianBlur(q, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT), np.float32)
+    q = feather(q, sigma)
     if half:
         q = cv2.resize(q, (W, H), interpolation=cv2.INTER_LINEAR)
     # In place (our own array): an OpenCV threshold for the zeros was the cheapest pass;

@@ -101,13 +101,12 @@ class PersonMasker:
 
         ``motion``: the frame's optical flow (the history is warped along it); None: the EMA.
         """
+        return self.refine(self.small(frame, motion), frame)
+
+    def refine(self, small: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """A small map made frame-sized with this masker's settings (:func:`~.refine.refine_mask`)."""
         return refine_mask(
-            self.small(frame, motion),
-            frame,
-            radius=self.radius,
-            eps=self.eps,
-            work_side=self.work_side,
-            feather_sigma=self.feather_sigma,
+            small, frame, radius=self.radius, eps=self.eps, work_side=self.work_side, feather_sigma=self.feather_sigma
         )
 
 
