@@ -15,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import OutputError, StylizeError
 from ..models.transform_net import PRESETS
@@ -157,6 +157,15 @@ class RunConfig:
             raise StylizeError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
 
 
+class PaintingFields(TypedDict):
+    """A painting's credit fields, as ``CheckpointMeta`` and ``StyleInfo`` take them."""
+
+    title: str | None
+    artist: str | None
+    year: str | None
+    credit: str | None
+
+
 @dataclass(frozen=True)
 class StyleCredit:
     """The painting's credit, stored in the checkpoint (``name`` defaults to the output's stem)."""
@@ -166,6 +175,10 @@ class StyleCredit:
     artist: str | None = None
     year: str | None = None
     credit: str | None = None
+
+    def painting(self) -> PaintingFields:
+        """The painting's fields as metadata takes them (``title``, ``artist``, ``year``, ``credit``)."""
+        return {"title": self.title, "artist": self.artist, "year": self.year, "credit": self.credit}
 
 
 #: Flat option name -> (group, field). The order is the one the state file and the

@@ -409,17 +409,8 @@ class StyleLearner:
         metrics = {f"val_{k}": v for k, v in val.items()}
         if finetuned:
             metrics |= {f"vector_val_{k}": v for k, v in self.vector_val.items()}
-        credit = c.credit
         model = self.model.eval().float().cpu()
-        info = StyleInfo(
-            name=c.name,
-            title=credit.title,
-            artist=credit.artist,
-            year=credit.year,
-            credit=credit.credit,
-            training=training,
-            metrics=metrics,
-        )
+        info = StyleInfo(name=c.name, **c.credit.painting(), training=training, metrics=metrics)
         if finetuned:
             init_from = {"init_from": {"name": self.base_name, "style": "learned vector"}}
             meta = CheckpointMeta.from_style(

@@ -381,10 +381,7 @@ class Trainer:
             name=c.credit.name or Path(c.run.output).stem,
             arch=self.net_config,
             preset=c.model.preset if self.arch is None else None,
-            title=c.credit.title,
-            artist=c.credit.artist,
-            year=c.credit.year,
-            credit=c.credit.credit,
+            **c.credit.painting(),
             training=training,
             metrics={f"val_{k}": v for k, v in val_losses.items()},
         )
