@@ -362,6 +362,16 @@ def read_style_vector(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
     return state, meta
 
 
+def named_row(name_or_path: str | os.PathLike[str]) -> StyleRef | None:
+    """The style row a bare name picks inside a multi-style network; None for a path,
+    a single-style or style-vector name, or an unknown one."""
+    text = os.fspath(name_or_path)
+    if Path(text).name != text:
+        return None
+    ref = _scan_styles()[0].get(text)
+    return ref if ref is not None and ref.index is not None else None
+
+
 def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
     """Load a style by name or path.
 
@@ -377,12 +387,9 @@ def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
             match it, non-finite weights), a style vector whose base network is
             missing or different, with the file name and the problem in the message.
     """
-    text = os.fspath(name_or_path)
     path = resolve_checkpoint(name_or_path)
-    index = 0
-    ref = _scan_styles()[0].get(text) if Path(text).name == text else None
-    if ref is not None and ref.path == path and ref.index is not None:
-        index = ref.index
+    ref = named_row(name_or_path)
+    index = ref.index if ref is not None and ref.path == path and ref.index is not None else 0
     meta, state = _read_file(path)
     if meta.base is not None:
         return _attach_vector(meta, path, state)

@@ -243,7 +243,7 @@ def export_onnx(
             from PyTorch by more than 1/255 mean absolute (nothing is written).
         DependencyError: onnx or onnxruntime is missing (``stylize-video[onnx]``).
     """
-    from ...models.checkpoint import Checkpoint, load_checkpoint
+    from ...models.checkpoint import Checkpoint, load_checkpoint, named_row
 
     t0 = time.perf_counter()
     path = Path(output)
@@ -258,7 +258,7 @@ def export_onnx(
     onnx = require("onnx", "onnx")
     ort = require("onnxruntime", "onnxruntime")
     checkpoint = style if isinstance(style, Checkpoint) else load_checkpoint(style)
-    if isinstance(style, str | os.PathLike) and _names_a_row(os.fspath(style)):
+    if isinstance(style, str | os.PathLike) and named_row(style) is not None:
         # A style asked for by its name is that style: a one-input graph like a
         # single-style file's. The network's file or name exports all its styles.
         checkpoint = checkpoint.one_style()
@@ -320,16 +320,6 @@ def export_onnx(
         check_size=check_size,
         seconds=time.perf_counter() - t0,
     )
-
-
-def _names_a_row(text: str) -> bool:
-    """Whether ``text`` is the name of one style inside a multi-style network."""
-    from ...models.checkpoint import style_refs
-
-    if Path(text).name != text:
-        return False  # a path: the file, whatever it holds
-    ref = style_refs().get(text)
-    return ref is not None and ref.kind == "multi" and ref.index is not None
 
 
 def read_exported(path: str | os.PathLike[str]) -> ExportedGraph:
