@@ -149,16 +149,21 @@ def _below_block(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a[H // 3 :] - b[H // 3 :]).mean())
 
 
-def test_page_streams_and_its_controls_drive_the_pipeline(preview: Any, browser: Any, tmp_path: Path) -> None:
-    run = preview()
-    sink: MjpegSink = run["sink"]
+def _open(browser: Any, sink: MjpegSink) -> tuple[Any, list[str]]:
+    """The preview page in a new tab, once its first frame has arrived; and the page's script errors."""
     page = browser.new_page(viewport={"width": 900, "height": 420}, device_scale_factor=1)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(sink.url)
-
-    # Frames arrive: the image has the frame's size and what it shows changes (the block moves).
     page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=10_000)
+    return page, errors
+
+
+def test_page_streams_and_its_controls_drive_the_pipeline(preview: Any, browser: Any, tmp_path: Path) -> None:
+    run = preview()
+    sink: MjpegSink = run["sink"]
+    # Frames arrive: the image has the frame's size and what it shows changes (the block moves).
+    page, errors = _open(browser, sink)
     assert page.evaluate("(s => [s.naturalWidth, s.naturalHeight])(document.getElementById('stream'))") == [W, H]
     first = _shot(page)
     time.sleep(0.4)
@@ -243,11 +248,7 @@ def test_region_buttons_switch_the_region(preview: Any, browser: Any) -> None:
     run = preview(region=RegionStage(lambda: lambda frame, motion=None: person))
     sink: MjpegSink = run["sink"]
     base = run["source"].base.astype(np.float32)
-    page = browser.new_page(viewport={"width": 900, "height": 420}, device_scale_factor=1)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(sink.url)
-    page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=10_000)
+    page, errors = _open(browser, sink)
     assert page.locator("#regions button").all_inner_texts() == list(REGIONS)
     _wait("the marked region", lambda: page.locator("#regions button.on").inner_text() == "all")
 
@@ -275,11 +276,7 @@ def test_a_refused_control_is_explained_on_the_page(preview: Any, browser: Any) 
     """A run without a person region: the region button goes back to "all" and the page says why."""
     run = preview()
     sink: MjpegSink = run["sink"]
-    page = browser.new_page(viewport={"width": 900, "height": 420}, device_scale_factor=1)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(sink.url)
-    page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=10_000)
+    page, errors = _open(browser, sink)
     _wait("the first state", lambda: page.locator("#regions button.on").inner_text() == "all")
     assert page.locator("#err").inner_text() == ""
     page.locator('#regions button[data-region="background"]').click()
