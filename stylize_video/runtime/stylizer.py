@@ -384,8 +384,9 @@ def _all_finite(y: torch.Tensor) -> bool:
 
     A NaN or an infinity anywhere makes the sum non-finite; accumulating in fp32
     keeps a sum of finite half-precision values (at most 65504 each) finite. One pass
-    and no boolean tensor: ``isfinite(y).all()`` measured 1.5 ms (fp32) and 5.5 ms
-    (bf16) per 640x480 frame on the 2-core CPU, the sum 0.03 and 0.12 ms.
+    and no boolean tensor: on a 640x480 frame on the 2-core CPU ``isfinite(y).all()``
+    took 0.77 ms (fp32) and 1.2 ms (bf16) idle, 1.5 and 2.5 ms beside one busy
+    process; the sum 0.025 and 0.06 ms in both.
     """
     return math.isfinite(float(y.sum(dtype=torch.float32)))
 
