@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +218,23 @@ def test_default_base_prefers_an_installed_multi_style_network(
     assert default_base() == "starry-night"
     monkeypatch.undo()
     monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(base_file.parent))
+    assert Path(default_base()) == base_file
+
+
+def test_default_base_passes_over_a_lite_gallery(
+    base_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A ``lite`` multi-style network (the shipped gallery) is a base only when named."""
+    lite_dir = tmp_path / "lite"
+    lite_dir.mkdir()
+    ck = load_checkpoint(base_file)
+    styles = [StyleInfo("lite-a"), StyleInfo("lite-b")]
+    meta = dataclasses.replace(ck.meta, name="litegallery", preset="lite", styles=styles)
+    save_checkpoint(lite_dir / "litegallery.safetensors", ck.model, meta)
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(lite_dir))
+    assert default_base() == "starry-night"
+    # beside a multi-style network that is not lite, that one is the base
+    monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", os.pathsep.join([str(lite_dir), str(base_file.parent)]))
     assert Path(default_base()) == base_file
 
 

@@ -536,6 +536,27 @@ def test_styles_command_lists_each_style_of_a_network(
     assert "[gallery]" in capsys.readouterr().out
 
 
+def test_a_distilled_gallery_row_shows_its_teacher_and_the_network_training() -> None:
+    """distill-styles writes each row's teacher as ``distilled_from`` and the run's
+    iterations, batch and device once, on the network: the table row shows both."""
+    from stylize_video.training.report import markdown_row
+
+    style = CheckpointMeta(
+        name="a-lite",
+        preset="lite",
+        training={"distilled_from": {"name": "a-lite", "iterations": 500}, "batch_size": 4, "image_size": 128},
+        metrics={"val_style": 0.25},
+    )
+    network = {"iterations_done": 1809, "batch_size": 8, "device": "cpu", "init": "/x/gallery-p3.safetensors"}
+    row = markdown_row("a-lite", style, 175_000, "gallery", network)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "lite, in `gallery`, distilled from `a-lite`"
+    assert cells[3] == "`gallery-p3` + 1809 x 8" and cells[6] == "CPU" and cells[8] == "0.250"
+    assert cells[10] == "171 KiB (shared)"
+    # without the network's settings the row says what it does not know
+    assert markdown_row("a-lite", style, 175_000, "gallery").split("|")[4].strip() == "? x 4"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
 def test_export_command_names_the_styles(styles_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from stylize_video.cli import main

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
             "Each style keeps its teacher's name and credits. Ctrl-C saves a resumable state (--resume)."
         ),
         epilog=(
-            "example: stylize-video distill-styles checkpoints/*-lite.safetensors -o gallery-lite.safetensors "
+            "example: stylize-video distill-styles starry-night-lite udnie-lite great-wave-lite -o my-gallery.safetensors "
             "--data photos/ --time-limit 20m --vgg-weights vgg16.safetensors --style-images styles/ "
             "--report multistyle.md"
         ),

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         if ref.kind != "single":
             row |= {"kind": ref.kind, "network": ref.path.stem, "index": index}
         rows.append(row)
-        table.append(markdown_row(name, meta, ref.path.stat().st_size, network))
+        shared = ck.meta.training if network else None
+        table.append(markdown_row(name, meta, ref.path.stat().st_size, network, shared))
     if args.markdown:
         print("\n".join(table))
         return 0

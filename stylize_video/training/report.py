@@ -6,8 +6,9 @@ by :class:`~stylize_video.training.trainer.Trainer`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..text import printable
 
@@ -21,20 +22,42 @@ def _number(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
-def markdown_row(name: str, meta: CheckpointMeta, size_bytes: int, network: str | None = None) -> str:
+def markdown_row(
+    name: str,
+    meta: CheckpointMeta,
+    size_bytes: int,
+    network: str | None = None,
+    network_training: Mapping[str, Any] | None = None,
+) -> str:
     """One row of the styles table: what was trained how, and how well it scored.
 
     For a style inside a multi-style network pass that style's view
-    (:meth:`CheckpointMeta.for_style`) and the network's name; ``size_bytes`` is then
-    the network file's size, shared by its styles.
+    (:meth:`CheckpointMeta.for_style`), the network's name and its own training
+    settings; ``size_bytes`` is then the network file's size, shared by its styles.
     """
     t, m = meta.training, meta.metrics
     teacher = t.get("teacher")
+    source = t.get("distilled_from")
+    if isinstance(source, dict) and network_training is not None:
+        # A row of a distilled network: iterations, batch and device are the network's
+        # (one run trains every row); the style's own settings name its teacher.
+        teacher = source.get("name") or teacher
+        t = {
+            **t,
+            **{
+                k: network_training[k]
+                for k in ("iterations_done", "batch_size", "device", "init")
+                if k in network_training
+            },
+        }
     settings = f"{t.get('iterations_done', '?')} x {t.get('batch_size', '?')}"
     init = t.get("init_from")
     if isinstance(init, dict):
         # Fine-tuned: iterations before + iterations of this run.
         settings = f"{init.get('iterations', '?')} + {settings}"
+    elif isinstance(t.get("init"), str) and network_training is not None:
+        # A distilled network resumed from an earlier network: name that one.
+        settings = f"`{Path(str(t['init'])).stem}` + {settings}"
     crops = f"{t.get('image_size', '?')} / {t.get('style_size') or 'native'}"
     kind = meta.preset or "custom"
     if network:
