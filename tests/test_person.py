@@ -19,6 +19,7 @@ import torch
 
 from stylize_video.errors import DependencyError, InputError, StylizeError
 from stylize_video.person import (
+    HOLD,
     MODEL_ENV,
     MaskSmoother,
     MaskWorker,
@@ -33,6 +34,7 @@ from stylize_video.person import (
     find_model,
     guide_gray,
     guided_upsample,
+    hold_confident,
     refine_mask,
     to_rgba,
 )
@@ -246,6 +248,33 @@ def test_refine_mask_stays_close_to_the_full_size_chain() -> None:
     tiny_frame = cv2.resize(frame, (96, 72), interpolation=cv2.INTER_AREA)
     tiny_full = feather(guided_upsample(small, guide_gray(tiny_frame)), 1.5)
     assert float(np.abs(refine_mask(small, tiny_frame) - tiny_full).max()) < 0.01
+
+
+def test_the_models_sure_interior_is_held_where_a_bright_room_meets_bright_skin() -> None:
+    # A call's proportions: 640x360, the landscape model's 256x144 map. A textured bright
+    # face by a white door: the guided filter's fit across the border reads "brighter is
+    # room", so the face's highlights fall below 1 far inside, where the model was sure.
+    h, w = 360, 640
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = ((xx - w / 2) / 110) ** 2 + ((yy - h / 2 - 30) / 150) ** 2 < 1.0
+    gray = np.where(inside, 180 + 30 * np.sin(xx / 6) * np.sin(yy / 9), 200.0)
+    frame = np.repeat(gray[..., None], 3, axis=2).astype(np.uint8)
+    small = cv2.resize(inside.astype(np.float32), (256, 144), interpolation=cv2.INTER_AREA)
+    deep = cv2.erode(inside.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)  # >= 10 px in
+    room = ~cv2.dilate(inside.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    free = refine_mask(small, frame)
+    held = refine_mask(small, frame, hold=HOLD)
+    assert float(np.mean(free[deep] < 0.97)) > 0.1  # the filter alone paints a tenth of the face
+    assert held[deep].min() == 1.0
+    np.testing.assert_array_equal(held[room], free[room])  # the room is the filter's, as before
+    assert float(np.abs(held - inside).mean()) < float(np.abs(free - inside).mean())
+    # The masker holds by default; hold=None is the filter alone.
+    assert PersonMasker(lambda f: small, smoothing=0.0)(frame)[deep].min() == 1.0
+    assert PersonMasker(lambda f: small, smoothing=0.0, hold=None)(frame)[deep].min() < 0.97
+    # hold_confident never lowers a mask, and holds nothing where the model is unsure.
+    unsure = np.full_like(small, 0.9)
+    np.testing.assert_array_equal(hold_confident(free, unsure), free)
+    assert np.all(hold_confident(free, small) >= free)
 
 
 def test_area_shrink_averages_like_inter_area() -> None:

@@ -27,13 +27,15 @@ from .refine import (
     feather,
     guide_gray,
     guided_upsample,
+    hold_confident,
     refine_mask,
     warp_mask,
 )
-from .worker import MODEL_EVERY, MaskWorker, PersonMasker
+from .worker import HOLD, MODEL_EVERY, MaskWorker, PersonMasker
 
 __all__ = [
     "DEFAULT_MODEL",
+    "HOLD",
     "MODELS",
     "MODEL_ENV",
     "MODEL_EVERY",
@@ -55,6 +57,7 @@ __all__ = [
     "find_model",
     "guide_gray",
     "guided_upsample",
+    "hold_confident",
     "refine_mask",
     "to_rgba",
     "warp_mask",

@@ -23,6 +23,11 @@ from .refine import MaskSmoother, Motion, refine_mask
 #: The model runs on every ``MODEL_EVERY``-th frame by default (see :class:`PersonMasker`).
 MODEL_EVERY = 2
 
+#: Where the model's map is at least this, the mask is held at 1 (see
+#: :func:`~stylize_video.person.refine.hold_confident`; ``benchmarks/person_face.py``
+#: measured it on real talking-head video).
+HOLD = 0.98
+
 #: A frame (uint8 HxWx3 BGR) -> person probability (float32 hxw in [0, 1]) at any small size.
 SmallSegment = Callable[[np.ndarray], np.ndarray]
 
@@ -48,6 +53,8 @@ class PersonMasker:
         radius, eps, work_side: :func:`~stylize_video.person.refine.guided_upsample`'s settings.
         feather_sigma: Gaussian sigma in output pixels (0: no feathering).
         model_every: run the model on every n-th frame (1: every frame).
+        hold: the model probability above which the mask stays 1 (None: the guided
+            filter alone; see :func:`~stylize_video.person.refine.hold_confident`).
 
     Attributes:
         model_runs: frames the model ran on since construction.
@@ -64,6 +71,7 @@ class PersonMasker:
         work_side: int = 160,
         feather_sigma: float = 1.5,
         model_every: int = MODEL_EVERY,
+        hold: float | None = HOLD,
     ) -> None:
         if model_every < 1:
             raise ValueError(f"model_every must be >= 1, got {model_every}")
@@ -74,6 +82,7 @@ class PersonMasker:
         self.work_side = work_side
         self.feather_sigma = feather_sigma
         self.model_every = model_every
+        self.hold = hold
         self.model_runs = 0
         self._since_model = 0  # frames carried since the model last ran
 
@@ -106,7 +115,13 @@ class PersonMasker:
     def refine(self, small: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """A small map made frame-sized with this masker's settings (:func:`~.refine.refine_mask`)."""
         return refine_mask(
-            small, frame, radius=self.radius, eps=self.eps, work_side=self.work_side, feather_sigma=self.feather_sigma
+            small,
+            frame,
+            radius=self.radius,
+            eps=self.eps,
+            work_side=self.work_side,
+            feather_sigma=self.feather_sigma,
+            hold=self.hold,
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def make_segmenter(model_path: str | None = None) -> Callable[[np.ndarray], np.n
 
 
 def masker_factory(
-    model_path: str | None = None, *, smoothing: float = 0.5, model_every: int | None = None
+    model_path: str | None = None, *, smoothing: float = 0.5, model_every: int | None = None, **options: Any
 ) -> MaskerFactory:
     """A :data:`MaskerFactory` for the person model at ``model_path`` (see :func:`make_segmenter`).
 
@@ -60,6 +60,7 @@ def masker_factory(
     the model on every n-th frame and carry the mask in between (see
     :class:`~stylize_video.person.PersonMasker`); None: :data:`~stylize_video.person.MODEL_EVERY`
     for video, 1 with ``smoothing=0`` (still images: each is its own scene, nothing to carry).
+    ``options``: further :class:`~stylize_video.person.PersonMasker` settings (benchmarks compare them).
     """
     from ..person import MODEL_EVERY
 
@@ -69,7 +70,7 @@ def masker_factory(
         from ..person import PersonMasker
 
         # Looked up at call time, so a replaced make_segmenter is the one used.
-        return PersonMasker(make_segmenter(model_path), smoothing=smoothing, model_every=every)
+        return PersonMasker(make_segmenter(model_path), smoothing=smoothing, model_every=every, **options)
 
     return make
 
