@@ -59,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="backends")
     args = p.parse_args(argv)
 
-    from stylize_video.cli import configure_thread_defaults
+    from stylize_video.threads import configure_thread_defaults
 
-    configure_thread_defaults()  # before torch loads, as the CLI does
+    configure_thread_defaults()  # before torch loads (importing the package does it too)
     import cv2
     import numpy as np
     import torch

@@ -6,8 +6,10 @@ through ``Stylizer`` for a fixed time, throughput = frames / elapsed. Busy proce
 are ``python -c 'while True: pass'``. Settings and load levels are interleaved in
 rounds so the machine's own noise hits all alike; medians over rounds are reported.
 
-Settings: ``default`` is what ``stylize-video run`` does now (the CLI's
-``configure_thread_defaults`` before torch loads, ``--backend auto``, no ``--threads``);
+Settings: ``default`` is what ``stylize-video run`` and a script that imports
+``stylize_video`` first do now (the package's ``configure_thread_defaults`` before torch
+loads, ``--backend auto``, no ``--threads``); ``api-torch-first`` is a script that
+imports torch first (OpenMP then spins: too late for the package to change it);
 ``old-default`` is the engine of commit 4474d69 (torch, its default threads, spinning
 OpenMP); the rest vary one thing each.
 
@@ -32,9 +34,10 @@ from typing import Any
 # Nothing here imports torch at module level: each worker sets its thread policy first.
 ROOT = Path(__file__).resolve().parents[1]
 
-#: name -> (backend, threads, extra environment, apply the CLI's defaults)
+#: name -> (backend, threads, extra environment, import stylize_video before torch)
 SETTINGS: dict[str, tuple[str, int | None, dict[str, str], bool]] = {
     "default": ("auto", None, {}, True),
+    "api-torch-first": ("auto", None, {}, False),
     "old-default": ("torch", None, {}, False),
     "torch-1thread": ("torch", 1, {}, False),
     "torch-default-passive": ("torch", None, {}, True),
@@ -48,11 +51,10 @@ SETTINGS: dict[str, tuple[str, int | None, dict[str, str], bool]] = {
 
 def _worker(args: argparse.Namespace) -> None:
     """Time one setting in this process and print a JSON line."""
-    backend, threads, _env, cli_defaults = SETTINGS[args.worker]
-    if cli_defaults:
-        from stylize_video.cli import configure_thread_defaults
+    backend, threads, _env, package_first = SETTINGS[args.worker]
+    if not package_first:
+        import torch  # noqa: F401  # first, as many scripts do: OpenMP then keeps its spinning default
 
-        configure_thread_defaults()
     import numpy as np
 
     from stylize_video.runtime.stylizer import Stylizer

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .threads import configure_thread_defaults as _configure_thread_defaults
+
 __version__ = "0.1.0"
+
+# Before anything imports torch: OpenMP reads its wait policy once, when it loads.
+_configure_thread_defaults()
 
 __all__ = [
     "PRESETS",

@@ -6,7 +6,6 @@ The only place that prints errors and picks exit codes: library code raises
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -37,20 +36,6 @@ COMMANDS = [
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def configure_thread_defaults() -> None:
-    """Make OpenMP threads yield their core when idle; call before torch is imported.
-
-    With the default (spinning) wait policy, torch's intra-op threads on a 2-core
-    machine collapse as soon as another process keeps a core busy: each parallel
-    region waits for a spinning thread the OS has descheduled. Measured with the torch
-    backend, lite 640x480 (benchmarks/results/contention*.md, a shared machine): two
-    busy processes 0.4 fps spinning vs 7.6 passive; with only the machine's other jobs
-    running 1.9 vs 16.6. (OpenVINO, the CPU default when installed, does not use
-    OpenMP.) A value the user set is kept.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def build_parser() -> argparse.ArgumentParser:
     import argparse
     import importlib
@@ -69,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    configure_thread_defaults()  # before the command modules import torch
     seen: list[int] = []
     previous = None
     try:

@@ -249,19 +249,6 @@ def test_tensorrt_fp16_matches_torch_fp32(tiny_net: TransformNet) -> None:
     assert _mean_abs(st(frame), _reference(tiny_net, frame)) <= 3.0
 
 
-def test_cli_makes_openmp_threads_yield_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    from stylize_video.cli import configure_thread_defaults
-
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    configure_thread_defaults()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    configure_thread_defaults()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-
-
 def test_openvino_bf16_stays_finite_on_a_1080p_frame() -> None:
     # Half-precision instance-norm statistics over a 1080p plane are what turns frames
     # NaN or black; the network is tiny, the plane is full size.

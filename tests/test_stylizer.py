@@ -123,6 +123,51 @@ def test_transfer_round_trip_is_lossless() -> None:
     assert np.array_equal(frame[:, :, 2], (x[0, 0] * 255).round().byte().numpy())  # R first on the device
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cpu_upload_matches_torch_arithmetic_in_either_layout(channels_last: bool) -> None:
+    # The CPU upload runs in numpy (no OpenMP region per frame); it must give exactly
+    # torch's values and the layout the backend asked for.
+    frame = make_image(29, 43)
+    x = FrameTransfer(torch.device("cpu"), channels_last=channels_last).upload(frame)
+    ref = torch.from_numpy(frame[:, :, ::-1].copy()).permute(2, 0, 1)[None].to(torch.float32).mul_(1.0 / 255.0)
+    assert torch.equal(x, ref)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert x.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc", "strided", "bf16"])
+def test_finite_check_finds_one_bad_value_in_any_layout(layout: str) -> None:
+    from stylize_video.runtime.stylizer import _all_finite
+
+    y = torch.rand(1, 3, 37, 54)
+    if layout == "nhwc":
+        y = y.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        y = y[..., ::2]
+    elif layout == "bf16":
+        y = y.to(torch.bfloat16)
+    assert _all_finite(y)
+    assert _all_finite(torch.full_like(y, 60000.0))  # large but finite: the sum must not overflow
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        z = y.clone()
+        z[0, 2, 36, z.shape[-1] - 1] = bad
+        assert not _all_finite(z)
+
+
+def test_importing_the_package_makes_openmp_yield_unless_told_otherwise() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import stylize_video, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["PASSIVE"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["ACTIVE"]
+
+
 def test_input_not_mutated(tiny_net: TransformNet) -> None:
     frame = make_image()
     copy = frame.copy()

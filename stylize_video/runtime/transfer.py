@@ -108,6 +108,8 @@ class FrameTransfer:
             import cv2
 
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if self.dtype == torch.float32:
+            return _host_float(frame, self.channels_last)
         return self._to_float(torch.from_numpy(np.ascontiguousarray(frame)).unsqueeze(0), swap=False)
 
     def download(self, x: torch.Tensor) -> np.ndarray:
@@ -137,3 +139,22 @@ class FrameTransfer:
         self._down_event.synchronize()
         # Copy out of the reused pinned buffer: callers may queue the frame.
         return self._down.numpy().copy()
+
+
+def _host_float(rgb: np.ndarray, channels_last: bool) -> torch.Tensor:
+    """uint8 HxWx3 -> (1, 3, H, W) float32 in [0, 1], computed by numpy on this thread.
+
+    Why not torch: a torch op on a frame this size is an OpenMP parallel region, and
+    with OpenMP's default wait policy its worker threads then spin for a while. Beside
+    a non-torch backend (OpenVINO runs its own thread pool) those spinning threads take
+    the core the backend needs as soon as another process holds the other one: through
+    the Python API (no CLI, so no ``OMP_WAIT_POLICY=PASSIVE``) lite 640x480 on 2 threads
+    fell from 85 to 28 fps beside one busy process (benchmarks/results/
+    peers_cpu_lite_busy1.md). One numpy pass: 0.26 ms on 640x480 idle against torch's
+    0.11 on two threads, and no parallel region. Same values as torch's
+    ``.to(float32).mul_(1 / 255)``.
+    """
+    hwc = np.multiply(rgb, np.float32(1.0 / 255.0), dtype=np.float32)
+    if channels_last:
+        return torch.from_numpy(hwc).unsqueeze(0).permute(0, 3, 1, 2)  # NHWC memory, NCHW shape
+    return torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1))).unsqueeze(0)
