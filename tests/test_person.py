@@ -21,6 +21,7 @@ from stylize_video.errors import DependencyError, InputError, StylizeError
 from stylize_video.person import (
     HOLD,
     MODEL_ENV,
+    RELEASE,
     MaskSmoother,
     MaskWorker,
     PersonMasker,
@@ -36,6 +37,7 @@ from stylize_video.person import (
     guided_upsample,
     hold_confident,
     refine_mask,
+    release_confident,
     to_rgba,
 )
 from stylize_video.person import model as model_mod
@@ -275,6 +277,32 @@ def test_the_models_sure_interior_is_held_where_a_bright_room_meets_bright_skin(
     unsure = np.full_like(small, 0.9)
     np.testing.assert_array_equal(hold_confident(free, unsure), free)
     assert np.all(hold_confident(free, small) >= free)
+
+
+def test_the_models_sure_exterior_is_released_where_bright_skin_meets_a_bright_room() -> None:
+    # The outward twin: the same fit carries the face's mask out onto a white door, so a
+    # band of room beside the jaw would stay unpainted.
+    h, w = 360, 640
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = ((xx - w / 2) / 110) ** 2 + ((yy - h / 2 - 30) / 150) ** 2 < 1.0
+    gray = np.where(inside, 180 + 30 * np.sin(xx / 6) * np.sin(yy / 9), 200.0)
+    frame = np.repeat(gray[..., None], 3, axis=2).astype(np.uint8)
+    small = cv2.resize(inside.astype(np.float32), (256, 144), interpolation=cv2.INTER_AREA)
+    room = ~cv2.dilate(inside.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)  # >= 6 px out
+    free = refine_mask(small, frame, hold=HOLD)
+    released = refine_mask(small, frame, hold=HOLD, release=RELEASE)
+    assert free[room].max() > 0.3  # the filter alone leaves a light band of room unpainted
+    assert released[room].max() < 0.1
+    assert float(released[room].mean()) < 0.05 * float(free[room].mean())
+    band = edge_band(inside.astype(np.float32))
+    assert np.abs(released - inside)[band].mean() < np.abs(free - inside)[band].mean()
+    # release_confident never raises a mask, and releases nothing where the model is unsure.
+    unsure = np.full_like(small, 0.1)
+    np.testing.assert_array_equal(release_confident(free, unsure), free)
+    assert np.all(release_confident(free, small) <= free)
+    # The masker releases by default; release=None is the filter (and the hold) alone.
+    assert PersonMasker(lambda f: small, smoothing=0.0)(frame)[room].max() < 0.1
+    assert PersonMasker(lambda f: small, smoothing=0.0, release=None)(frame)[room].max() > 0.3
 
 
 def test_area_shrink_averages_like_inter_area() -> None:

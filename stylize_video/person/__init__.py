@@ -29,9 +29,10 @@ from .refine import (
     guided_upsample,
     hold_confident,
     refine_mask,
+    release_confident,
     warp_mask,
 )
-from .worker import HOLD, MODEL_EVERY, MaskWorker, PersonMasker
+from .worker import HOLD, MODEL_EVERY, RELEASE, MaskWorker, PersonMasker
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -40,6 +41,7 @@ __all__ = [
     "MODEL_ENV",
     "MODEL_EVERY",
     "REGIONS",
+    "RELEASE",
     "MaskSmoother",
     "MaskWorker",
     "Motion",
@@ -59,6 +61,7 @@ __all__ = [
     "guided_upsample",
     "hold_confident",
     "refine_mask",
+    "release_confident",
     "to_rgba",
     "warp_mask",
 ]

@@ -28,6 +28,10 @@ MODEL_EVERY = 2
 #: measured it on real talking-head video).
 HOLD = 0.98
 
+#: Where the model's map is at most this, the mask is held at 0 (see
+#: :func:`~stylize_video.person.refine.release_confident`; measured beside ``HOLD``).
+RELEASE = 0.02
+
 #: A frame (uint8 HxWx3 BGR) -> person probability (float32 hxw in [0, 1]) at any small size.
 SmallSegment = Callable[[np.ndarray], np.ndarray]
 
@@ -55,6 +59,8 @@ class PersonMasker:
         model_every: run the model on every n-th frame (1: every frame).
         hold: the model probability above which the mask stays 1 (None: the guided
             filter alone; see :func:`~stylize_video.person.refine.hold_confident`).
+        release: the model probability below which the mask stays 0 (None: no limit;
+            see :func:`~stylize_video.person.refine.release_confident`).
 
     Attributes:
         model_runs: frames the model ran on since construction.
@@ -72,6 +78,7 @@ class PersonMasker:
         feather_sigma: float = 1.5,
         model_every: int = MODEL_EVERY,
         hold: float | None = HOLD,
+        release: float | None = RELEASE,
     ) -> None:
         if model_every < 1:
             raise ValueError(f"model_every must be >= 1, got {model_every}")
@@ -83,6 +90,7 @@ class PersonMasker:
         self.feather_sigma = feather_sigma
         self.model_every = model_every
         self.hold = hold
+        self.release = release
         self.model_runs = 0
         self._since_model = 0  # frames carried since the model last ran
 
@@ -122,6 +130,7 @@ class PersonMasker:
             work_side=self.work_side,
             feather_sigma=self.feather_sigma,
             hold=self.hold,
+            release=self.release,
         )
 
 
