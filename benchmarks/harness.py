@@ -24,6 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
+# First: importing the package sets OpenMP's wait policy, which counts only before torch loads.
+import stylize_video  # noqa: F401
+
+# isort: split
 import numpy as np
 import torch
 
@@ -118,6 +122,13 @@ def _mem_total_gib() -> float | None:
     return None
 
 
+def _openmp_spins() -> bool:
+    """Whether this process's torch threads spin (torch loaded before stylize_video, no policy set)."""
+    from stylize_video.threads import openmp_spins
+
+    return openmp_spins()
+
+
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     """Describe the machine a result was measured on (CPU, cores, torch, GPU, date)."""
     info: dict[str, Any] = {
@@ -136,6 +147,8 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
         # OpenMP's wait policy decides whether idle worker threads spin: it changes
         # 2-thread CPU results on a busy machine by up to 10x.
         "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+        # The package sets the policy on import, but OpenMP reads it only when torch loads.
+        "openmp_spins": _openmp_spins(),
     }
     if device is not None:
         info["device"] = str(device)
@@ -161,6 +174,8 @@ def machine_line(info: dict[str, Any]) -> str:
     parts.append(f"load average {info.get('load_average_1m')} at start")
     if info.get("env"):
         parts.append(" ".join(f"{k}={v}" for k, v in info["env"].items()))
+    if info.get("openmp_spins"):
+        parts.append("torch loaded before stylize_video: its OpenMP threads spin")
     return "; ".join(parts)
 
 

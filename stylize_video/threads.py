@@ -1,12 +1,26 @@
 """The one process-wide default the package sets: OpenMP threads that yield when idle.
 
 Set on ``import stylize_video`` (and so by the CLI) because OpenMP reads its wait
-policy once, when torch loads its runtime: any later is too late.
+policy once, when torch loads its runtime: any later is too late. Whether that
+happened in time is recorded here, so the torch backend can say so and benchmarks
+can record it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+
+log = logging.getLogger(__name__)
+
+#: The user's own ``OMP_WAIT_POLICY`` when the package was imported (None: unset).
+USER_POLICY = os.environ.get("OMP_WAIT_POLICY")
+
+#: Whether torch (and with it OpenMP) was already loaded when the package was imported.
+TORCH_LOADED_FIRST = "torch" in sys.modules
+
+_warned = False
 
 
 def configure_thread_defaults() -> None:
@@ -22,3 +36,22 @@ def configure_thread_defaults() -> None:
     value the user set is kept; child processes (batch workers) inherit it.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def openmp_spins() -> bool:
+    """True when torch's OpenMP threads spin: torch loaded before the package, no policy set."""
+    return TORCH_LOADED_FIRST and USER_POLICY is None
+
+
+def warn_if_openmp_spins() -> None:
+    """Say once, for torch on the CPU, that spinning threads will collapse under load."""
+    global _warned
+    if _warned or not openmp_spins():
+        return
+    _warned = True
+    log.warning(
+        "torch was imported before stylize_video, so its OpenMP threads spin while idle: "
+        "the torch backend can run several times slower when another program is busy. "
+        "Import stylize_video first or set OMP_WAIT_POLICY=PASSIVE before starting Python "
+        "(the default OpenVINO backend is not affected)"
+    )

@@ -168,6 +168,39 @@ def test_importing_the_package_makes_openmp_yield_unless_told_otherwise() -> Non
     assert out.stdout.split() == ["ACTIVE"]
 
 
+@pytest.mark.parametrize(
+    ("torch_first", "policy", "spins"),
+    [(True, None, True), (False, None, False), (True, "PASSIVE", False)],
+)
+def test_the_torch_backend_says_once_when_openmp_threads_spin(
+    torch_first: bool, policy: str | None, spins: bool
+) -> None:
+    # OpenMP reads its wait policy when torch loads: a script that imported torch first,
+    # with no policy of its own, gets spinning threads, and the torch backend says so once.
+    import os
+    import subprocess
+    import sys
+
+    code = "\n".join(
+        [
+            "import torch" if torch_first else "import stylize_video",
+            "import stylize_video, torch",
+            "from stylize_video.threads import openmp_spins",
+            "from stylize_video.models.transform_net import PRESETS, TransformNet",
+            "from stylize_video import Stylizer",
+            "net = TransformNet(PRESETS['lite'])",
+            "Stylizer(net, device='cpu', backend='torch'); Stylizer(net, device='cpu', backend='torch')",
+            "print(openmp_spins())",
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == [str(spins)]
+    assert out.stderr.count("OpenMP threads spin") == (1 if spins else 0)
+
+
 def test_input_not_mutated(tiny_net: TransformNet) -> None:
     frame = make_image()
     copy = frame.copy()

@@ -46,6 +46,10 @@ class TorchBackend(Backend):
         from ..stylizer import pick_dtype
 
         self.device = options.device
+        if self.device.type == "cpu":
+            from ...threads import warn_if_openmp_spins
+
+            warn_if_openmp_spins()
         self.dtype = pick_dtype(self.device, options.precision)
         self.precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
         self.channels_last = True if options.channels_last is None else options.channels_last
