@@ -83,7 +83,9 @@ def _run_setting(name: str, args: argparse.Namespace) -> dict[str, Any]:
         env.pop(key, None)  # each setting says its own
     env.update(SETTINGS[name][2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "benchmarks.contention", "--worker", name, "--style", args.style]
+    # By path, not ``-m benchmarks.contention``: the benchmarks package imports stylize_video
+    # first (its OpenMP default), which a torch-first setting must not get.
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--style", args.style]
     cmd += ["--size", args.size, "--seconds", str(args.seconds)]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:

@@ -24,10 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
-# First: importing the package sets OpenMP's wait policy, which counts only before torch loads.
-import stylize_video  # noqa: F401
-
-# isort: split
 import numpy as np
 import torch
 

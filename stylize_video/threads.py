@@ -14,8 +14,9 @@ import sys
 
 log = logging.getLogger(__name__)
 
-#: The user's own ``OMP_WAIT_POLICY`` when the package was imported (None: unset).
-USER_POLICY = os.environ.get("OMP_WAIT_POLICY")
+#: The user's own ``OMP_WAIT_POLICY`` when the package was imported (None: unset or empty,
+#: which OpenMP treats as unset).
+USER_POLICY = os.environ.get("OMP_WAIT_POLICY") or None
 
 #: Whether torch (and with it OpenMP) was already loaded when the package was imported.
 TORCH_LOADED_FIRST = "torch" in sys.modules
@@ -35,7 +36,8 @@ def configure_thread_defaults() -> None:
     host work out of OpenMP (see runtime/transfer.py), so it holds up either way. A
     value the user set is kept; child processes (batch workers) inherit it.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not os.environ.get("OMP_WAIT_POLICY"):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def openmp_spins() -> bool:

@@ -133,6 +133,11 @@ def test_cpu_upload_matches_torch_arithmetic_in_either_layout(channels_last: boo
     assert torch.equal(x, ref)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     assert x.is_contiguous(memory_format=fmt)
+    # An RGB frame in any memory order (here Fortran's) still comes out in the asked layout.
+    y = FrameTransfer(torch.device("cpu"), channels_last=channels_last, bgr=False).upload(
+        np.asfortranarray(frame[:, :, ::-1])
+    )
+    assert torch.equal(y, ref) and y.is_contiguous(memory_format=fmt)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc", "strided", "bf16"])
@@ -152,6 +157,7 @@ def test_finite_check_finds_one_bad_value_in_any_layout(layout: str) -> None:
         z = y.clone()
         z[0, 2, 36, z.shape[-1] - 1] = bad
         assert not _all_finite(z)
+    assert _all_finite(y[..., :0])  # nothing to check is finite, in any layout
 
 
 def test_importing_the_package_makes_openmp_yield_unless_told_otherwise() -> None:
@@ -166,11 +172,14 @@ def test_importing_the_package_makes_openmp_yield_unless_told_otherwise() -> Non
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split() == ["ACTIVE"]
+    env["OMP_WAIT_POLICY"] = ""  # empty counts as unset, for OpenMP as for us
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["PASSIVE"]
 
 
 @pytest.mark.parametrize(
     ("torch_first", "policy", "spins"),
-    [(True, None, True), (False, None, False), (True, "PASSIVE", False)],
+    [(True, None, True), (False, None, False), (True, "PASSIVE", False), (True, "", True)],
 )
 def test_the_torch_backend_says_once_when_openmp_threads_spin(
     torch_first: bool, policy: str | None, spins: bool

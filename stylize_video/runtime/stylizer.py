@@ -401,8 +401,9 @@ def _all_finite(y: torch.Tensor) -> bool:
 
 def _host_rows(y: torch.Tensor) -> np.ndarray | None:
     """A CPU float32 (N, C, H, W) tensor's memory as a 2-D numpy view, if it is dense."""
-    if y.device.type != "cpu" or y.dtype != torch.float32 or y.dim() != 4:
+    if y.device.type != "cpu" or y.dtype != torch.float32 or y.dim() != 4 or y.numel() == 0:
         return None
+    y = y.detach()
     if y.is_contiguous(memory_format=torch.channels_last):
         y = y.permute(0, 2, 3, 1)  # NHWC memory: a dense view
     elif not y.is_contiguous():

@@ -154,7 +154,7 @@ def _host_float(rgb: np.ndarray, channels_last: bool) -> torch.Tensor:
     0.11 on two threads, and no parallel region. Same values as torch's
     ``.to(float32).mul_(1 / 255)``.
     """
-    hwc = np.multiply(rgb, np.float32(1.0 / 255.0), dtype=np.float32)
+    hwc = np.multiply(rgb, np.float32(1.0 / 255.0), dtype=np.float32, order="C")  # dense HWC whatever rgb's strides
     if channels_last:
         return torch.from_numpy(hwc).unsqueeze(0).permute(0, 3, 1, 2)  # NHWC memory, NCHW shape
     return torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1))).unsqueeze(0)
