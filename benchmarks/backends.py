@@ -5,8 +5,8 @@ Every contender is a ``Stylizer`` timed uint8 BGR frame in -> uint8 BGR frame ou
 (``auto``: torch and OpenVINO bf16 on CPUs with native bf16, ONNX Runtime fp32).
 Contenders run interleaved in rounds (the order reversed every other round) so the
 machine's load hits all alike; the figure is the median frame time over all rounds.
-The process applies the CLI's thread defaults (``configure_thread_defaults``) first,
-as ``stylize-video run`` does.
+The ``benchmarks`` package imports ``stylize_video`` before torch loads, so the
+process has the package's OpenMP default, as ``stylize-video run`` does.
 
     python -m benchmarks.backends --rounds 3
     python -m benchmarks.backends --presets lite --sizes 640x480 --threads 1,2
@@ -59,9 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="backends")
     args = p.parse_args(argv)
 
-    from stylize_video.threads import configure_thread_defaults
-
-    configure_thread_defaults()  # before torch loads (importing the package does it too)
     import cv2
     import numpy as np
     import torch

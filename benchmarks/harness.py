@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from stylize_video.errors import StylizeError
+from stylize_video.threads import openmp_spins
 from stylize_video.units import parse_size as _library_parse_size
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -118,13 +119,6 @@ def _mem_total_gib() -> float | None:
     return None
 
 
-def _openmp_spins() -> bool:
-    """Whether this process's torch threads spin (torch loaded before stylize_video, no policy set)."""
-    from stylize_video.threads import openmp_spins
-
-    return openmp_spins()
-
-
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     """Describe the machine a result was measured on (CPU, cores, torch, GPU, date)."""
     info: dict[str, Any] = {
@@ -144,7 +138,7 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
         # 2-thread CPU results on a busy machine by up to 10x.
         "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
         # The package sets the policy on import, but OpenMP reads it only when torch loads.
-        "openmp_spins": _openmp_spins(),
+        "openmp_spins": openmp_spins(),
     }
     if device is not None:
         info["device"] = str(device)

@@ -80,9 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="style_space")
     args = p.parse_args(argv)
 
-    from stylize_video.threads import configure_thread_defaults
-
-    configure_thread_defaults()  # before torch loads (importing the package does it too)
     import torch
 
     from stylize_video.runtime.backends import is_installed

@@ -252,16 +252,22 @@ def test_refine_mask_stays_close_to_the_full_size_chain() -> None:
     assert float(np.abs(refine_mask(small, tiny_frame) - tiny_full).max()) < 0.01
 
 
-def test_the_models_sure_interior_is_held_where_a_bright_room_meets_bright_skin() -> None:
-    # A call's proportions: 640x360, the landscape model's 256x144 map. A textured bright
-    # face by a white door: the guided filter's fit across the border reads "brighter is
-    # room", so the face's highlights fall below 1 far inside, where the model was sure.
+def bright_face_by_door() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A call's proportions (640x360, the landscape model's 256x144 map): a textured bright
+    face (grey 150-210) before a white door (200). Returns the true mask (bool), the
+    frame (uint8 BGR) and the model's small map (the truth area-averaged)."""
     h, w = 360, 640
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     inside = ((xx - w / 2) / 110) ** 2 + ((yy - h / 2 - 30) / 150) ** 2 < 1.0
     gray = np.where(inside, 180 + 30 * np.sin(xx / 6) * np.sin(yy / 9), 200.0)
     frame = np.repeat(gray[..., None], 3, axis=2).astype(np.uint8)
-    small = cv2.resize(inside.astype(np.float32), (256, 144), interpolation=cv2.INTER_AREA)
+    return inside, frame, cv2.resize(inside.astype(np.float32), (256, 144), interpolation=cv2.INTER_AREA)
+
+
+def test_the_models_sure_interior_is_held_where_a_bright_room_meets_bright_skin() -> None:
+    # The guided filter's fit across the border reads "brighter is room", so the face's
+    # highlights fall below 1 far inside, where the model was sure.
+    inside, frame, small = bright_face_by_door()
     deep = cv2.erode(inside.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)  # >= 10 px in
     room = ~cv2.dilate(inside.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
     free = refine_mask(small, frame)
@@ -270,7 +276,7 @@ def test_the_models_sure_interior_is_held_where_a_bright_room_meets_bright_skin(
     assert held[deep].min() == 1.0
     np.testing.assert_array_equal(held[room], free[room])  # the room is the filter's, as before
     assert float(np.abs(held - inside).mean()) < float(np.abs(free - inside).mean())
-    # The masker holds by default; hold=None is the filter alone.
+    # The masker holds by default; hold=None does not.
     assert PersonMasker(lambda f: small, smoothing=0.0)(frame)[deep].min() == 1.0
     assert PersonMasker(lambda f: small, smoothing=0.0, hold=None)(frame)[deep].min() < 0.97
     # hold_confident never lowers a mask, and holds nothing where the model is unsure.
@@ -282,12 +288,7 @@ def test_the_models_sure_interior_is_held_where_a_bright_room_meets_bright_skin(
 def test_the_models_sure_exterior_is_released_where_bright_skin_meets_a_bright_room() -> None:
     # The outward twin: the same fit carries the face's mask out onto a white door, so a
     # band of room beside the jaw would stay unpainted.
-    h, w = 360, 640
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    inside = ((xx - w / 2) / 110) ** 2 + ((yy - h / 2 - 30) / 150) ** 2 < 1.0
-    gray = np.where(inside, 180 + 30 * np.sin(xx / 6) * np.sin(yy / 9), 200.0)
-    frame = np.repeat(gray[..., None], 3, axis=2).astype(np.uint8)
-    small = cv2.resize(inside.astype(np.float32), (256, 144), interpolation=cv2.INTER_AREA)
+    inside, frame, small = bright_face_by_door()
     room = ~cv2.dilate(inside.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)  # >= 6 px out
     free = refine_mask(small, frame, hold=HOLD)
     released = refine_mask(small, frame, hold=HOLD, release=RELEASE)

@@ -394,7 +394,8 @@ def _all_finite(y: torch.Tensor) -> bool:
 
         # OpenCV, not torch, on host float32 (OpenVINO's output): no OpenMP region per
         # frame beside a non-torch backend's own threads (see transfer._host_float).
-        # 0.05 ms on 640x480 (sums in float64); numpy's sum took 0.21.
+        # 0.10 / 0.20 ms on 640x480 idle / beside a busy process, torch's sum 0.19 / 0.21
+        # (benchmarks/results/host_ops.md); it sums in float64, so no overflow.
         return all(math.isfinite(v) for v in cv2.sumElems(rows))
     return math.isfinite(float(y.sum(dtype=torch.float32)))
 

@@ -150,11 +150,16 @@ def _host_float(rgb: np.ndarray, channels_last: bool) -> torch.Tensor:
     the core the backend needs as soon as another process holds the other one: through
     the Python API (no CLI, so no ``OMP_WAIT_POLICY=PASSIVE``) lite 640x480 on 2 threads
     fell from 85 to 28 fps beside one busy process (benchmarks/results/
-    peers_cpu_lite_busy1.md). One numpy pass: 0.26 ms on 640x480 idle against torch's
-    0.11 on two threads, and no parallel region. Same values as torch's
-    ``.to(float32).mul_(1 / 255)``.
+    peers_cpu_lite_busy1.md). One numpy pass, no parallel region: 0.29 ms (NHWC) and
+    0.60-0.62 ms (NCHW) on 640x480 idle or beside a busy process, against torch's
+    0.44-0.45 and 0.83-1.04 (benchmarks/results/host_ops.md; another run had torch's
+    NHWC at 0.23). Same values as torch's ``.to(float32).mul_(1 / 255)``.
     """
-    hwc = np.multiply(rgb, np.float32(1.0 / 255.0), dtype=np.float32, order="C")  # dense HWC whatever rgb's strides
+    scale = np.float32(1.0 / 255.0)
     if channels_last:
+        hwc = np.multiply(rgb, scale, dtype=np.float32, order="C")  # dense HWC whatever rgb's strides
         return torch.from_numpy(hwc).unsqueeze(0).permute(0, 3, 1, 2)  # NHWC memory, NCHW shape
-    return torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1))).unsqueeze(0)
+    # NCHW: the multiply writes the planes directly (one pass, no transposed copy).
+    chw = np.empty((3, *rgb.shape[:2]), np.float32)
+    np.multiply(rgb.transpose(2, 0, 1), scale, out=chw, dtype=np.float32)
+    return torch.from_numpy(chw).unsqueeze(0)
