@@ -77,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _restore_interrupts(previous)
 
 
+#: (file, function) of the weakref callbacks a Ctrl-C lands in during imports (an import
+#: lock's clean-up): an exception raised there would be printed and dropped.
+_WEAKREF_CALLBACKS = {("<frozen importlib._bootstrap>", "cb")}
+
+
 def _record_interrupts(seen: list[int]) -> object:
     """Ctrl-C still raises KeyboardInterrupt, and is noted in ``seen``; returns the previous handler."""
     import signal
@@ -90,6 +95,14 @@ def _record_interrupts(seen: list[int]) -> object:
 
     def note(signum: int, frame: object) -> None:
         seen.append(signum)
+        code = getattr(frame, "f_code", None)
+        if code is not None and (code.co_filename, code.co_name) in _WEAKREF_CALLBACKS:
+            # An exception raised in a weakref callback is only printed ("Exception ignored
+            # ... Traceback"), never seen: ask again in a moment, outside the callback.
+            import _thread
+
+            threading.Timer(0.01, _thread.interrupt_main).start()
+            return
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, note)
