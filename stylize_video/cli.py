@@ -73,9 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _interrupted(quiet_from_now=argv is None)
         raise
     finally:
-        if previous is not None:
+        if argv is None:
+            _ignore_interrupts_from_now()
+        elif previous is not None:
             _restore_interrupts(previous)
 
+
+#: Ctrl-Cs this close after one that was raised are the same impatient press: raising
+#: again would cut into the clean-up the first one started (between catching it and
+#: holding further ones, see ``runtime.pipeline._deferred_sigint``).
+_BURST_S = 0.5
 
 #: (file, function) of the weakref callbacks a Ctrl-C lands in during imports (an import
 #: lock's clean-up): an exception raised there would be printed and dropped.
@@ -86,6 +93,7 @@ def _record_interrupts(seen: list[int]) -> object:
     """Ctrl-C still raises KeyboardInterrupt, and is noted in ``seen``; returns the previous handler."""
     import signal
     import threading
+    import time
 
     if threading.current_thread() is not threading.main_thread():
         return None
@@ -93,8 +101,13 @@ def _record_interrupts(seen: list[int]) -> object:
     if current is not signal.default_int_handler:
         return None  # ignored (a background job) or someone else's: leave it alone
 
+    raised: list[float] = []
+
     def note(signum: int, frame: object) -> None:
         seen.append(signum)
+        now = time.monotonic()
+        if raised and now - raised[-1] < _BURST_S:
+            return
         code = getattr(frame, "f_code", None)
         if code is not None and (code.co_filename, code.co_name) in _WEAKREF_CALLBACKS:
             # An exception raised in a weakref callback is only printed ("Exception ignored
@@ -103,10 +116,22 @@ def _record_interrupts(seen: list[int]) -> object:
 
             threading.Timer(0.01, _thread.interrupt_main).start()
             return
+        raised.append(now)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, note)
     return current
+
+
+def _ignore_interrupts_from_now() -> None:
+    """As the process's entry point, once the command is over: a Ctrl-C while Python
+    exits (a late one of a burst, held while the outputs were finalized) must neither
+    print a traceback nor turn the exit status into a death by SIGINT."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _restore_interrupts(previous: object) -> None:

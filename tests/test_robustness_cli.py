@@ -256,3 +256,24 @@ def test_out_of_memory_while_decoding_is_the_same_one_line_error(tiny_net: torch
 
     with pytest.raises(DeviceError, match=r"^out of cpu memory stylizing frames with .*--style-scale"):
         Pipeline(HugeFrames(), Stylizer(tiny_net, device="cpu"), []).run()
+
+
+def test_a_burst_of_ctrl_c_raises_once_then_again_after_it() -> None:
+    # The first Ctrl-C starts the clean-up; the rest of an impatient burst must not cut
+    # into it. One pressed later still stops whatever the first did not.
+    from stylize_video import cli
+
+    seen: list[int] = []
+    previous = cli._record_interrupts(seen)
+    assert previous is not None, "pytest left the default Ctrl-C handler in place"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # the same burst: noted, not raised
+        assert len(seen) == 2
+        time.sleep(cli._BURST_S + 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        cli._restore_interrupts(previous)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
