@@ -1,16 +1,18 @@
-"""The cost of the style space (issue 17): a multi-style ``lite`` against a single-style one.
+"""The cost of the style space (issue 17): a multi-style network against a single-style one.
 
 Contenders, each a ``Stylizer`` timed uint8 BGR frame in -> uint8 BGR frame out
 (upload, pad, network, crop, download), per backend at its default precision:
 
-* ``single``: a shipped single-style lite network (``starry-night-lite``);
-* ``multi, one style``: an 8-style lite network built with ``TransformNet.from_single``
-  from the eight shipped lite networks (conditional instance norm), one style selected;
+* ``single``: the shipped single-style file of ``starry-night`` (``--preset full``) or
+  ``starry-night-lite``, loaded by path;
+* ``multi, one style``: the shipped 8-style gallery network of the preset
+  (``checkpoints/gallery-lite.safetensors``, ``gallery.safetensors``), one style selected;
+  where none is installed, one built with ``TransformNet.from_single`` from the eight
+  single files (its convolutions are the first network's, so its pictures are only right
+  for style 0, but the arithmetic, and so the speed, is that of a distilled one);
 * ``multi, 3-way blend``: the same network with a three-style blend spec.
 
-The multi-style network's convolutions are the first network's (``from_single``), so
-its pictures are only right for style 0 until distilled; the arithmetic, and so the
-speed, is that of a distilled one. Contenders run interleaved in rounds (order
+Contenders run interleaved in rounds (order
 reversed every other round) so the machine's drifting load hits all alike; the
 figures are medians over every frame of every round, and the goal is the ratio:
 multi-style speed >= 0.95x single-style, blends included.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .harness import (
@@ -49,16 +52,27 @@ GALLERY = (
     "shipwreck",
     "water-lilies",
 )
+ROOT = Path(__file__).resolve().parent.parent
 BLEND = "starry-night-lite=0.5+great-wave-lite=0.3+udnie-lite=0.2"
 
 
-def _multi_checkpoint(preset: str) -> Any:
-    """The eight shipped networks of ``preset`` as one conditional network (a Checkpoint)."""
+def _single_file(name: str) -> Path:
+    """A shipped single-style file by path: once a gallery network is installed, the bare
+    name means the gallery's style."""
+    return ROOT / "checkpoints" / f"{name}.safetensors"
+
+
+def _multi_checkpoint(preset: str) -> tuple[Any, str]:
+    """The shipped gallery network of ``preset``, else the eight single files as one
+    conditional network (a Checkpoint); and which of the two it is."""
     from stylize_video.models.checkpoint import Checkpoint, CheckpointMeta, StyleInfo, load_checkpoint
     from stylize_video.models.transform_net import TransformNet
 
     suffix = "-lite" if preset == "lite" else ""
-    singles = [load_checkpoint(name + suffix) for name in GALLERY]
+    shipped = _single_file(f"gallery{suffix}")
+    if shipped.is_file():
+        return load_checkpoint(shipped), f"the shipped distilled network `{shipped.name}`"
+    singles = [load_checkpoint(_single_file(name + suffix)) for name in GALLERY]
     net = TransformNet.from_single([ck.model for ck in singles]).eval().requires_grad_(False)
     meta = CheckpointMeta(
         name=f"gallery{suffix}",
@@ -66,7 +80,8 @@ def _multi_checkpoint(preset: str) -> Any:
         preset=preset,
         styles=[StyleInfo(name=ck.meta.name) for ck in singles],
     )
-    return Checkpoint(model=net, meta=meta, path=None)
+    desc = "TransformNet.from_single of the eight single files: same arithmetic as a distilled one"
+    return Checkpoint(model=net, meta=meta, path=None), desc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     w, h = args.size
     frames = synthetic_frames(w, h, count=4)
     suffix = "-lite" if args.preset == "lite" else ""
-    multi = _multi_checkpoint(args.preset)
+    multi, multi_desc = _multi_checkpoint(args.preset)
     blend = BLEND if suffix else BLEND.replace("-lite", "")
     single_name = "starry-night" + suffix
 
     stylizers: dict[tuple[str, str], Stylizer] = {}
     for backend in backends:
-        stylizers[(backend, "single")] = Stylizer(single_name, device="cpu", backend=backend, threads=args.threads)
+        single = Stylizer(_single_file(single_name), device="cpu", backend=backend, threads=args.threads)
+        stylizers[(backend, "single")] = single
         one = Stylizer(multi, device="cpu", backend=backend, threads=args.threads)
         one.set_style(single_name)
         stylizers[(backend, "multi, one style")] = one
@@ -135,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 "backend": backend,
                 "precision": stylizers[(backend, kind)].precision,
                 "network": kind,
-                "style": stylizers[(backend, kind)].style_name,
+                "style": f"{single_name} (file)" if kind == "single" else stylizers[(backend, kind)].style_name,
                 **timing.summary(),
                 "speed_vs_single": round(base.median_ms / timing.median_ms, 3),
             }
@@ -151,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         f"1-minute load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} logical CPUs: "
         "above the CPU count other processes share the cores and absolute times (and ratios) are noisy; the CPU "
         "ms column (this process's CPU time per frame) moves less with load than the wall time.",
-        "The multi-style network is TransformNet.from_single of the eight shipped networks: same arithmetic as a "
-        "distilled one (conv weights of the first), so the same speed.",
+        f"The multi-style network: {multi_desc}.",
     ]
     _, _, text = write_results(
         args.out,
