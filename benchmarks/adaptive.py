@@ -36,7 +36,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.harness import Column, Section, busy_processes, command_line, machine_info, parse_size, write_results
+from benchmarks.harness import (
+    Column,
+    Section,
+    busy_processes,
+    command_line,
+    machine_info,
+    median_call_ms,
+    parse_size,
+    write_results,
+)
 from stylize_video.io.base import Frame
 from stylize_video.io.sinks import NullSink
 from stylize_video.io.sources import SyntheticSource
@@ -107,16 +116,6 @@ def run_live(
     }
 
 
-def _median_ms(fn: Any, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
-
-
 def stage_breakdown(stylizer: Stylizer, size: tuple[int, int], scale: float, reps: int) -> dict[str, Any]:
     """Median ms of each per-frame stage at ``scale``; what does not shrink with the scale is the floor.
 
@@ -128,18 +127,18 @@ def stage_breakdown(stylizer: Stylizer, size: tuple[int, int], scale: float, rep
     image = source.render(0)
     tr = stylizer.transfer
     x = tr.upload(image)
-    row: dict[str, Any] = {"scale": scale, "render_ms": _median_ms(lambda: source.render(1), reps)}
-    row["upload_ms"] = _median_ms(lambda: tr.upload(image), reps)
+    row: dict[str, Any] = {"scale": scale, "render_ms": median_call_ms(lambda: source.render(1), reps)}
+    row["upload_ms"] = median_call_ms(lambda: tr.upload(image), reps)
     for key, s in (("network_ms", scale), ("network_full_ms", 1.0)):
         stylizer.scale = s
-        row[key] = _median_ms(lambda: stylizer.stylize(x), reps)
+        row[key] = median_call_ms(lambda: stylizer.stylize(x), reps)
     stylizer.scale = scale
     y = stylizer.stylize(x)
-    row["download_ms"] = _median_ms(lambda: tr.download(y), reps)
+    row["download_ms"] = median_call_ms(lambda: tr.download(y), reps)
     # The resize down and back up at full frame size: stylize minus the bare network on the small frame.
     small = torch.nn.functional.interpolate(x, scale_factor=scale, mode="area") if scale != 1.0 else x
     stylizer.scale = 1.0
-    row["network_small_only_ms"] = _median_ms(lambda: stylizer.stylize(small), reps)
+    row["network_small_only_ms"] = median_call_ms(lambda: stylizer.stylize(small), reps)
     stylizer.scale = scale
     row["resize_ms"] = max(0.0, row["network_ms"] - row["network_small_only_ms"])
     # What the same resizes cost on the uint8 frame with OpenCV (area down before the
@@ -148,8 +147,8 @@ def stage_breakdown(stylizer: Stylizer, size: tuple[int, int], scale: float, rep
 
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     small_u8 = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    row["cv2_resize_ms"] = _median_ms(lambda: cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA), reps)
-    row["cv2_resize_ms"] += _median_ms(lambda: cv2.resize(small_u8, (w, h), interpolation=cv2.INTER_LINEAR), reps)
+    row["cv2_resize_ms"] = median_call_ms(lambda: cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA), reps)
+    row["cv2_resize_ms"] += median_call_ms(lambda: cv2.resize(small_u8, (w, h), interpolation=cv2.INTER_LINEAR), reps)
     row["frame_ms"] = row["upload_ms"] + row["network_ms"] + row["download_ms"]
     row["fixed_ms"] = row["upload_ms"] + row["download_ms"] + row["resize_ms"]
     return {k: round(v, 1) if k.endswith("_ms") else v for k, v in row.items()}

@@ -279,6 +279,18 @@ def time_fn(
     return timing
 
 
+def median_call_ms(fn: Callable[[], Any], calls: int) -> float:
+    """Median wall time of ``calls`` calls of ``fn`` in ms, after one untimed warm-up call:
+    for small host operations where :func:`time_fn`'s device syncs and budgets are not needed."""
+    fn()
+    samples = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e3
+
+
 def interleaved(
     contenders: Mapping[K, Callable[[int], R]],
     rounds: int,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +25,15 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.harness import Column, Section, busy_processes, command_line, machine_info, write_results
+from benchmarks.harness import (
+    Column,
+    Section,
+    busy_processes,
+    command_line,
+    machine_info,
+    median_call_ms,
+    write_results,
+)
 from stylize_video.person.refine import refine_mask
 from stylize_video.runtime.stylizer import _all_finite
 from stylize_video.runtime.transfer import _host_float
@@ -58,16 +65,6 @@ def cases(size: tuple[int, int]) -> dict[str, tuple[str, Callable[[], Any]]]:
     }
 
 
-def _median_ms(fn: Callable[[], Any], calls: int) -> float:
-    fn()
-    samples = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1e3
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.host_ops", description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -85,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with busy_processes(busy):
             for _ in range(args.rounds):
                 for name, (_, fn) in ops.items():
-                    per[name].append(_median_ms(fn, args.calls))
+                    per[name].append(median_call_ms(fn, args.calls))
         for name, values in per.items():
             rows[name][f"busy{busy}_ms"] = statistics.median(values)
     columns: list[str | Column] = ["op", "kind"]
