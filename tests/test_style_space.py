@@ -605,3 +605,26 @@ def test_two_networks_with_the_same_style_names_stay_apart(gallery: TransformNet
     with torch.no_grad():
         ref = other(x, _one_hot(1, 3))[0].permute(1, 2, 0).numpy() * 255
     assert np.abs(st(frame).astype(float) - ref).max() <= 1.0
+
+
+def test_sheet_labels_a_gallery_row_by_its_own_painting(
+    styles_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from stylize_video.cli import main
+    from stylize_video.io import sheet
+
+    labels: list[str] = []
+    real = sheet.label_tile
+
+    def recording(image: np.ndarray, text: str) -> np.ndarray:
+        labels.append(text)
+        return real(image, text)
+
+    monkeypatch.setattr(sheet, "label_tile", recording)
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), make_image(40, 48))
+    argv = ["sheet", str(photo), "-s", "style-2", "-s", "style-0", "-o", str(tmp_path / "s.jpg"), "--device", "cpu"]
+    assert main(argv) == 0
+    assert labels == ["original", "Painting 2", "Painting 0"]  # not the network's own title

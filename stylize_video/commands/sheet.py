@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
             stylizer = Stylizer(ck, device=args.device, backend=args.backend)
         else:
             stylizer.set_style(ck, morph=0)
-        label = ck.meta.title or ck.meta.name
-        if ck.meta.preset == "lite":
+        # A gallery row is labelled as its own painting, not as the network ("8 styles").
+        meta = ck.meta.for_style(ck.style_index)
+        label = meta.title or meta.name
+        if meta.preset == "lite":
             label += " (lite)"
         tiles.append(label_tile(stylizer(photo), label))
         print(f"{name}: done")
