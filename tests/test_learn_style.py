@@ -208,6 +208,13 @@ def test_a_folder_of_images_uses_their_mean_gram(tmp_path: Path) -> None:
         assert torch.allclose(getattr(both, f"gram_{name}"), expected)
 
 
+@pytest.fixture
+def _no_shipped_styles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The project's checkpoints/ out of sight: its own `full` gallery would be the default base."""
+    monkeypatch.setattr("stylize_video.models.checkpoint._PROJECT_CHECKPOINTS", tmp_path / "shipped")
+
+
+@pytest.mark.usefixtures("_no_shipped_styles")
 def test_default_base_prefers_an_installed_multi_style_network(
     base_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -217,10 +224,12 @@ def test_default_base_prefers_an_installed_multi_style_network(
     monkeypatch.setattr("stylize_video.training.learn_style_base.style_refs", lambda: {})
     assert default_base() == "starry-night"
     monkeypatch.undo()
+    monkeypatch.setattr("stylize_video.models.checkpoint._PROJECT_CHECKPOINTS", tmp_path / "shipped")
     monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(base_file.parent))
     assert Path(default_base()) == base_file
 
 
+@pytest.mark.usefixtures("_no_shipped_styles")
 def test_default_base_passes_over_a_lite_gallery(
     base_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -456,6 +457,47 @@ def test_exported_backends_match_torch_on_a_blend(styles_dir: Path, backend: str
     assert st.backend is backend_obj
     ref1 = Stylizer("style-1", device="cpu", precision="fp32", backend="torch")(frame).astype(int)
     assert np.abs(st(frame).astype(int) - ref1).max() <= 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")
+def test_openvino_bakes_steady_weights_and_never_runs_stale_ones(styles_dir: Path) -> None:
+    from stylize_video.runtime.backends.openvino import BAKE_AFTER_FRAMES
+
+    frame = make_image(37, 53)
+
+    def reference(spec: str) -> np.ndarray:
+        return Stylizer(spec, device="cpu", precision="fp32", backend="torch")(frame).astype(int)
+
+    st = Stylizer("style-0", device="cpu", precision="fp32", backend="openvino")
+    backend: Any = st.backend
+    for _ in range(BAKE_AFTER_FRAMES + 1):
+        st(frame)
+    assert backend._baking is not None
+    backend._baking.result(timeout=60)
+    [(weights, baked)] = backend._baked.values()
+    assert weights.tolist() == [1.0, 0.0, 0.0]
+    assert baked is not None
+    dynamic = backend._requests
+
+    class Refuse:
+        def infer(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("ran on the graph with the weights input")
+
+    backend._requests = {size: Refuse() for size in dynamic}  # so the next frame must run baked
+    assert np.abs(st(frame).astype(int) - reference("style-0")).max() <= 2
+    backend._requests = dynamic
+    # Other weights run at once on the graph with the input, never on the baked one.
+    st.set_style("style-2=0.5+style-1=0.5", morph=0)
+    assert np.abs(st(frame).astype(int) - reference("style-2=0.5+style-1=0.5")).max() <= 2
+    # A morph changes the weights every frame: nothing is baked while it moves.
+    ticks = iter(range(100))
+    st.clock = lambda: next(ticks) / 10  # 0.1 s a frame
+    st.set_style("style-1", morph=1)
+    backend._baking.result(timeout=60)
+    bakes = backend._baking
+    for _ in range(4):
+        st(frame)
+    assert backend._baking is bakes
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
