@@ -43,6 +43,16 @@ DEFAULT_PAIRS = (
 )
 
 
+def _default_pairs(network: str) -> list[tuple[str, str]]:
+    """:data:`DEFAULT_PAIRS` named as ``network`` names its styles (``full`` drops ``-lite``)."""
+    from stylize_video.models.checkpoint import load_checkpoint
+
+    names = set(load_checkpoint(network).meta.style_names)
+    if all(a in names for a, _ in DEFAULT_PAIRS):
+        return list(DEFAULT_PAIRS)
+    return [(a.removesuffix("-lite"), b.removesuffix("-lite")) for a, b in DEFAULT_PAIRS]
+
+
 def _is_monotone(values: Sequence[float], rising: bool) -> bool:
     pairs = list(itertools.pairwise(values))
     return all(b >= a for a, b in pairs) if rising else all(b <= a for a, b in pairs)
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     vgg = VGGFeatures(load_vgg_state(args.vgg_weights)).eval()
     rows: list[dict[str, Any]] = []
     verdicts = []
-    for pair in args.pair or DEFAULT_PAIRS:
+    for pair in args.pair or _default_pairs(args.network):
         r, v = blend_path(args.network, tuple(pair), args.weights, args.data, args.style_images, vgg, args.max_images)
         rows += r
         verdicts.append(v)
