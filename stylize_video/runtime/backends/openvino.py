@@ -23,7 +23,7 @@ so the next run with the same style and size skips the compilation.
 A multi-style network's graph takes the mixing weights as a second input, and then
 each norm's scale and shift are a (1, N) x (N, C) product computed per frame: OpenVINO
 cannot fold them into the norm, and the separate multiply and add over every feature
-map made the 8-style ``full`` gallery 1.08-1.11x slower than a single-style network
+map made the 8-style ``full`` gallery 1.09-1.12x slower than a single-style network
 (640x480 bf16). So once the weights have held for :data:`BAKE_AFTER_FRAMES` frames, a
 copy of the graph with those weights as a constant is compiled on a worker thread
 (0.15 s for ``full``), and frames run on it while the weights stay the same: as fast
