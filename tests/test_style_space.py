@@ -470,6 +470,10 @@ def test_openvino_bakes_steady_weights_and_never_runs_stale_ones(styles_dir: Pat
 
     st = Stylizer("style-0", device="cpu", precision="fp32", backend="openvino")
     backend: Any = st.backend
+    # Photos of many sizes (a batch of images): no size holds, nothing is baked.
+    for i in range(2 * BAKE_AFTER_FRAMES):
+        st(make_image(30 + 8 * i, 40))
+    assert backend._baking is None
     for _ in range(BAKE_AFTER_FRAMES + 1):
         st(frame)
     assert backend._baking is not None

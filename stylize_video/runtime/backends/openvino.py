@@ -26,7 +26,7 @@ cannot fold them into the norm, and the separate multiply and add over every fea
 map made the 8-style ``full`` gallery 1.09-1.12x slower than a single-style network
 (640x480 bf16). So once the weights have held for :data:`BAKE_AFTER_FRAMES` frames, a
 copy of the graph with those weights as a constant is compiled on a worker thread
-(0.15 s for ``full``), and frames run on it while the weights stay the same: as fast
+(0.15 s for ``full``), and frames of that size run on it while the weights stay the same: as fast
 as a single-style network, 1.3/255 at most from the graph with the input. A morph or a
 blend slider in motion runs on the graph with the input, without a pause.
 """
@@ -151,7 +151,8 @@ class OpenVINOBackend(Backend):
         self._style_key: torch.Tensor | None = None
         self._style_np: np.ndarray | None = None
         # Baked graphs (module docstring): per input size, the weights and the request.
-        self._steady = 0  # frames the current weights have held
+        self._steady = 0  # frames the current weights have held at the current size
+        self._steady_size: tuple[int, int] | None = None
         self._baked: dict[tuple[int, int], tuple[np.ndarray, Any]] = {}
         self._baking: Future[None] | None = None
         self._baker: ThreadPoolExecutor | None = None
@@ -221,6 +222,8 @@ class OpenVINOBackend(Backend):
             x = x.permute(0, 2, 3, 1)  # a channels_last x is NHWC in memory already: no copy
         inputs: dict[int, np.ndarray] = {0: np.ascontiguousarray(x.numpy())}
         if self._num_styles:
+            if (h, w) != self._steady_size:  # a folder of photos of many sizes: bake none
+                self._steady_size, self._steady = (h, w), 0
             weights = self._style_array(style)
             baked = self._baked.get((int(h), int(w)))
             if baked is not None and np.array_equal(baked[0], weights):
