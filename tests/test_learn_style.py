@@ -220,11 +220,10 @@ def test_default_base_prefers_an_installed_multi_style_network(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr("stylize_video.training.learn_style_base.search_dirs", lambda: [empty])
-    monkeypatch.setattr("stylize_video.training.learn_style_base.style_refs", lambda: {})
-    assert default_base() == "starry-night"
-    monkeypatch.undo()
-    monkeypatch.setattr("stylize_video.models.checkpoint._PROJECT_CHECKPOINTS", tmp_path / "shipped")
+    with monkeypatch.context() as nothing_installed:
+        nothing_installed.setattr("stylize_video.training.learn_style_base.search_dirs", lambda: [empty])
+        nothing_installed.setattr("stylize_video.training.learn_style_base.style_refs", lambda: {})
+        assert default_base() == "starry-night"
     monkeypatch.setenv("STYLIZE_VIDEO_CHECKPOINTS", str(base_file.parent))
     assert Path(default_base()) == base_file
 

@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--base",
         default=None,
-        help="network to learn on (a name or path; default: an installed multi-style network that is not lite, i.e. the shipped gallery, else starry-night)",
+        help="network to learn on (a name or path; default: the shipped full gallery, else starry-night)",
     )
     p.add_argument("--data", required=True, help="folder of photos (recursive) or an uncompressed .tar of them")
     p.add_argument(

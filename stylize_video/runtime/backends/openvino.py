@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -151,12 +150,11 @@ class OpenVINOBackend(Backend):
         self._style_key: torch.Tensor | None = None
         self._style_np: np.ndarray | None = None
         # Baked graphs (module docstring): per input size, the weights and the request.
-        self._steady = 0  # frames the current weights have held at the current size
-        self._steady_size: tuple[int, int] | None = None
+        self._held: tuple[tuple[int, int], np.ndarray] | None = None  # the last frame's size and weights
+        self._steady = 0  # frames in a row with that size and those weights
         self._baked: dict[tuple[int, int], tuple[np.ndarray, Any]] = {}
-        self._baking: Future[None] | None = None
+        self._baking: Future[None] | None = None  # run() is the only caller: no lock
         self._baker: ThreadPoolExecutor | None = None
-        self._bake_lock = threading.Lock()
         self._bake_failed = False
 
     def _request(self, h: int, w: int) -> Any:
@@ -190,12 +188,11 @@ class OpenVINOBackend(Backend):
 
     def _bake_soon(self, h: int, w: int, weights: np.ndarray) -> None:
         """Compile the graph with ``weights`` baked in on the worker thread (one at a time)."""
-        with self._bake_lock:
-            if self._bake_failed or (self._baking is not None and not self._baking.done()):
-                return
-            if self._baker is None:
-                self._baker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-bake")
-            self._baking = self._baker.submit(self._bake, h, w, weights.copy())
+        if self._bake_failed or (self._baking is not None and not self._baking.done()):
+            return
+        if self._baker is None:
+            self._baker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-bake")
+        self._baking = self._baker.submit(self._bake, h, w, weights.copy())
 
     def _bake(self, h: int, w: int, weights: np.ndarray) -> None:
         try:
@@ -215,23 +212,25 @@ class OpenVINOBackend(Backend):
         return model
 
     def run(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        request = self._request(int(h), int(w))
+        h, w = size = int(x.shape[-2]), int(x.shape[-1])
+        request = self._request(h, w)
         x = x.detach().float()
         if self.nhwc:
             x = x.permute(0, 2, 3, 1)  # a channels_last x is NHWC in memory already: no copy
         inputs: dict[int, np.ndarray] = {0: np.ascontiguousarray(x.numpy())}
         if self._num_styles:
-            if (h, w) != self._steady_size:  # a folder of photos of many sizes: bake none
-                self._steady_size, self._steady = (h, w), 0
             weights = self._style_array(style)
-            baked = self._baked.get((int(h), int(w)))
+            # Steady = same size and weights as the last frame (photos of many sizes: never).
+            held = self._held is not None and self._held[0] == size and np.array_equal(self._held[1], weights)
+            self._steady = self._steady + 1 if held else 1
+            self._held = (size, weights)
+            baked = self._baked.get(size)
             if baked is not None and np.array_equal(baked[0], weights):
                 request = baked[1]
             else:
                 inputs[1] = weights
                 if self._steady >= BAKE_AFTER_FRAMES:
-                    self._bake_soon(int(h), int(w), weights)
+                    self._bake_soon(h, w, weights)
         request.infer(inputs, share_inputs=True)
         # The request reuses its output buffer on the next call: copy out.
         y = torch.from_numpy(np.array(request.get_output_tensor(0).data, copy=True))
@@ -243,12 +242,7 @@ class OpenVINOBackend(Backend):
             style = torch.nn.functional.one_hot(torch.tensor(0), self._num_styles).float()
         if style is not self._style_key:
             self._style_key = style
-            weights = np.ascontiguousarray(style.detach().float().cpu().numpy())
-            same = self._style_np is not None and np.array_equal(self._style_np, weights)
-            self._style_np = weights
-            self._steady = self._steady + 1 if same else 1
-        else:
-            self._steady += 1
+            self._style_np = np.ascontiguousarray(style.detach().float().cpu().numpy())
         assert self._style_np is not None
         return self._style_np
 
